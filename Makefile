@@ -1,0 +1,44 @@
+# The two entry points of README.md: `make demo` and `make test` (run as root on Debian 12).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+BIN     := $(VENV)/bin
+LAB     ?= clp
+PYTHON  ?= python3
+
+.PHONY: deps venv demo demo-down test lint bench clean
+
+deps:
+	@tools/install-deps.sh
+
+$(VENV)/.installed: setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+demo: venv
+	$(BIN)/clplab up --name $(LAB) -n 2 --config clp/samples/lab2
+	$(BIN)/clplab wait-online --name $(LAB) --timeout 60
+	$(BIN)/clplab exec --name $(LAB) server1 -- clpstat
+	@echo
+	@echo "The lab cluster '$(LAB)' is up. Open a shell on a server:  $(BIN)/clplab shell --name $(LAB) server1"
+	@echo "Crash a server and watch:  $(BIN)/clplab crash --name $(LAB) server2; $(BIN)/clplab exec --name $(LAB) server1 -- clpstat"
+	@echo "Stop everything:            make demo-down"
+
+demo-down:
+	$(BIN)/clplab down --name $(LAB)
+
+lint: venv
+	$(BIN)/ruff check clp services tests benchmarks
+
+test: venv lint
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+bench: venv
+	$(PY) benchmarks/clpstat_latency.py
+	$(PY) benchmarks/hb_latency.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

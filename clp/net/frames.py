@@ -1,0 +1,105 @@
+"""Authenticated request/response frames between servers (cluster RPC over TCP).
+
+A frame is a 4-byte big-endian length, that many bytes of JSON, then HMAC-SHA256(key, length +
+JSON). A request carries the cluster name, a random nonce and the sender's time; the receiver
+refuses a frame whose MAC fails, whose cluster differs, whose time is more than ``MAX_SKEW`` away
+from its own, or whose nonce it has already seen, so a captured request cannot be replayed. The
+reply echoes the nonce, so a client never takes an old reply for a new answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import struct
+import time
+from typing import Any
+
+MAX_FRAME = 256 * 1024
+MAX_SKEW = 300.0
+_LEN = struct.Struct("!I")
+
+
+class FrameError(Exception):
+    """A frame that must not be acted on (malformed, forged, replayed, foreign cluster)."""
+
+
+def pack(key: bytes, obj: dict[str, Any]) -> bytes:
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    if len(body) > MAX_FRAME:
+        raise FrameError(f"frame of {len(body)} bytes exceeds {MAX_FRAME}")
+    head = _LEN.pack(len(body))
+    return head + body + hmac.new(key, head + body, hashlib.sha256).digest()
+
+
+def unpack_body(key: bytes, head: bytes, rest: bytes) -> dict[str, Any]:
+    body, mac = rest[:-32], rest[-32:]
+    if not hmac.compare_digest(mac, hmac.new(key, head + body, hashlib.sha256).digest()):
+        raise FrameError("authentication failed")
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FrameError(f"not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise FrameError("frame is not an object")
+    return obj
+
+
+def frame_length(head: bytes) -> int:
+    (n,) = _LEN.unpack(head)
+    if n > MAX_FRAME:
+        raise FrameError(f"declared length {n} exceeds {MAX_FRAME}")
+    return n
+
+
+async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]:
+    head = await reader.readexactly(4)
+    rest = await reader.readexactly(frame_length(head) + 32)
+    return unpack_body(key, head, rest)
+
+
+def new_request(cluster: str, sender: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"cluster": cluster, "from": sender, "nonce": secrets.token_hex(16),
+            "time": time.time(), "op": op, "args": args}
+
+
+class NonceGuard:
+    """Remembers nonces for twice the allowed skew; anything older is refused by its time."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+
+    def check(self, request: dict[str, Any], cluster: str, now: float) -> None:
+        if request.get("cluster") != cluster:
+            raise FrameError(f"foreign cluster {request.get('cluster')!r}")
+        sent, nonce = request.get("time"), request.get("nonce")
+        if not isinstance(sent, (int, float)) or abs(now - sent) > MAX_SKEW:
+            raise FrameError(f"request time {sent!r} is more than {MAX_SKEW:.0f} s from ours")
+        if not isinstance(nonce, str) or len(nonce) != 32:
+            raise FrameError("missing or malformed nonce")
+        if nonce in self._seen:
+            raise FrameError("replayed request")
+        self._seen = {n: t for n, t in self._seen.items() if now - t < 2 * MAX_SKEW}
+        self._seen[nonce] = now
+        if not isinstance(request.get("op"), str) or not isinstance(request.get("args"), dict):
+            raise FrameError("request needs a string 'op' and an object 'args'")
+
+
+def call(address: str, port: int, key: bytes, request: dict[str, Any],
+         timeout: float = 30.0) -> dict[str, Any]:
+    """Blocking client call: send one request, return the reply object (for the commands)."""
+    with socket.create_connection((address, port), timeout=timeout) as s:
+        s.sendall(pack(key, request))
+        f = s.makefile("rb")
+        head = f.read(4)
+        if len(head) != 4:
+            raise FrameError("connection closed before a reply")
+        rest = f.read(frame_length(head) + 32)
+        reply = unpack_body(key, head, rest)
+    if reply.get("nonce") != request["nonce"] or not isinstance(reply.get("reply"), dict):
+        raise FrameError("reply does not answer our request")
+    return reply["reply"]

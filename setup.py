@@ -1,0 +1,48 @@
+"""Build and install clp.
+
+The cffi module for the disk-heartbeat hot path (``native/``) is added to ``cffi_modules`` by the
+heartbeat-paths work; the wiring (``setup_requires`` and the list) is ready for it.
+"""
+
+from setuptools import find_packages, setup
+
+CFFI_MODULES: list[str] = []  # e.g. "native/build_diskhb.py:ffibuilder"
+
+SERVICES = {
+    "clusterpro": "services.clusterpro:main",
+    "clusterpro_evt": "services.clusterpro_evt:main",
+    "clusterpro_trn": "services.clusterpro_trn:main",
+    "clpsupervise": "services.clpsupervise:main",
+}
+COMMANDS = {
+    "clpcl": "clp.cli.clpcl:main",
+    "clpstat": "clp.cli.clpstat:main",
+    "clplogcmd": "clp.cli.clplogcmd:main",
+    "clpcfchk": "clp.cli.clpcfchk:main",
+    "clpshm": "clp.cli.clpshm:main",
+    "clplab": "clp.lab.cli:main",
+}
+
+setup(
+    name="clp",
+    version="0.1.0",
+    description="High-availability cluster manager compatible with CLUSTERPRO X 4.1",
+    python_requires=">=3.11",
+    packages=find_packages(include=["clp", "clp.*", "services"]),
+    package_data={"clp": ["samples/**/*", "samples/*/*", "samples/*/scripts/**/*"]},
+    install_requires=[
+        "posix-ipc>=1.1",
+        "cffi>=1.15",
+        "pyserial>=3.5",
+        "psutil>=5.9",
+        "pyyaml>=6.0",
+        "click>=8.1",
+        "jsonschema>=4.17",
+    ],
+    extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.5"]},
+    setup_requires=["cffi>=1.15"] if CFFI_MODULES else [],
+    cffi_modules=CFFI_MODULES,
+    entry_points={
+        "console_scripts": [f"{name}={target}" for name, target in {**SERVICES, **COMMANDS}.items()]
+    },
+)
