@@ -1,0 +1,60 @@
+"""clpcfchk: check a cluster configuration directory before it is applied.
+
+Separate from the daemons (Patroni's ``--validate-config``): a user can check an edited
+``clp.conf`` on any machine, see every error and warning at once with its line, and script on the
+exit code (0 valid, 1 errors).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from clp.config import ConfigError, ConfigIssue, load_config
+
+
+def _report(directory: Path) -> tuple[list[ConfigIssue], list[ConfigIssue]]:
+    """(errors, warnings) of the configuration in ``directory``."""
+    try:
+        config = load_config(directory)
+    except ConfigError as exc:
+        return exc.issues, exc.warnings
+    return [], list(config.warnings)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def main(directory: Path, as_json: bool) -> None:
+    """Check the cluster configuration in DIRECTORY (clp.conf and scripts/)."""
+    errors, warnings = _report(directory)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "directory": str(directory),
+                    "valid": not errors,
+                    "errors": [i.to_dict() for i in errors],
+                    "warnings": [i.to_dict() for i in warnings],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for issue in errors:
+            click.echo(f"Error: {issue}")
+        for issue in warnings:
+            click.echo(f"Warning: {issue}")
+        summary = f"{_plural(len(errors), 'error')}, {_plural(len(warnings), 'warning')}."
+        if errors:
+            click.echo(f"Invalid configuration: {summary}")
+        else:
+            click.echo(f"The configuration is valid: {summary}")
+            click.echo("Command succeeded.")
+    raise SystemExit(1 if errors else 0)

@@ -1,0 +1,118 @@
+"""The cluster/server part of the clp.conf schema (format fixed in docs/design-notes.md).
+
+Typed lists (interconnects, partition resolvers) are ``x-kind`` placeholders filled by the types
+registered in ``clp.config.registry``. Defaults are the product's (seed: heartbeat interval 3 s,
+timeout 90 s; ports 29001-29003); they live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _port(default: int) -> dict[str, Any]:
+    return {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 65535,
+        "default": default,
+        "x-apply": "stop_cluster",
+    }
+
+
+CLUSTER_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "clp cluster configuration (clp.conf)",
+    "type": "object",
+    "required": ["cluster", "servers", "interconnects"],
+    "additionalProperties": False,
+    "x-apply": "stop_cluster",
+    "properties": {
+        "cluster": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                # letters, digits, '-', '_', up to 31 characters: checked in crosscheck.py
+                "name": {"type": "string", "x-apply": "stop_cluster"},
+                "heartbeat": {
+                    "type": "object",
+                    "default": {},
+                    "additionalProperties": False,
+                    "properties": {
+                        # small values are allowed for tests and the lab (0.1 / 0.5)
+                        "interval": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "default": 3,
+                            "x-apply": "suspend_cluster",
+                        },
+                        "timeout": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "default": 90,
+                            "x-apply": "suspend_cluster",
+                        },
+                    },
+                },
+                "ports": {
+                    "type": "object",
+                    "default": {},
+                    "additionalProperties": False,
+                    "properties": {
+                        "rpc": _port(29001),
+                        "transfer": _port(29002),
+                        "heartbeat": _port(29002),
+                        "webmgr": _port(29003),
+                        "alertsync": _port(29003),
+                    },
+                },
+            },
+        },
+        "servers": {
+            # a mapping in priority order: the first server is the master
+            "type": "object",
+            "minProperties": 2,
+            "maxProperties": 32,
+            "x-apply": "stop_cluster",
+            "x-error": {
+                "minProperties": "a cluster needs 2 to 32 servers",
+                "maxProperties": "a cluster needs 2 to 32 servers",
+            },
+            "additionalProperties": {
+                # no per-server parameters yet; `server1:` (null) and `server1: {}` both work
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {},
+                "x-apply": "stop_cluster",
+            },
+        },
+        "interconnects": {
+            # in heartbeat priority order
+            "type": "array",
+            "minItems": 1,
+            "x-apply": "stop_cluster",
+            "x-error": {"minItems": "at least one LAN interconnect is required"},
+            "items": {"x-kind": "interconnect", "x-apply": "stop_cluster"},
+        },
+        "network_partition": {
+            "type": "object",
+            "default": {},
+            "additionalProperties": False,
+            "x-apply": "suspend_cluster",
+            "properties": {
+                "action": {
+                    "enum": ["stop_cluster_service", "stop_cluster_service_and_shutdown"],
+                    "default": "stop_cluster_service",
+                    "x-apply": "suspend_cluster",
+                },
+                "resolvers": {
+                    "type": "array",
+                    "default": [],
+                    "x-apply": "suspend_cluster",
+                    "items": {"x-kind": "resolver", "x-apply": "suspend_cluster"},
+                },
+            },
+        },
+    },
+}

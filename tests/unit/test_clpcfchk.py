@@ -1,0 +1,125 @@
+"""clpcfchk: output layout and exit codes (0 valid, 1 errors)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clp.cli.clpcfchk import main
+
+SAMPLE = Path(__file__).resolve().parents[2] / "clp" / "samples" / "lab2"
+
+BAD = """\
+cluster:
+  name: cluster
+  heartbeat: {interval: 9, timeout: 3}
+servers:
+  server1: {}
+  server2: {}
+interconnects:
+  - type: lan
+    addresses: {server1: 198.18.1.1, server2: 198.18.1.300}
+"""
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result.exit_code, result.output
+
+
+def make(tmp_path: Path, text: str) -> str:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "clp.conf").write_text(text)
+    return str(tmp_path)
+
+
+def test_valid_sample() -> None:
+    code, out = run(str(SAMPLE))
+    assert code == 0
+    assert out.splitlines() == [
+        "The configuration is valid: 0 errors, 0 warnings.",
+        "Command succeeded.",
+    ]
+
+
+def test_errors_and_warnings_are_all_printed(tmp_path: Path) -> None:
+    code, out = run(make(tmp_path, BAD))
+    assert code == 1
+    assert out.splitlines() == [
+        "Error: cluster.heartbeat.interval: heartbeat interval (9 s) must be shorter than the "
+        "timeout (3 s) (clp.conf:3)",
+        "Error: interconnects[0].addresses.server2: '198.18.1.300' is not an IPv4 address "
+        "(clp.conf:9)",
+        "Warning: interconnects: only one LAN interconnect is set; 2 or more are recommended "
+        "(clp.conf:7)",
+        "Invalid configuration: 2 errors, 1 warning.",
+    ]
+
+
+def test_warnings_alone_exit_zero(tmp_path: Path) -> None:
+    code, out = run(
+        make(
+            tmp_path,
+            BAD.replace("interval: 9", "interval: 1").replace("198.18.1.300", "198.18.1.2"),
+        )
+    )
+    assert code == 0
+    assert out.splitlines()[-2:] == [
+        "The configuration is valid: 0 errors, 1 warning.",
+        "Command succeeded.",
+    ]
+
+
+def test_json_output(tmp_path: Path) -> None:
+    code, out = run(make(tmp_path, BAD), "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["valid"] is False
+    assert [(e["path"], e["line"], e["severity"]) for e in data["errors"]] == [
+        ("cluster.heartbeat.interval", 3, "error"),
+        ("interconnects[0].addresses.server2", 9, "error"),
+    ]
+    assert data["warnings"][0]["severity"] == "warning"
+    code, out = run(str(SAMPLE), "--json")
+    assert code == 0 and json.loads(out)["valid"] is True
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    code, out = run(str(tmp_path / "absent"))
+    assert code == 1
+    assert "is not a configuration directory" in out
+
+
+def test_missing_clp_conf(tmp_path: Path) -> None:
+    code, out = run(str(tmp_path))
+    assert code == 1
+    assert "clp.conf does not exist" in out
+
+
+def test_yaml_syntax_error_reports_its_line(tmp_path: Path) -> None:
+    code, out = run(make(tmp_path, "cluster:\n  name: cluster\nservers: [server1\n"))
+    assert code == 1
+    assert out.startswith("Error: clp.conf is not valid YAML:")
+    assert "(clp.conf:4)" in out.splitlines()[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_clp_conf(tmp_path: Path) -> None:
+    path = make(tmp_path, BAD)
+    (tmp_path / "clp.conf").chmod(0)
+    code, out = run(path)
+    assert code == 1
+    assert "cannot read" in out
+
+
+def test_clp_conf_that_is_not_text(tmp_path: Path) -> None:
+    path = make(tmp_path, "")
+    (tmp_path / "clp.conf").write_bytes(b"cluster:\n  name: \xff\xfe\n")
+    code, out = run(path)
+    assert code == 1
+    assert "cannot read" in out
