@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from clp.config import ConfigError, ConfigIssue, load_config
+from clp.keys import write_new_key
 
 
 def _report(directory: Path) -> tuple[list[ConfigIssue], list[ConfigIssue]]:
@@ -24,6 +25,16 @@ def _report(directory: Path) -> tuple[list[ConfigIssue], list[ConfigIssue]]:
     return [], list(config.warnings)
 
 
+def _create_key(path: Path) -> None:
+    if path.exists():
+        raise click.ClickException(f"{path} exists; remove it first to replace the key "
+                                   f"(every server must then get the new one)")
+    if not path.parent.is_dir():
+        raise click.ClickException(f"{path.parent} is not a directory")
+    write_new_key(path)
+    click.echo(f"Created the cluster key {path} (mode 0600).")
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
@@ -31,8 +42,13 @@ def _plural(count: int, word: str) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def main(directory: Path, as_json: bool) -> None:
+@click.option("--new-key", is_flag=True,
+              help="Also create DIRECTORY/cluster.key, the cluster's authentication key "
+                   "(refused if one exists). Copy the directory to every server.")
+def main(directory: Path, as_json: bool, new_key: bool) -> None:
     """Check the cluster configuration in DIRECTORY (clp.conf and scripts/)."""
+    if new_key:
+        _create_key(directory / "cluster.key")
     errors, warnings = _report(directory)
     if as_json:
         click.echo(

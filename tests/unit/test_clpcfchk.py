@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from clp.cli.clpcfchk import main
+from clp.keys import load_key
 
 SAMPLE = Path(__file__).resolve().parents[2] / "clp" / "samples" / "lab2"
 
@@ -123,3 +126,15 @@ def test_clp_conf_that_is_not_text(tmp_path: Path) -> None:
     code, out = run(path)
     assert code == 1
     assert "cannot read" in out
+
+
+def test_new_key_creates_a_root_only_key_once(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "clp" / "samples" / "lab2", conf)
+    r = CliRunner().invoke(main, [str(conf), "--new-key"])
+    assert r.exit_code == 0, r.output
+    key_file = conf / "cluster.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(load_key(key_file)) == 32
+    again = CliRunner().invoke(main, [str(conf), "--new-key"])
+    assert again.exit_code != 0 and "exists" in again.output
