@@ -1,0 +1,261 @@
+"""clp.evt: record codec, non-blocking sender, logging routing, sinks, the daemon's loop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from pathlib import Path
+
+import posix_ipc
+import pytest
+
+from clp.evt.logsetup import setup_logging
+from clp.evt.records import TRUNCATED, RecordError, decode, encode, make_record
+from clp.evt.sender import EventSender, open_queue, unlink_queue
+from clp.evt.sink import EventWriter, RotatingFile, SyslogSink, format_line
+from clp.paths import InstallRoot
+from services.clusterpro_evt import EventService
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    install = InstallRoot(tmp_path)
+    install.ensure_dirs()
+    monkeypatch.setenv("CLP_ROOT", str(tmp_path))
+    yield install
+    unlink_queue(install)
+
+
+@pytest.fixture
+def clp_logger():
+    logger = logging.getLogger("clp")
+    before = list(logger.handlers), logger.level
+    yield logger
+    for h in logger.handlers:
+        if h not in before[0]:
+            logger.removeHandler(h)
+            h.close()
+    logger.setLevel(before[1])
+
+
+def drain(install: InstallRoot) -> list[dict]:
+    q = open_queue(install, create=False)
+    out = []
+    try:
+        for _ in range(q.max_messages + 1):
+            try:
+                data, _ = q.receive(timeout=0)
+            except posix_ipc.BusyError:
+                break
+            out.append(decode(data))
+    finally:
+        q.close()
+    return out
+
+
+# record codec
+
+def test_record_round_trip():
+    rec = make_record("nm", "ERROR", "server2 down", event_id=2, alert=True, syslog=True,
+                      t=1.5, server="s1", pid=7)
+    assert decode(encode(rec, 8192)) == rec
+
+
+def test_overlong_message_truncated_with_marker():
+    rec = make_record("nm", "INFO", 'quote"and\\ünicode ' * 2000)
+    data = encode(rec, 1024)
+    assert len(data) <= 1024
+    msg = decode(data)["msg"]
+    assert msg.endswith(TRUNCATED) and msg.startswith('quote"and')
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"\xff\xfe", "not a JSON record"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"t": 1}', "missing field"),
+])
+def test_decode_rejects_garbage(data: bytes, why: str):
+    with pytest.raises(RecordError, match=why):
+        decode(data)
+
+
+@pytest.mark.parametrize("change", [
+    {"event_id": True}, {"alert": "yes"}, {"module": "../etc"}, {"module": "alert"},
+    {"level": "LOUD"}, {"pid": "1"}, {"msg": None},
+])
+def test_decode_rejects_bad_fields(change: dict):
+    rec = {**make_record("nm", "INFO", "x"), **change}
+    with pytest.raises(RecordError):
+        decode(json.dumps(rec).encode())
+
+
+# sender
+
+def test_sender_never_blocks_on_a_full_queue(root: InstallRoot):
+    sender = EventSender(root)
+    rec = make_record("nm", "INFO", "fill")
+    accepted = 0
+    for _ in range(100_000):  # bounded: more than any queue depth the kernel allows
+        if not sender.send(rec):
+            break
+        accepted += 1
+    q = open_queue(root, create=False)
+    try:
+        assert accepted == q.max_messages == q.current_messages
+    finally:
+        q.close()
+    start = time.monotonic()
+    results = [sender.send(rec) for _ in range(50)]
+    assert time.monotonic() - start < 1.0
+    assert not any(results)
+    assert sender.dropped == 51 and sender.sent == accepted
+    sender.close()
+
+
+def test_sender_counts_drops_when_queue_missing(root: InstallRoot):
+    sender = EventSender(root, create=False)
+    assert not sender.open()
+    assert not sender.send(make_record("nm", "INFO", "lost"))
+    assert sender.dropped == 1
+    with pytest.raises(posix_ipc.ExistentialError):
+        open_queue(root, create=False)  # a sender without create never makes the queue
+
+
+# setup_logging
+
+def test_setup_logging_routes_extra_fields(root: InstallRoot, clp_logger: logging.Logger):
+    setup_logging(root, "nm")
+    log = logging.getLogger("clp.nm")
+    log.error("server down", extra={"event_id": 2})
+    log.warning("suspended", extra={"event_id": 7, "alert": True})
+    log.error("unexpected")
+    log.info("up", extra={"event_id": 1})
+    got = [(r["module"], r["level"], r["event_id"], r["alert"], r["msg"]) for r in drain(root)]
+    assert got == [("nm", "ERROR", 2, True, "server down"),
+                   ("nm", "WARNING", 7, True, "suspended"),
+                   ("nm", "ERROR", None, False, "unexpected"),
+                   ("nm", "INFO", 1, False, "up")]
+
+
+def test_setup_logging_twice_does_not_duplicate(root: InstallRoot, clp_logger: logging.Logger):
+    setup_logging(root, "nm")
+    setup_logging(root, "nm")
+    logging.getLogger("clp.nm").info("once")
+    assert [r["msg"] for r in drain(root)] == ["once"]
+
+
+def test_dropped_records_are_reported(root: InstallRoot, clp_logger: logging.Logger):
+    handler = setup_logging(root, "trn")
+    log = logging.getLogger("clp.trn")
+    for i in range(1000):  # bounded; stops once the queue refused a few
+        log.info("record %d", i)
+        if handler.sender.dropped >= 3:
+            break
+    dropped = handler.sender.dropped
+    assert dropped == 3
+    drain(root)
+    log.info("after")
+    msgs = [r["msg"] for r in drain(root)]
+    assert msgs == ["after", "3 log records dropped (event queue full or missing)"]
+    log.info("again")
+    assert [r["msg"] for r in drain(root)] == ["again"]
+
+
+# sinks
+
+def test_rotation_keeps_generations(tmp_path: Path):
+    f = RotatingFile(tmp_path / "nm.log", max_bytes=200, generations=2)
+    for i in range(60):
+        f.write(f"line {i:04d} " + "x" * 18 + "\n")  # 29 bytes
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["nm.log", "nm.log.1", "nm.log.2"]
+    assert all(p.stat().st_size <= 200 for p in tmp_path.iterdir())
+    assert (tmp_path / "nm.log").read_text().splitlines()[-1].startswith("line 0059")
+    first_of_1 = (tmp_path / "nm.log.1").read_text().split()[1]
+    last_of_2 = (tmp_path / "nm.log.2").read_text().splitlines()[-1].split()[1]
+    assert int(first_of_1) == int(last_of_2) + 1
+
+
+def test_rotation_with_no_generations(tmp_path: Path):
+    f = RotatingFile(tmp_path / "x.log", max_bytes=50, generations=0)
+    for _ in range(10):
+        f.write("y" * 20 + "\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.log"]
+
+
+def test_log_line_layout():
+    rec = make_record("nm", "INFO", "a\nb", event_id=None, t=0.25)
+    line = format_line(rec)
+    assert line.endswith(" INFO [-] a\n    b\n")
+    assert line[4] == "/" and line[19:23] == ".250"
+
+
+def test_writer_alert_log_and_syslog(tmp_path: Path):
+    sock_path = tmp_path / "syslog.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(sock_path))
+    server.settimeout(2)
+    try:
+        writer = EventWriter(tmp_path, tmp_path / "alert.log", SyslogSink(str(sock_path)))
+        writer.write(make_record("nm", "ERROR", "server2 down", event_id=2, alert=True,
+                                 server="s1"))
+        writer.write(make_record("nm", "INFO", "quiet", event_id=3))
+        writer.write(make_record("logcmd", "INFO", "to syslog", event_id=4, syslog=True))
+        got = [server.recv(4096).decode() for _ in range(2)]
+        writer.close()
+    finally:
+        server.close()
+    assert got == ["<27>clusterpro: <type: nm><event: 2> server2 down",
+                   "<30>clusterpro: <type: logcmd><event: 4> to syslog"]
+    alerts = [json.loads(x) for x in (tmp_path / "alert.log").read_text().splitlines()]
+    assert len(alerts) == 1
+    assert {k: alerts[0][k] for k in ("server", "module", "event_id", "level", "message")} == {
+        "server": "s1", "module": "nm", "event_id": 2, "level": "ERROR",
+        "message": "server2 down"}
+    assert len((tmp_path / "nm.log").read_text().splitlines()) == 2
+
+
+def test_missing_syslog_socket_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    sink = SyslogSink(str(tmp_path / "nope"))
+    rec = make_record("nm", "ERROR", "x", event_id=1, alert=True)
+    with caplog.at_level(logging.WARNING, logger="clp.evt"):
+        assert not sink.send(rec)
+        assert not sink.send(rec)
+    assert sink.failed == 2
+    assert len([r for r in caplog.records if "syslog" in r.getMessage()]) == 1
+
+
+# the daemon's loop
+
+def test_malformed_record_counted_not_fatal(root: InstallRoot, caplog: pytest.LogCaptureFixture):
+    q = open_queue(root, create=True)
+    try:
+        q.send(b"garbage", timeout=0)
+        q.send(encode(make_record("nm", "INFO", "good"), q.max_message_size), timeout=0)
+        service = EventService(q, EventWriter(root.log_dir, root.alert_log, None))
+        with caplog.at_level(logging.WARNING, logger="clp.evt"):
+            assert service.step(0) and service.step(0)
+            assert not service.step(0)
+    finally:
+        q.close()
+    assert service.malformed == 1 and service.received == 2
+    assert "malformed event record" in caplog.text
+    assert (root.log_dir / "nm.log").read_text().endswith("[-] good\n")
+
+
+def test_stop_drains_queue(root: InstallRoot):
+    sender = EventSender(root)
+    for i in range(3):
+        assert sender.send(make_record("trn", "INFO", f"queued {i}"))
+    sender.close()
+    q = open_queue(root, create=True)
+    try:
+        service = EventService(q, EventWriter(root.log_dir, root.alert_log, None))
+        service.stopping = True
+        assert service.run() == 0
+    finally:
+        q.close()
+    lines = (root.log_dir / "trn.log").read_text().splitlines()
+    assert [x.split("] ", 1)[1] for x in lines] == ["queued 0", "queued 1", "queued 2"]
