@@ -24,8 +24,8 @@ def load_key(path: Path) -> bytes:
         st = path.stat()
         text = path.read_text().strip()
     except FileNotFoundError:
-        raise KeyFileError(f"cluster key {path} does not exist (create it with "
-                           f"'clpcfchk --new-key {path.parent}' and copy it to every server)") from None
+        raise KeyFileError(f"cluster key {path} does not exist (create it with 'clpcfchk "
+                           f"--new-key {path.parent}' and copy it to every server)") from None
     except OSError as e:
         raise KeyFileError(f"cannot read cluster key {path}: {e.strerror}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -68,6 +68,7 @@ def service_manager(root: InstallRoot) -> ServiceManager:
     if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
         return _Command({"start": ["systemctl", "start"], "stop": ["systemctl", "stop"]})
     if shutil.which("svcadm"):
-        return _Command({"start": ["svcadm", "enable", "-st"], "stop": ["svcadm", "disable", "-st"]})
+        return _Command({"start": ["svcadm", "enable", "-st"],
+                         "stop": ["svcadm", "disable", "-st"]})
     raise ServiceError(f"no service manager found: clpsupervise is not running "
                        f"({root.supervisor_socket}), and neither systemd nor SMF is present")

@@ -1,0 +1,225 @@
+"""``clplab``: build, inspect, break and remove a lab cluster (root only).
+
+``--name`` (default ``clp``) may be given before or after the subcommand:
+``clplab --name demo up -n 3`` and ``clplab up --name demo -n 3`` are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from clp.lab.lab import Lab
+from clp.lab.netns import LINKS, LabError
+
+DEFAULT_NAME = "clp"
+
+
+def _name_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The same ``--name`` on every subcommand, overriding the group's."""
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["name"] = value
+
+    return click.option("--name", "name_", metavar="NAME", expose_value=False,
+                        callback=remember, help="Lab name (default: clp).")(f)
+
+
+def _name(ctx: click.Context) -> str:
+    return ctx.ensure_object(dict).get("name") or DEFAULT_NAME
+
+
+class LabGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LabError as e:
+            click.echo(f"clplab: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LabGroup)
+@click.option("--name", default=None, metavar="NAME", help="Lab name (default: clp).")
+@click.pass_context
+def main(ctx: click.Context, name: str | None) -> None:
+    """An N-server clp cluster on this machine, in namespaces (root only)."""
+    ctx.ensure_object(dict)["name"] = name
+
+
+@main.command()
+@_name_option
+@click.option("-n", "servers", type=int, default=2, show_default=True, help="Number of servers.")
+@click.option("--config", "config_dir", type=click.Path(exists=True, file_okay=False),
+              help="Directory with clp.conf (and scripts/) for every server; else generated.")
+@click.option("--interval", type=float, default=1.0, show_default=True,
+              help="Heartbeat interval of a generated config (s).")
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Heartbeat timeout of a generated config (s).")
+@click.option("--service", "services", multiple=True,
+              help="Run only this service spec (NAME or NAME=COMMAND); repeatable.")
+@click.pass_context
+def up(ctx: click.Context, servers: int, config_dir: str | None, interval: float,
+       timeout: float, services: tuple[str, ...]) -> None:
+    """Build the lab and boot every server."""
+    lab = Lab.up(name=_name(ctx), n=servers, config_dir=Path(config_dir) if config_dir else None,
+                 interval=interval, timeout=timeout, services=list(services) or None)
+    click.echo(f"lab {lab.name!r} is up: {', '.join(lab.servers)}")
+
+
+@main.command()
+@_name_option
+@click.pass_context
+def down(ctx: click.Context) -> None:
+    """Stop every server and remove everything of the lab."""
+    name = _name(ctx)
+    try:
+        Lab.load(name).down()
+    except LabError:
+        Lab.cleanup_all(name)  # a half-built or corrupt lab: remove what can be found
+    click.echo(f"lab {name!r} removed")
+
+
+@main.command()
+@_name_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """State, init pid and addresses of every server."""
+    doc = Lab.load(_name(ctx)).status()
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"lab {doc['lab']}" + (f"  partition: {doc['partition']}" if doc["partition"]
+                                      else ""))
+    for server, s in doc["servers"].items():
+        addrs = " ".join(f"{k}={v}" for k, v in s["addresses"].items())
+        unplugged = f"  unplugged: {','.join(s['unplugged'])}" if s["unplugged"] else ""
+        click.echo(f"  {server:<10} {s['state']:<8} pid {s['init_pid'] or '-':<8} "
+                   f"{addrs}{unplugged}")
+
+
+def _replace_with(lab: Lab, server: str, argv: list[str]) -> None:
+    """Become ``nsenter``: output streams, the terminal works, the exit code passes through."""
+    argv = lab._nsenter(server, argv)
+    os.chdir("/")
+    os.execvpe(argv[0], argv, lab._env(server))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@_name_option
+@click.argument("server")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec(ctx: click.Context, server: str, command: tuple[str, ...]) -> None:  # noqa: A001
+    """Run COMMAND inside SERVER (use -- before it)."""
+    _replace_with(Lab.load(_name(ctx)), server, list(command))
+
+
+@main.command()
+@_name_option
+@click.argument("server")
+@click.pass_context
+def shell(ctx: click.Context, server: str) -> None:
+    """Interactive bash inside SERVER."""
+    lab = Lab.load(_name(ctx))
+    lab.index(server)
+    _replace_with(lab, server, ["bash", "-i"])
+
+
+def _online_everywhere(lab: Lab) -> tuple[bool, str]:
+    """(every server sees every server Online, what is still missing)."""
+    for observer in lab.servers:
+        try:
+            r = lab.exec(observer, ["clpstat", "--json"], timeout=20)
+        except LabError as e:
+            return False, str(e)
+        if r.returncode != 0:
+            return False, f"clpstat on {observer} failed: {(r.stderr or r.stdout).strip()[-300:]}"
+        try:
+            seen = json.loads(r.stdout)["membership"]["servers"]
+        except (ValueError, KeyError, TypeError):
+            return False, f"clpstat --json on {observer} gave no membership"
+        states = {s: seen.get(s, {}).get("state", "unknown") for s in lab.servers}
+        if any(v != "Online" for v in states.values()):
+            return False, f"{observer} sees {states}"
+    return True, ""
+
+
+@main.command("wait-online")
+@_name_option
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.pass_context
+def wait_online(ctx: click.Context, timeout: float) -> None:
+    """Wait until every server sees every server Online."""
+    lab = Lab.load(_name(ctx))
+    deadline = time.monotonic() + timeout
+    why = "not checked"
+    while time.monotonic() < deadline:
+        ok, why = _online_everywhere(lab)
+        if ok:
+            click.echo(f"every server of {lab.name!r} sees every server Online")
+            return
+        time.sleep(0.5)
+    raise LabError(f"not every server Online after {timeout:g} s: {why}")
+
+
+def _fault(action: str, doc: str) -> None:
+    @main.command(action, help=doc)
+    @_name_option
+    @click.argument("server")
+    @click.pass_context
+    def command(ctx: click.Context, server: str) -> None:
+        getattr(Lab.load(_name(ctx)), action)(server)
+        click.echo(f"{server}: {action} done")
+
+
+_fault("crash", "Power off SERVER: SIGKILL every process of it.")
+_fault("hang", "Freeze SERVER: SIGSTOP every process of it.")
+_fault("resume", "Unfreeze a hung SERVER (SIGCONT).")
+_fault("restart", "Boot a crashed SERVER again.")
+
+
+def _cable(action: str, doc: str) -> None:
+    @main.command(action, help=doc)
+    @_name_option
+    @click.argument("server")
+    @click.argument("link", type=click.Choice(list(LINKS)))
+    @click.pass_context
+    def command(ctx: click.Context, server: str, link: str) -> None:
+        getattr(Lab.load(_name(ctx)), action)(server, link)
+        click.echo(f"{server}: {link} {action}ged")
+
+
+_cable("unplug", "Pull SERVER's cable on LINK (pub or ic1).")
+_cable("plug", "Plug SERVER's cable on LINK back in.")
+
+
+@main.command()
+@_name_option
+@click.argument("groups", nargs=-1, required=True)
+@click.pass_context
+def partition(ctx: click.Context, groups: tuple[str, ...]) -> None:
+    """Cut both LANs between GROUPS, each a comma list: partition server1 server2,server3."""
+    parsed = [[s for s in g.split(",") if s] for g in groups]
+    Lab.load(_name(ctx)).partition(parsed)
+    click.echo("partitioned: " + " | ".join(",".join(g) for g in parsed))
+
+
+@main.command()
+@_name_option
+@click.pass_context
+def heal(ctx: click.Context) -> None:
+    """Remove the partition."""
+    Lab.load(_name(ctx)).heal()
+    click.echo("healed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""An N-server clp cluster on one Linux machine (DESIGN section 9), and its faults.
+
+Each server is a named network namespace ``<lab>-<server>`` (eth0 on the public bridge, eth1 on
+the interconnect bridge) plus, per boot, fresh pid, mount, ipc and uts namespaces whose pid 1 is
+:mod:`clp.lab.init`. Its install root lives on the host at ``/var/lib/clplab/<lab>/<server>/root``
+and appears inside at the product's path. What the lab built is recorded in
+``/run/clplab/<lab>/lab.json``; whether a server runs is read from ``/proc``, never trusted from
+the file. :meth:`Lab.cleanup_all` finds everything again without the file, so a failed test or a
+killed ``clplab`` never leaves namespaces, links or processes behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import clp
+from clp.config.lab import MAX_SERVERS, MIN_SERVERS, generate_lab_config
+from clp.keys import write_new_key
+from clp.lab import netns as nx
+from clp.lab.netns import CREATED_DIRS, LINKS, RUN_DIR, VAR_DIR, LabError
+from clp.paths import DEFAULT_ROOT, InstallRoot
+from clp.platform.supervisor_client import SupervisorClient, SupervisorError
+
+NAME_RE = re.compile(r"^[a-z0-9]{1,8}$")
+BOOT_WAIT = 20.0
+STOP_WAIT = 5.0
+UNSHARE = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--mount-proc",
+           "--propagation", "private"]
+
+
+def _poll(what: str, probe: Any, timeout: float, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(step)
+    raise LabError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _bin_dir() -> Path:
+    here = Path(sys.executable).parent
+    if (here / "clpsupervise").exists():
+        return here
+    found = shutil.which("clpsupervise")
+    if found is None:
+        raise LabError("clpsupervise is not installed (pip install -e . in the venv)")
+    return Path(found).parent
+
+
+def _check_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (namespaces, bridges, nftables)")
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise LabError(f"lab name {name!r}: 1 to 8 characters of a-z and 0-9")
+
+
+class Lab:
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.name: str = doc["name"]
+        self.servers: list[str] = list(doc["servers"])
+
+    # creation and lookup
+    @classmethod
+    def up(cls, name: str = "clp", n: int = 2, config_dir: Path | None = None,
+           interval: float = 1.0, timeout: float = 10.0,
+           services: list[str] | None = None) -> Lab:
+        _check_root()
+        _check_name(name)
+        if not MIN_SERVERS <= n <= MAX_SERVERS:
+            raise LabError(f"a lab has {MIN_SERVERS} to {MAX_SERVERS} servers, not {n}")
+        if (RUN_DIR / name).exists() or any(ns.startswith(f"{name}-") for ns in nx.netns_list()):
+            raise LabError(f"lab {name!r} is already up (clplab --name {name} down removes it)")
+        conf = cls._config_text(config_dir, n, interval, timeout)
+        bindir = _bin_dir()
+        doc = {"name": name, "servers": [f"server{i}" for i in range(1, n + 1)],
+               "services": services, "bin": str(bindir), "python": sys.executable,
+               "repo": str(Path(clp.__file__).resolve().parent.parent), "created": time.time(),
+               "config_dir": str(config_dir) if config_dir else None,
+               "nodes": {}, "unplugged": [], "partition": None}
+        lab = cls(doc)
+        try:
+            (RUN_DIR / name).mkdir(parents=True, mode=0o700)
+            lab._save()
+            lab._install(conf, config_dir, services)
+            lab._wire()
+            for server in lab.servers:
+                lab._boot(server)
+            for server in lab.servers:
+                lab._wait_ready(server)
+        except BaseException:
+            cls.cleanup_all(name)
+            raise
+        return lab
+
+    @staticmethod
+    def _config_text(config_dir: Path | None, n: int, interval: float, timeout: float) -> str:
+        if config_dir is None:
+            return generate_lab_config(n, interval, timeout)
+        path = Path(config_dir) / "clp.conf"
+        if not path.is_file():
+            raise LabError(f"{config_dir}: no clp.conf in it")
+        text = path.read_text()
+        try:
+            servers = list((yaml.safe_load(text) or {}).get("servers") or [])
+        except (yaml.YAMLError, AttributeError):
+            servers = []  # clpcfchk reports a broken file; the lab only needs the names
+        expected = [f"server{i}" for i in range(1, n + 1)]
+        if servers and servers != expected:
+            raise LabError(f"{path} names servers {', '.join(map(str, servers))}; a lab of {n} "
+                           f"servers needs {', '.join(expected)}")
+        return text
+
+    @classmethod
+    def load(cls, name: str) -> Lab:
+        _check_name(name)
+        path = RUN_DIR / name / "lab.json"
+        try:
+            return cls(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise LabError(f"lab {name!r} is not up (no {path})") from None
+        except (OSError, ValueError, KeyError) as e:
+            raise LabError(f"lab {name!r}: {path} is unreadable ({e}); "
+                           f"'clplab --name {name} down' removes what is left") from None
+
+    def _save(self) -> None:
+        path = RUN_DIR / self.name / "lab.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.doc, indent=2) + "\n")
+        tmp.replace(path)
+
+    # building
+    def _install(self, conf: str, config_dir: Path | None, services: list[str] | None) -> None:
+        key = VAR_DIR / self.name / "cluster.key"
+        write_new_key(key)
+        for server in self.servers:
+            root = InstallRoot(self.root_of(server))
+            root.ensure_dirs()
+            if config_dir is not None:
+                shutil.copytree(config_dir, root.config_dir, dirs_exist_ok=True)
+            root.config_file.write_text(conf)
+            shutil.copyfile(key, root.key_file)
+            os.chmod(root.key_file, 0o600)
+            if services is not None:
+                for spec in services:
+                    if "#" in spec or "\n" in spec:
+                        raise LabError(f"service spec {spec!r}: no '#' or newline allowed")
+                text = "# written by clplab: the services clpsupervise runs on this server\n"
+                (root.config_dir / "services").write_text(text + "".join(
+                    f"{s}\n" for s in services))
+        self._make_mount_point()
+
+    @staticmethod
+    def _make_mount_point() -> None:
+        created: list[str] = []
+        with contextlib.suppress(OSError, ValueError):
+            created = json.loads(CREATED_DIRS.read_text())
+        path = Path(DEFAULT_ROOT)
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        path.mkdir(parents=True, exist_ok=True)
+        created += [str(p) for p in missing if str(p) not in created]
+        CREATED_DIRS.write_text(json.dumps(created))
+
+    def _wire(self) -> None:
+        for link in LINKS:
+            nx.add_bridge(self.name, link)
+        for index, server in enumerate(self.servers, 1):
+            nx.add_netns(self.name, server)
+            for link in LINKS:
+                nx.add_cable(self.name, server, index, link)
+
+    def _env(self, server: str) -> dict[str, str]:
+        env = {"PATH": f"{self.doc['bin']}:/usr/sbin:/usr/bin:/sbin:/bin",
+               "PYTHONPATH": self.doc["repo"], "CLP_ROOT": DEFAULT_ROOT, "CLPLAB": self.name,
+               "CLPLAB_SERVER": server, "HOME": "/root", "LANG": "C.UTF-8", "HOSTNAME": server}
+        if "TERM" in os.environ:
+            env["TERM"] = os.environ["TERM"]
+        return env
+
+    def _boot(self, server: str) -> None:
+        root = self.root_of(server)
+        argv = ["ip", "netns", "exec", nx.netns_name(self.name, server), *UNSHARE,
+                self.doc["python"], "-m", "clp.lab.init", server, str(root),
+                str(Path(self.doc["bin"]) / "clpsupervise")]
+        (root / "log").mkdir(parents=True, exist_ok=True)
+        with open(root / "log" / "init.log", "ab") as out:
+            holder = subprocess.Popen(argv, env=self._env(server), stdin=subprocess.DEVNULL,
+                                      stdout=out, stderr=subprocess.STDOUT, cwd="/",
+                                      start_new_session=True)
+        _HOLDERS.append(holder)
+        init = _poll(f"the init of {server}", lambda: nx.first_child(holder.pid), 10.0)
+        self.doc["nodes"][server] = {"index": self.index(server), "init_pid": init,
+                                     "holder_pid": holder.pid, "booted": time.time()}
+        self._save()
+
+    def _wait_ready(self, server: str) -> None:
+        client = SupervisorClient(InstallRoot(self.root_of(server)), timeout=2.0)
+
+        def answers() -> bool:
+            if self._init_pid(server) is None:
+                log = self.root_of(server) / "log" / "init.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise LabError(f"{server}: init exited during boot; {log}:\n{tail}")
+            try:
+                return bool(client.status().get("ok"))
+            except SupervisorError:
+                return False
+
+        _poll(f"clpsupervise of {server} to answer", answers, BOOT_WAIT, 0.1)
+
+    # lookups
+    def index(self, server: str) -> int:
+        if server not in self.servers:
+            raise LabError(f"lab {self.name!r} has no server {server!r} "
+                           f"(servers: {', '.join(self.servers)})")
+        return self.servers.index(server) + 1
+
+    def root_of(self, server: str) -> Path:
+        self.index(server)
+        return VAR_DIR / self.name / server / "root"
+
+    def addresses(self, server: str) -> dict[str, str]:
+        i = self.index(server)
+        return {link: nx.address(i, link) for link in LINKS}
+
+    def _init_pid(self, server: str) -> int | None:
+        """The live init of ``server``, checked against /proc so a reused pid is not mistaken."""
+        pid = self.doc["nodes"].get(server, {}).get("init_pid")
+        if not pid or not nx.alive(pid):
+            return None
+        env = nx.environ_of(pid)
+        if env.get("CLPLAB") != self.name or env.get("CLPLAB_SERVER") != server:
+            return None
+        return int(pid)
+
+    def _live_init(self, server: str) -> int:
+        self.index(server)
+        pid = self._init_pid(server)
+        if pid is None:
+            raise LabError(f"{server} is not running (crashed; 'clplab restart {server}')")
+        return pid
+
+    def state_of(self, server: str) -> str:
+        pid = self._init_pid(server)
+        if pid is None:
+            return "crashed"
+        return "hung" if nx.proc_state(pid) == "T" else "running"
+
+    # running commands inside a server
+    def _nsenter(self, server: str, argv: list[str]) -> list[str]:
+        pid = self._live_init(server)
+        return ["nsenter", "-t", str(pid), "-n", "-m", "-p", "-i", "-u", "--", *argv]
+
+    def popen(self, server: str, argv: list[str], **kw: Any) -> subprocess.Popen:
+        env = {**self._env(server), **(kw.pop("env", None) or {})}
+        kw.setdefault("cwd", "/")
+        return subprocess.Popen(self._nsenter(server, argv), env=env, **kw)
+
+    def exec(self, server: str, argv: list[str], timeout: float = 30,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = self.popen(server, argv, stdin=subprocess.PIPE if input is not None
+                          else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise LabError(f"{server}: {' '.join(argv)} did not finish within {timeout:g} s "
+                           "(killed)") from None
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    # faults
+    def _server_pids(self, server: str) -> list[int]:
+        ns = nx.pidns_of(self._live_init(server))
+        return nx.pids_in_pidns(ns) if ns else []
+
+    def crash(self, server: str) -> None:
+        """Power-off: SIGKILL to the pid namespace's init takes every process with it."""
+        pid = self._live_init(server)
+        ns = nx.pidns_of(pid)
+        nx.kill_all([pid])
+        _poll(f"every process of {server} to die",
+              lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
+        _reap_holders()
+
+    def hang(self, server: str) -> None:
+        nx.signal_all(self._server_pids(server), signal.SIGSTOP)
+
+    def resume(self, server: str) -> None:
+        nx.signal_all(self._server_pids(server), signal.SIGCONT)
+
+    def restart(self, server: str) -> None:
+        self.index(server)
+        if self._init_pid(server) is not None:
+            raise LabError(f"{server} is running; crash it first")
+        self._boot(server)
+        self._wait_ready(server)
+
+    def _check_link(self, link: str) -> None:
+        if link not in LINKS:
+            raise LabError(f"unknown link {link!r} (links: {', '.join(LINKS)})")
+
+    def unplug(self, server: str, link: str) -> None:
+        self._check_link(link)
+        nx.set_port(self.name, self.index(server), link, up=False)
+        if [server, link] not in self.doc["unplugged"]:
+            self.doc["unplugged"].append([server, link])
+        self._save()
+
+    def plug(self, server: str, link: str) -> None:
+        self._check_link(link)
+        nx.set_port(self.name, self.index(server), link, up=True)
+        self.doc["unplugged"] = [u for u in self.doc["unplugged"] if u != [server, link]]
+        self._save()
+
+    def partition(self, groups: list[list[str]]) -> None:
+        """No frame crosses between two groups, on either LAN; servers in no group see all."""
+        flat = [s for g in groups for s in g]
+        if len(groups) < 2 or any(not g for g in groups):
+            raise LabError("a partition needs at least two non-empty groups")
+        if len(set(flat)) != len(flat):
+            raise LabError("a server can be in only one group of a partition")
+        nx.apply_partition(self.name, [[self.index(s) for s in g] for g in groups])
+        self.doc["partition"] = groups
+        self._save()
+
+    def heal(self) -> None:
+        nx.delete_partition(self.name)
+        self.doc["partition"] = None
+        self._save()
+
+    def status(self) -> dict[str, Any]:
+        servers = {}
+        for server in self.servers:
+            servers[server] = {"state": self.state_of(server),
+                               "init_pid": self._init_pid(server),
+                               "addresses": self.addresses(server),
+                               "unplugged": [lk for s, lk in self.doc["unplugged"] if s == server],
+                               "root": str(self.root_of(server))}
+        return {"lab": self.name, "servers": servers, "partition": self.doc["partition"]}
+
+    # teardown
+    def down(self) -> None:
+        """SIGTERM to each init (clpsupervise stops its services), SIGKILL after 5 s, remove all."""
+        inits = [p for p in (self._init_pid(s) for s in self.servers) if p is not None]
+        for pid in inits:
+            ns = nx.pidns_of(pid)
+            nx.signal_all(nx.pids_in_pidns(ns) if ns else [pid], signal.SIGCONT)
+            nx.signal_all([pid], signal.SIGTERM)
+        with contextlib.suppress(LabError):
+            _poll("the servers to stop", lambda: not any(nx.alive(p) for p in inits), STOP_WAIT)
+        self.cleanup_all(self.name)
+
+    @classmethod
+    def cleanup_all(cls, name: str | None = None) -> None:
+        """Best effort: remove everything of lab ``name`` (every lab if None), lab.json or not."""
+        for lab in [name] if name is not None else nx.known_labs():
+            nx.cleanup_lab(lab)
+        nx.remove_shared_dirs()
+        _reap_holders()
+
+
+_HOLDERS: list[subprocess.Popen] = []  # our `ip netns exec unshare` children, reaped when done
+
+
+def _reap_holders() -> None:
+    for holder in list(_HOLDERS):
+        if holder.poll() is not None:
+            _HOLDERS.remove(holder)

@@ -1,0 +1,228 @@
+"""The lab itself: namespaces, links, faults and teardown, without the cluster services."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clp.lab import Lab, LabError
+from clp.lab import netns as nx
+from clp.paths import InstallRoot
+from clp.platform.supervisor_client import SupervisorClient
+
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+SLEEPER = ["sleeper=sleep 1000"]
+
+
+def _name() -> str:
+    return "t" + secrets.token_hex(2)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    name = _name()
+    try:
+        yield Lab.up(name=name, n=2, services=SLEEPER)
+    finally:
+        Lab.cleanup_all(name)
+        assert leftovers(name) == []
+
+
+def leftovers(name: str) -> list[str]:
+    found = [f"netns {ns}" for ns in nx.netns_list() if ns.startswith(f"{name}-")]
+    found += [f"link {ln}" for ln in nx.link_list() if ln.startswith(f"{name}-")]
+    found += [f"nft {t}" for t in nx.nft_tables() if t == f"clplab_{name}"]
+    found += [f"dir {d}" for d in (nx.RUN_DIR / name, nx.VAR_DIR / name) if d.exists()]
+    found += [f"mount {m}" for m in nx.host_mounts_under(nx.VAR_DIR / name)]
+    found += [f"pid {p}" for p in nx.lab_pids(name)]
+    return found
+
+
+def pings(lab: Lab, server: str, address: str) -> bool:
+    return lab.exec(server, ["ping", "-c1", "-W1", "-n", address]).returncode == 0
+
+
+def eventually(probe, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def supervised(lab: Lab, server: str) -> dict:
+    return SupervisorClient(InstallRoot(lab.root_of(server)), timeout=5).status()["services"]
+
+
+def test_each_server_has_its_hostname_and_exec_passes_the_exit_code(lab):
+    for server in lab.servers:
+        r = lab.exec(server, ["hostname"])
+        assert (r.returncode, r.stdout.strip()) == (0, server)
+    r = lab.exec("server1", ["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert (r.returncode, r.stdout, r.stderr) == (7, "out\n", "err\n")
+    assert lab.exec("server2", ["cat"], input="typed").stdout == "typed"
+    assert lab.exec("server1", ["sh", "-c", "echo $CLP_ROOT"]).stdout.strip() == \
+        "/opt/nec/clusterpro"
+    key = lab.exec("server2", ["cat", "/opt/nec/clusterpro/etc/cluster.key"]).stdout
+    assert key == (lab.root_of("server1") / "etc" / "cluster.key").read_text()
+    assert (lab.root_of("server1") / "etc" / "cluster.key").stat().st_mode & 0o777 == 0o600
+    assert lab.addresses("server2") == {"pub": "198.18.0.2", "ic1": "198.18.1.2"}
+    with pytest.raises(LabError, match="no server"):
+        lab.exec("server9", ["true"])
+
+
+def test_servers_reach_each_other_on_both_lans(lab):
+    for address in lab.addresses("server2").values():
+        assert pings(lab, "server1", address), address
+    for address in lab.addresses("server1").values():
+        assert pings(lab, "server2", address), address
+
+
+def test_unplug_cuts_one_lan_only_and_plug_restores_it(lab):
+    lab.unplug("server2", "ic1")
+    assert not pings(lab, "server1", "198.18.1.2")
+    assert pings(lab, "server1", "198.18.0.2")
+    assert lab.status()["servers"]["server2"]["unplugged"] == ["ic1"]
+    lab.plug("server2", "ic1")
+    assert eventually(lambda: pings(lab, "server1", "198.18.1.2"))
+    with pytest.raises(LabError, match="unknown link"):
+        lab.unplug("server2", "eth7")
+
+
+def test_partition_cuts_both_lans_between_groups_and_heal_restores():
+    name = _name()
+    try:
+        lab = Lab.up(name=name, n=3, services=[])
+        lab.partition([["server1"], ["server2"]])
+        for address in lab.addresses("server2").values():
+            assert not pings(lab, "server1", address), address
+        for address in lab.addresses("server3").values():  # in no group: reaches everybody
+            assert pings(lab, "server1", address) and pings(lab, "server2", address)
+        assert lab.status()["partition"] == [["server1"], ["server2"]]
+        lab.heal()
+        for address in lab.addresses("server2").values():
+            assert eventually(lambda a=address: pings(lab, "server1", a)), address
+        with pytest.raises(LabError, match="only one group"):
+            lab.partition([["server1"], ["server1", "server2"]])
+    finally:
+        Lab.cleanup_all(name)
+    assert leftovers(name) == []
+
+
+def test_crash_kills_every_process_and_restart_boots_again(lab):
+    init = lab.status()["servers"]["server2"]["init_pid"]
+    pids = nx.pids_in_pidns(nx.pidns_of(init))
+    assert len(pids) >= 3  # init, clpsupervise, sleep
+    lab.crash("server2")
+    assert not any(nx.alive(p) for p in pids)
+    assert lab.status()["servers"]["server2"]["state"] == "crashed"
+    assert Lab.load(lab.name).state_of("server2") == "crashed"
+    with pytest.raises(LabError, match="not running"):
+        lab.exec("server2", ["true"])
+    assert pings(lab, "server1", "198.18.0.1")  # the other server is untouched
+    lab.restart("server2")
+    assert lab.status()["servers"]["server2"]["state"] == "running"
+    assert eventually(lambda: supervised(lab, "server2")["sleeper"]["state"] == "running")
+    assert lab.exec("server2", ["hostname"]).stdout.strip() == "server2"
+    assert pings(lab, "server2", "198.18.1.1")
+    with pytest.raises(LabError, match="is running"):
+        lab.restart("server2")
+
+
+def test_hang_stops_every_process_and_resume_continues_them(lab):
+    init = lab.status()["servers"]["server1"]["init_pid"]
+    pids = nx.pids_in_pidns(nx.pidns_of(init))
+    lab.hang("server1")
+    assert eventually(lambda: all(nx.proc_state(p) == "T" for p in pids))
+    assert lab.status()["servers"]["server1"]["state"] == "hung"
+    lab.resume("server1")
+    assert eventually(lambda: not any(nx.proc_state(p) == "T" for p in pids))
+    assert lab.status()["servers"]["server1"]["state"] == "running"
+
+
+def test_dev_shm_is_private_to_each_server(lab):
+    probe = f"/dev/shm/clplab-probe-{lab.name}"
+    assert lab.exec("server1", ["touch", probe]).returncode == 0
+    assert lab.exec("server1", ["test", "-e", probe]).returncode == 0
+    assert lab.exec("server2", ["test", "-e", probe]).returncode == 1
+    assert not Path(probe).exists()
+
+
+def test_down_leaves_nothing_behind():
+    name = _name()
+    try:
+        lab = Lab.up(name=name, n=2, services=SLEEPER)
+        lab.hang("server2")  # a hung server must not hold the teardown up
+        lab.partition([["server1"], ["server2"]])
+        lab.down()
+        assert leftovers(name) == []
+        with pytest.raises(LabError, match="not up"):
+            Lab.load(name)
+    finally:
+        Lab.cleanup_all(name)
+
+
+def test_cleanup_all_works_without_lab_json():
+    name = _name()
+    try:
+        Lab.up(name=name, n=2, services=SLEEPER)
+        (nx.RUN_DIR / name / "lab.json").write_text("{not json")
+        with pytest.raises(LabError, match="unreadable"):
+            Lab.load(name)
+        Lab.cleanup_all(name)
+        assert leftovers(name) == []
+    finally:
+        Lab.cleanup_all(name)
+
+
+def test_refuses_bad_names_sizes_and_a_second_lab_of_the_same_name(lab):
+    with pytest.raises(LabError, match="already up"):
+        Lab.up(name=lab.name, n=2, services=[])
+    with pytest.raises(LabError, match="1 to 8"):
+        Lab.up(name="Bad-Name", n=2)
+    with pytest.raises(LabError, match="servers"):
+        Lab.up(name=_name(), n=1)
+
+
+def test_cli_exec_status_and_errors(lab):
+    clplab = [sys.executable, "-m", "clp.lab.cli"]
+    r = subprocess.run([*clplab, "exec", "--name", lab.name, "server1", "--", "sh", "-c",
+                        "hostname; exit 5"], capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stdout) == (5, "server1\n")
+    r = subprocess.run([*clplab, "--name", lab.name, "status", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    assert json.loads(r.stdout)["servers"]["server2"]["state"] == "running"
+    r = subprocess.run([*clplab, "crash", "--name", lab.name, "server7"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "no server 'server7'" in r.stderr
+
+
+def test_default_services_run_under_clpsupervise():
+    name = _name()
+    try:
+        lab = Lab.up(name=name, n=2)
+        for server in lab.servers:
+            r = lab.exec(server, ["python3", "-c", (
+                "import json; from clp.paths import InstallRoot;"
+                "from clp.platform.supervisor_client import SupervisorClient;"
+                "print(json.dumps(SupervisorClient(InstallRoot.from_env()).status()))")])
+            assert r.returncode == 0, r.stderr
+            services = json.loads(r.stdout)["services"]
+            assert set(services) == {"clusterpro_evt", "clusterpro_trn", "clusterpro"}
+        conf = (lab.root_of("server1") / "etc" / "clp.conf").read_text()
+        assert "198.18.1.2" in conf and "server2" in conf
+        lab.down()
+        assert leftovers(name) == []
+    finally:
+        Lab.cleanup_all(name)
