@@ -20,7 +20,7 @@ class InstallRoot:
     root: Path
 
     @classmethod
-    def from_env(cls) -> "InstallRoot":
+    def from_env(cls) -> InstallRoot:
         return cls(Path(os.environ.get("CLP_ROOT", DEFAULT_ROOT)))
 
     # configuration: the directory the seed tells users to keep together

@@ -52,7 +52,7 @@ class ControlServer:
             reply = await self._dispatch(line)
             writer.write(reply.to_line())
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, ValueError) as e:
+        except (TimeoutError, ConnectionError, ValueError) as e:
             log.debug("control connection dropped: %s", e)
         finally:
             writer.close()

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +35,9 @@ class LanPath:
     send_errors: int = 0
     received: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    # one-way delays (receive time - send time) of the last heartbeats; meaningful when the
+    # servers' clocks are synchronized (the seed asks for it), exact in the lab (one clock)
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -108,6 +111,7 @@ class LanHeartbeat:
             self._drop(path, Drop.REPLAY, source, f"seq {hb.seq} not newer")
             return
         path.received += 1
+        path.delays.append(time.time() - hb.sent)
         self.on_heartbeat(hb.sender, path.index, hb)
 
     def _drop(self, path: LanPath, drop: Drop, source: str, detail: str) -> None:
@@ -120,4 +124,13 @@ class LanHeartbeat:
 
     def counters(self) -> dict[str, dict]:
         return {p.name: {"sent": p.sent, "send_errors": p.send_errors, "received": p.received,
-                         "drops": dict(p.drops)} for p in self.paths}
+                         "drops": dict(p.drops), "delay": _percentiles(p.delays)}
+                for p in self.paths}
+
+
+def _percentiles(values: deque[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}

@@ -6,7 +6,7 @@ Layout (network byte order, 96 bytes)::
          0    4 magic        b"CLPH"
          4    1 version      1
          5    1 kind         1 = heartbeat
-         6    1 state        sender's own state (SENDER_RUNNING / SENDER_SUSPENDED / SENDER_STOPPING)
+         6    1 state        sender's own state (SENDER_RUNNING, _SUSPENDED, _STOPPING)
          7    1 reserved     0
          8    8 cluster id   first 8 bytes of sha256(cluster name)
         16    2 sender       index of the sending server in clp.conf

@@ -38,8 +38,7 @@ class Gateway:
         try:
             request = await asyncio.wait_for(frames.read_frame(reader, self.key), timeout=10)
             self.guard.check(request, self.cluster, time.time())
-        except (frames.FrameError, asyncio.IncompleteReadError, asyncio.TimeoutError,
-                ConnectionError) as e:
+        except (TimeoutError, frames.FrameError, asyncio.IncompleteReadError, ConnectionError) as e:
             self.rejected[type(e).__name__] += 1
             log.warning("refused a request from %s: %s", peer, e or type(e).__name__)
             writer.close()

@@ -1,0 +1,91 @@
+"""Writes what ``clusterpro`` knows into the ``state`` shared-memory region.
+
+The per-server x per-path table is updated in place on every received heartbeat (hot, fixed size);
+the slow-changing rest is published as a snapshot once per heartbeat interval.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from clp.state import PATH_ERROR, PATH_NORMAL, PATH_NOT_USED, PATH_UNKNOWN, StateWriter
+
+if TYPE_CHECKING:
+    from clp.clusterd.service import ClusterService
+    from clp.paths import InstallRoot
+
+PATH_CODES = {"Normal": PATH_NORMAL, "Error": PATH_ERROR, "Unknown": PATH_UNKNOWN,
+              "Not Used": PATH_NOT_USED}
+
+
+class StatePublisher:
+    def __init__(self, root: InstallRoot, service: ClusterService) -> None:
+        self.root = root
+        self.svc = service
+        n_servers = len(service.config.servers)
+        n_paths = len(service.path_names)
+        self._writer: StateWriter | None = None
+        self._last_rx = [[0.0] * n_paths for _ in range(n_servers)]
+        self._seq = [[0] * n_paths for _ in range(n_servers)]
+        self._count = [[0] * n_paths for _ in range(n_servers)]
+
+    def open(self) -> None:
+        cfg = self.svc.config
+        self._writer = StateWriter.create(self.root, len(cfg.servers), len(self.svc.path_names))
+        self.refresh_paths()
+        self.publish()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close(unlink=True)
+            self._writer = None
+
+    def record_rx(self, server: int, path: int, seq: int) -> None:
+        self._last_rx[server][path] = time.time()
+        self._seq[server][path] = seq
+        self._count[server][path] += 1
+        self._write_record(server, path)
+
+    def refresh_paths(self) -> None:
+        for s in range(len(self.svc.config.servers)):
+            for p in range(len(self.svc.path_names)):
+                self._write_record(s, p)
+
+    def _write_record(self, server: int, path: int) -> None:
+        if self._writer is None:
+            return
+        svc = self.svc
+        name = svc.config.servers[server].name
+        state = PATH_CODES[svc.membership.path_state(name, svc.path_names[path]).value]
+        drops = 0
+        if server == svc.my_index:  # drops are per path, shown on this server's own row
+            lan = next((p for p in svc.lan.paths if p.index == path), None)
+            drops = sum(lan.drops.values()) if lan else 0
+        self._writer.set_path(server, path, last_rx=self._last_rx[server][path],
+                              seq=self._seq[server][path], state=state,
+                              rx_count=self._count[server][path], drops=drops)
+
+    def snapshot(self) -> dict[str, Any]:
+        svc = self.svc
+        cfg = svc.config
+        return {
+            "cluster": cfg.name,
+            "me": svc.me,
+            "servers": list(cfg.server_names),
+            "paths": [{"name": ic.name, "type": ic.type, "servers": list(ic.servers)}
+                      for ic in cfg.interconnects],
+            "heartbeat": {"interval": cfg.heartbeat_interval, "timeout": cfg.heartbeat_timeout},
+            "membership": svc.membership.snapshot(wall_offset=time.time() - time.monotonic()),
+            "suspended": svc.suspended,
+            "started": svc.started,
+            "incarnation": svc.incarnation,
+            "pid": os.getpid(),
+            "counters": {"lanhb": svc.lan.counters()},
+            "updated": time.time(),
+        }
+
+    def publish(self) -> None:
+        if self._writer is not None:
+            self._writer.publish(self.snapshot())

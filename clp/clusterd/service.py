@@ -1,0 +1,183 @@
+"""The ``clusterpro`` service: heartbeats, membership, the state region and the control API.
+
+Everything runs on one asyncio loop. The loop only moves data: decisions come from the pure core
+(:mod:`clp.core.membership`), packets are verified by :mod:`clp.heartbeat.lanhb`, and the state is
+published through :mod:`clp.state`. Signal handlers only set a flag; the loop acts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+from clp.clusterd.publish import StatePublisher
+from clp.config import ClusterConfig
+from clp.control.protocol import Reply
+from clp.control.server import ControlServer
+from clp.core.membership import Decision, Membership
+from clp.heartbeat import packet
+from clp.heartbeat.lanhb import LanHeartbeat, LanPath
+from clp.paths import InstallRoot
+
+log = logging.getLogger("clp.nm")
+
+# Event ids of the node-manager module ("nm"), as shown in the alert log.
+EVENT_SERVER_UP = 1
+EVENT_SERVER_DOWN = 2
+EVENT_PATH_RESTORED = 3
+EVENT_PATH_LOST = 6
+EVENT_SUSPENDED = 10
+EVENT_RESUMED = 11
+
+
+def local_server_name(config: ClusterConfig) -> str:
+    """This server's name in clp.conf: its short host name, as the product (or CLP_SERVER)."""
+    name = os.environ.get("CLP_SERVER") or socket.gethostname().split(".")[0]
+    if name not in config.server_names:
+        raise SystemExit(f"this server's host name {name!r} is not a server of cluster "
+                         f"{config.name!r} (servers: {', '.join(config.server_names)})")
+    return name
+
+
+class ClusterService:
+    def __init__(self, root: InstallRoot, config: ClusterConfig, key: bytes) -> None:
+        self.root = root
+        self.config = config
+        self.me = local_server_name(config)
+        self.my_index = config.server_index(self.me)
+        self.interval = config.heartbeat_interval
+        self.suspended = False
+        self.started = time.time()
+        self.incarnation = time.time_ns()
+        self._stop = asyncio.Event()
+        self._exit_code = 0
+        self.path_names = [ic.name for ic in config.interconnects]
+        self.membership = Membership(
+            self.me, config.server_names,
+            {ic.name: set(ic.servers) for ic in config.interconnects},
+            config.heartbeat_timeout, time.monotonic())
+        self.lan = LanHeartbeat(
+            key=key, cluster_name=config.name, my_index=self.my_index, paths=self._lan_paths(),
+            port=config.ports.heartbeat, incarnation=self.incarnation,
+            on_heartbeat=self._on_heartbeat)
+        self.publisher = StatePublisher(root, self)
+        self.control = ControlServer(root.control_socket, {
+            "status": self._op_status, "stop": self._op_stop,
+            "suspend": self._op_suspend, "resume": self._op_resume,
+        })
+
+    def _lan_paths(self) -> list[LanPath]:
+        paths = []
+        for i, ic in enumerate(self.config.interconnects):
+            if ic.type != "lan" or self.me not in ic.addresses:
+                continue
+            peers = {self.config.server_index(s): a
+                     for s, a in ic.addresses.items() if s != self.me}
+            paths.append(LanPath(i, ic.name, ic.addresses[self.me], peers))
+        return paths
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, 0)
+        self.publisher.open()
+        try:
+            await self.lan.start()
+            await self.control.start()
+            log.info("Cluster service started on %s (cluster %s, %d servers, heartbeat %g s / "
+                     "%g s)", self.me, self.config.name, len(self.config.servers), self.interval,
+                     self.config.heartbeat_timeout, extra={"event_id": EVENT_SERVER_UP})
+            await self._heartbeat_loop()
+        finally:
+            await self._shutdown()
+        return self._exit_code
+
+    def request_stop(self, code: int = 0) -> None:
+        self._exit_code = code
+        self._stop.set()
+
+    async def _heartbeat_loop(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if not self.suspended:
+                self.lan.send_all()
+                self._apply(self.membership.tick(now))
+            self.publisher.publish()
+            next_tick += self.interval
+            delay = next_tick - time.monotonic()
+            if delay < 0:  # we were late (machine busy or we were stopped): do not burst
+                log.warning("heartbeat loop late by %.3f s", -delay)
+                next_tick = time.monotonic()
+                delay = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    async def _shutdown(self) -> None:
+        self.lan.state = packet.SENDER_STOPPING
+        self.lan.close()
+        await self.control.close()
+        self.publisher.close()
+        log.info("Cluster service stopped on %s", self.me)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _on_heartbeat(self, sender: int, path: int, hb: packet.Heartbeat) -> None:
+        if self.suspended:
+            return
+        server = self.config.servers[sender].name
+        path_name = self.path_names[path]
+        self._apply(self.membership.heartbeat(time.monotonic(), server, path_name))
+        self.publisher.record_rx(sender, path, hb.seq)
+
+    def _apply(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            level, event = {
+                "server_up": (logging.INFO, EVENT_SERVER_UP),
+                "server_down": (logging.ERROR, EVENT_SERVER_DOWN),
+                "path_lost": (logging.WARNING, EVENT_PATH_LOST),
+                "path_restored": (logging.INFO, EVENT_PATH_RESTORED),
+            }[d.kind]
+            log.log(level, d.reason, extra={"event_id": event, "alert": d.alert})
+        if decisions:
+            self.publisher.refresh_paths()
+
+    # --- control API ----------------------------------------------------------------------
+
+    async def _op_status(self, args: dict[str, Any]) -> Reply:
+        return Reply(True, 0, "", self.publisher.snapshot())
+
+    async def _op_stop(self, args: dict[str, Any]) -> Reply:
+        asyncio.get_running_loop().call_soon(self.request_stop, 0)
+        return Reply(True, 0, f"Cluster service on {self.me} is stopping.")
+
+    async def _op_suspend(self, args: dict[str, Any]) -> Reply:
+        if self.suspended:
+            return Reply(False, 12, "The cluster is already suspended.")
+        self.suspended = True
+        self.lan.state = packet.SENDER_SUSPENDED
+        self.membership.suspend(time.monotonic())
+        log.info("Cluster suspended on %s", self.me,
+                 extra={"event_id": EVENT_SUSPENDED, "alert": True})
+        self.publisher.publish()
+        return Reply(True, 0, "")
+
+    async def _op_resume(self, args: dict[str, Any]) -> Reply:
+        if not self.suspended:
+            return Reply(False, 13, "The cluster is not suspended.")
+        self.membership.resume(time.monotonic())
+        self.suspended = False
+        self.lan.state = packet.SENDER_RUNNING
+        log.info("Cluster resumed on %s", self.me,
+                 extra={"event_id": EVENT_RESUMED, "alert": True})
+        self.publisher.refresh_paths()
+        self.publisher.publish()
+        return Reply(True, 0, "")
