@@ -157,3 +157,19 @@ def test_forged_replayed_and_malformed_packets_change_nothing_and_are_counted():
         s2b = before["membership"]["servers"]["server2"]
         s2a = after["membership"]["servers"]["server2"]
         assert s2a["state"] == "Online" and s2a["since"] == s2b["since"]
+
+
+def test_killed_clusterpro_is_restarted_and_takes_over_its_stale_state_region():
+    with lab_cluster(2) as lab:
+        wait_all_online(lab)
+        before = status(lab, "server1")
+        old = _supervised_pid(lab, "server1", "clusterpro")
+        lab.exec("server1", ["kill", "-KILL", str(old)])
+        wait_for("clusterpro to be restarted and publish again", lambda: (
+            doc := status(lab, "server1"))["incarnation"] != before["incarnation"] and doc)
+        wait_all_online(lab)
+        r = lab.exec("server1", ["clpshm", "dump", "--json"])
+        assert r.returncode == 0, r.stderr
+        header = json.loads(r.stdout)["header"]
+        assert header["generation"] >= 2  # the dead writer's segment was taken over, not leaked
+        assert header["writer_pid"] == _supervised_pid(lab, "server1", "clusterpro")
