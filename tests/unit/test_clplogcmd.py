@@ -18,20 +18,13 @@ from click.testing import CliRunner
 
 from clp.cli.clplogcmd import main
 from clp.evt.records import decode
-from clp.evt.sender import open_queue, unlink_queue
+from clp.evt.sender import open_queue
 from clp.paths import InstallRoot
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="clplogcmd requires root")
 
 
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    install = InstallRoot(tmp_path / "root")
-    install.ensure_dirs()
-    monkeypatch.setenv("CLP_ROOT", str(install.root))
-    yield install
-    unlink_queue(install)
 
 
 @pytest.mark.parametrize("args, text", [

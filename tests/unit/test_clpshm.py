@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import posix_ipc
 import pytest
@@ -14,17 +12,7 @@ from click.testing import CliRunner, Result
 from clp.cli.clpshm import main
 from clp.paths import InstallRoot
 from clp.state import PATH_NORMAL, StateNotRunning, StateReader, StateWriter
-from tests.unit.test_state import dead_writer, remove_ipc
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Iterator[InstallRoot]:
-    r = InstallRoot(tmp_path)
-    remove_ipc(r)
-    try:
-        yield r
-    finally:
-        remove_ipc(r)
+from tests.unit.test_state import dead_writer
 
 
 def run(root: InstallRoot, *args: str) -> Result:

@@ -13,19 +13,10 @@ import pytest
 
 from clp.evt.logsetup import setup_logging
 from clp.evt.records import TRUNCATED, RecordError, decode, encode, make_record
-from clp.evt.sender import EventSender, open_queue, unlink_queue
+from clp.evt.sender import EventSender, open_queue
 from clp.evt.sink import EventWriter, RotatingFile, SyslogSink, format_line
 from clp.paths import InstallRoot
 from services.clusterpro_evt import EventService
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    install = InstallRoot(tmp_path)
-    install.ensure_dirs()
-    monkeypatch.setenv("CLP_ROOT", str(tmp_path))
-    yield install
-    unlink_queue(install)
 
 
 @pytest.fixture

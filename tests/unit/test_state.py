@@ -43,22 +43,8 @@ time.sleep(60)
 """
 
 
-def remove_ipc(root: InstallRoot) -> None:
-    for unlink, name in ((posix_ipc.unlink_shared_memory, root.shm_name("state")),
-                         (posix_ipc.unlink_semaphore, root.sem_name("state")),
-                         (posix_ipc.unlink_message_queue, root.mq_name("evt"))):
-        with contextlib.suppress(posix_ipc.ExistentialError):
-            unlink(name)
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Iterator[InstallRoot]:
-    r = InstallRoot(tmp_path)
-    remove_ipc(r)
-    try:
-        yield r
-    finally:
-        remove_ipc(r)
 
 
 @contextlib.contextmanager

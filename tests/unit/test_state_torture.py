@@ -7,16 +7,11 @@ snapshot's pad length and check value follow from its ``k``. Values must never g
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import posix_ipc
-import pytest
 
 from clp.paths import InstallRoot
 from clp.state import StateError, StateReader, StateView, StateWriter
@@ -107,16 +102,6 @@ def reader_main(root: str, name: str, out: Any) -> None:
     out.put((name, reads, checker.n_errors, checker.errors, checker.snap_k))
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Iterator[InstallRoot]:
-    r = InstallRoot(tmp_path)
-    try:
-        yield r
-    finally:
-        for unlink, name in ((posix_ipc.unlink_shared_memory, r.shm_name("state")),
-                             (posix_ipc.unlink_semaphore, r.sem_name("state"))):
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                unlink(name)
 
 
 def test_readers_never_see_torn_or_backward_state(root: InstallRoot) -> None:
