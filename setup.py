@@ -17,6 +17,10 @@ SERVICES = {
 COMMANDS = {
     "clpcl": "clp.cli.clpcl:main",
     "clpstat": "clp.cli.clpstat:main",
+    "clpgrp": "clp.cli.clpgrp:main",
+    "clprsc": "clp.cli.clprsc:main",
+    "clpdown": "clp.cli.clpdown:main",
+    "clpstdn": "clp.cli.clpstdn:main",
     "clplogcmd": "clp.cli.clplogcmd:main",
     "clpcfchk": "clp.cli.clpcfchk:main",
     "clpshm": "clp.cli.clpshm:main",

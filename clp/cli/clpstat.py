@@ -82,7 +82,16 @@ def render(doc: dict[str, Any], detail: bool) -> str:
                 text += f"  last rx {time.time() - entry['last_rx_time']:.1f} s ago"
             lines.append(text.rstrip())
     lines.append("  <group>")
+    for name, group in doc.get("groups", {}).items():
+        lines.append(f"    {name} {'.' * max(1, 16 - len(name))}: {group.get('state', 'Unknown')}")
+        lines.append(f"      {'current':<15}: {group.get('server') or '-'}")
+        for rname, res in group.get("resources", {}).items():
+            lines.append(f"      {rname:<15}: {res.get('state', 'Unknown')}")
+        if detail and group.get("reason"):
+            lines.append(f"      {'last decision':<15}: {group['reason']}")
     lines.append("  <monitor>")
+    for name, mon in doc.get("monitors", {}).items():
+        lines.append(f"    {name:<17}: {mon.get('state', 'Unknown')}")
     lines.append(f" {RULE}")
     return "\n".join(lines)
 

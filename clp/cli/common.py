@@ -24,6 +24,7 @@ class Code(IntEnum):
     UNREACHABLE = 7
     PARTIAL = 9
     INTERNAL = 11
+    GROUP_OFFLINE = 14
 
 
 MESSAGES = {
@@ -35,6 +36,7 @@ MESSAGES = {
     Code.UNREACHABLE: "Could not connect to the server. Check if the cluster service is active.",
     Code.PARTIAL: "The command failed on one or more servers.",
     Code.INTERNAL: "Internal error.",
+    Code.GROUP_OFFLINE: "The group is not active on any server.",
 }
 
 

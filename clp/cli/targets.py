@@ -60,14 +60,20 @@ class ClusterTargets:
             return [host]
         return [self.me]
 
-    def control(self, server: str, op: str, args: dict[str, Any] | None = None) -> Outcome:
+    def control(self, server: str, op: str, args: dict[str, Any] | None = None,
+                timeout: float = 30.0) -> Outcome:
+        """Run a control operation on ``server``; ``timeout`` bounds how long it may take."""
         if server == self.me:
             try:
-                r = control.call(self.root.control_socket, op, args)
+                r = control.call(self.root.control_socket, op, args, timeout=timeout)
             except control.NotRunning:
                 return Outcome(False, 5, "The cluster service is not running.", {})
+            except TimeoutError:
+                return Outcome(False, 11, f"No answer from the cluster service within "
+                               f"{timeout:g} s.", {})
             return Outcome(r.ok, r.code, r.message, r.data)
-        return self._remote(server, "control", {"op": op, "args": args or {}})
+        return self._remote(server, "control", {"op": op, "args": args or {}, "timeout": timeout},
+                            timeout + 5)
 
     def service(self, server: str, action: str) -> Outcome:
         if server == self.me:
@@ -78,7 +84,8 @@ class ClusterTargets:
             return Outcome(True, 0, "", {})
         return self._remote(server, "service", {"action": action, "service": "clusterpro"})
 
-    def _remote(self, server: str, op: str, args: dict[str, Any]) -> Outcome:
+    def _remote(self, server: str, op: str, args: dict[str, Any],
+                timeout: float = 30.0) -> Outcome:
         request = frames.new_request(self.config.name, self.me, op, args)
         errors = []
         for ic in self.config.interconnects:
@@ -86,7 +93,8 @@ class ClusterTargets:
             if not address:
                 continue
             try:
-                r = frames.call(address, self.config.ports.transfer, self.key, request)
+                r = frames.call(address, self.config.ports.transfer, self.key, request,
+                                timeout=timeout)
             except (OSError, frames.FrameError) as e:
                 errors.append(f"{address}: {e}")
                 continue

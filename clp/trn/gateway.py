@@ -25,6 +25,7 @@ from clp.platform.services import ServiceError, service_manager
 log = logging.getLogger("clp.trn")
 
 SERVICES = ("clusterpro",)
+MAX_OP_TIMEOUT = 3600.0  # a forwarded control operation (group start, ...) may take this long
 
 
 class Gateway:
@@ -59,12 +60,17 @@ class Gateway:
             return self._service(args)
         if op == "control":
             inner, inner_args = args.get("op"), args.get("args", {})
-            if not isinstance(inner, str) or not isinstance(inner_args, dict):
+            timeout = args.get("timeout", 30.0)
+            if not isinstance(inner, str) or not isinstance(inner_args, dict) \
+                    or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_OP_TIMEOUT:
                 return {"ok": False, "code": 2, "message": "Invalid request."}
             try:
-                r = control.call(self.root.control_socket, inner, inner_args)
+                r = control.call(self.root.control_socket, inner, inner_args, timeout=timeout)
             except control.NotRunning:
                 return {"ok": False, "code": 5, "message": "The cluster service is not running."}
+            except TimeoutError:
+                return {"ok": False, "code": 11,
+                        "message": f"No answer from the cluster service within {timeout:g} s."}
             return {"ok": r.ok, "code": r.code, "message": r.message, "data": r.data}
         return {"ok": False, "code": 2, "message": f"Invalid request: unknown operation {op!r}"}
 
