@@ -2,7 +2,8 @@
 # Installs the Debian packages clp needs to build, run the lab and test. Idempotent: apt is only
 # asked when a package is missing.
 set -euo pipefail
-pkgs=(iproute2 util-linux nftables socat procps iputils-ping kmod python3 python3-venv python3-dev
+pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs kmod
+      python3 python3-venv python3-dev
       gcc libffi-dev make)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from clp.config import ConfigError, ConfigIssue, load_config
+from clp.config.script_template import create_missing
 from clp.keys import write_new_key
 
 
@@ -42,13 +43,20 @@ def _plural(count: int, word: str) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--scripts", "scripts", is_flag=True,
+              help="Also create the default start.sh/stop.sh (mode 0755) of every exec resource "
+                   "that lacks one, in DIRECTORY/scripts/<group>/<resource>/.")
 @click.option("--new-key", is_flag=True,
               help="Also create DIRECTORY/cluster.key, the cluster's authentication key "
                    "(refused if one exists). Copy the directory to every server.")
-def main(directory: Path, as_json: bool, new_key: bool) -> None:
+def main(directory: Path, as_json: bool, scripts: bool, new_key: bool) -> None:
     """Check the cluster configuration in DIRECTORY (clp.conf and scripts/)."""
     if new_key:
         _create_key(directory / "cluster.key")
+    if scripts:
+        for path in create_missing(directory):
+            if not as_json:
+                click.echo(f"Created the script {path} (mode 0755).")
     errors, warnings = _report(directory)
     if as_json:
         click.echo(

@@ -4,10 +4,14 @@ from clp.config.issues import ConfigError, ConfigIssue
 from clp.config.loader import build_model, check_data, load_config
 from clp.config.model import (
     ClusterConfig,
+    GroupConfig,
     Interconnect,
+    MonitorConfig,
     NetworkPartition,
     Ports,
+    Recovery,
     Resolver,
+    ResourceConfig,
     ServerConfig,
 )
 from clp.config.registry import (
@@ -24,10 +28,14 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "ConfigIssue",
+    "GroupConfig",
     "Interconnect",
+    "MonitorConfig",
     "NetworkPartition",
     "Ports",
+    "Recovery",
     "Resolver",
+    "ResourceConfig",
     "ServerConfig",
     "apply_method",
     "build_model",

@@ -101,3 +101,6 @@ register_type("interconnect", "com", COM)
 register_type("interconnect", "witness", WITNESS)
 register_type("resolver", "ping", PING)
 register_type("resolver", "http", HTTP)
+
+# Group resources register themselves from clp/resources/<type>.py (one file per type).
+import clp.resources.registry  # noqa: E402, F401

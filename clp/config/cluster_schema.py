@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from clp.config.group_schema import GROUPS_SCHEMA
+
 
 def _port(default: int) -> dict[str, Any]:
     return {
@@ -35,6 +37,13 @@ CLUSTER_SCHEMA: dict[str, Any] = {
             "properties": {
                 # letters, digits, '-', '_', up to 31 characters: checked in crosscheck.py
                 "name": {"type": "string", "x-apply": "stop_cluster"},
+                # server sync wait at cluster start (product default 5 minutes)
+                "sync_wait": {
+                    "type": "number",
+                    "minimum": 0,
+                    "default": 300,
+                    "x-apply": "upload_only",
+                },
                 "heartbeat": {
                     "type": "object",
                     "default": {},
@@ -95,6 +104,7 @@ CLUSTER_SCHEMA: dict[str, Any] = {
             "x-error": {"minItems": "at least one LAN interconnect is required"},
             "items": {"x-kind": "interconnect", "x-apply": "stop_cluster"},
         },
+        "groups": GROUPS_SCHEMA,
         "network_partition": {
             "type": "object",
             "default": {},

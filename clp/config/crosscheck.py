@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from clp.config.group_check import GROUP_CHECKS
 from clp.config.issues import ConfigIssue, join_path
 
 # Product: letters, digits, '-', '_' and up to 31 characters. Not starting with '-', so a name
@@ -161,6 +162,7 @@ CHECKS = (
     check_second_path,
     check_heartbeat,
     check_addresses,
+    *GROUP_CHECKS,
 )
 
 

@@ -14,13 +14,19 @@ from typing import Any
 import yaml
 
 from clp.config.crosscheck import cross_issues, interconnect_servers
+from clp.config.group_check import scripts_issues
+from clp.config.group_schema import COMMON_PROPERTIES, resolve_depends
 from clp.config.issues import CONFIG_FILE, ConfigError, ConfigIssue, sort_issues
 from clp.config.model import (
     ClusterConfig,
+    GroupConfig,
     Interconnect,
+    MonitorConfig,
     NetworkPartition,
     Ports,
+    Recovery,
     Resolver,
+    ResourceConfig,
     ServerConfig,
 )
 from clp.config.registry import build_schema
@@ -75,14 +81,19 @@ def _parse(text: str) -> tuple[Any, dict[str, int], list[ConfigIssue]]:
     return data, lines, issues
 
 
-def check_data(text: str) -> tuple[dict[str, Any], list[ConfigIssue]]:
+def check_data(
+    text: str, directory: Path | None = None
+) -> tuple[dict[str, Any], list[ConfigIssue]]:
     """Parse and check clp.conf text: (defaults-filled data, every issue with its line).
 
+    With ``directory``, the exec resources' scripts are checked in its ``scripts/`` too.
     Raises ``ConfigError`` only when the text cannot be read as a YAML mapping at all.
     """
     data, lines, issues = _parse(text)
     fill_defaults(build_schema(), data)
     found = [*issues, *schema_issues(data), *cross_issues(data)]
+    if directory is not None:
+        found.extend(scripts_issues(data, directory))
     located = [
         ConfigIssue(
             i.path, i.message, i.line if i.line is not None else line_of(lines, i.path), i.severity
@@ -95,7 +106,7 @@ def check_data(text: str) -> tuple[dict[str, Any], list[ConfigIssue]]:
 def load_config(path: Path) -> ClusterConfig:
     """Load and validate the configuration directory ``path``; raise ``ConfigError`` on errors."""
     path = Path(path)
-    data, issues = check_data(_read(path))
+    data, issues = check_data(_read(path), path)
     if not (path / "scripts").is_dir():
         issues.append(
             ConfigIssue(
@@ -157,6 +168,7 @@ def build_model(
         )
     )
     cluster = data["cluster"]
+    groups = _groups(data, order)
     return ClusterConfig(
         name=cluster["name"],
         servers=tuple(ServerConfig(name, index) for index, name in enumerate(order)),
@@ -168,4 +180,45 @@ def build_model(
         warnings=tuple(warnings),
         directory=directory,
         raw=data,
+        groups=groups,
+        monitors=_default_monitors(groups),
+        sync_wait=float(cluster["sync_wait"]),
+    )
+
+
+def _resource(name: str, item: dict[str, Any], depends: list[str]) -> ResourceConfig:
+    act, deact = item["activation"], item["deactivation"]
+    params = {k: v for k, v in item.items() if k != "type" and k not in COMMON_PROPERTIES}
+    return ResourceConfig(
+        name=name,
+        type=item["type"],
+        params=MappingProxyType(params),
+        depends=tuple(depends),
+        activation=Recovery(act["retry"], act["failover_threshold"], act["final_action"]),
+        deactivation=Recovery(deact["retry"], 0, deact["final_action"]),
+    )
+
+
+def _groups(data: dict[str, Any], order: list[str]) -> tuple[GroupConfig, ...]:
+    groups = []
+    for name, group in data["groups"].items():
+        resources = group["resources"]
+        depends = resolve_depends(resources)
+        groups.append(GroupConfig(
+            name=name,
+            servers=tuple(group.get("servers") or order),
+            start=group["start"],
+            failback=group["failback"],
+            exclusive=group["exclusive"],
+            resources=tuple(_resource(r, item, depends[r]) for r, item in resources.items()),
+        ))
+    return tuple(groups)
+
+
+def _default_monitors(groups: tuple[GroupConfig, ...]) -> tuple[MonitorConfig, ...]:
+    """One fipw<N> per fip resource, as the product creates them with the resource."""
+    fips = [rc.name for g in groups for rc in g.resources if rc.type == "fip"]
+    return tuple(
+        MonitorConfig(f"fipw{n}", "fipw", target, MappingProxyType({}))
+        for n, target in enumerate(fips, start=1)
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from clp.config.group_schema import topological
 from clp.config.issues import ConfigIssue
 
 
@@ -65,6 +66,57 @@ class NetworkPartition:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    """What to do when activation (or deactivation) of a resource fails."""
+
+    retry: int  # retries on this server before anything else
+    failover_threshold: int  # failovers before the final action (0 for deactivation)
+    final_action: str  # one of group_schema.FINAL_ACTIONS
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    name: str
+    type: str
+    params: Mapping[str, Any]  # the type's parameters, defaults applied
+    depends: tuple[str, ...]  # resolved: explicit `depends`, or the default by type
+    activation: Recovery
+    deactivation: Recovery
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str
+    servers: tuple[str, ...]  # failover policy, in priority order
+    start: str  # auto | manual
+    failback: str  # manual | auto
+    exclusive: str  # off | normal | absolute
+    resources: tuple[ResourceConfig, ...]  # definition order
+
+    def resource(self, name: str) -> ResourceConfig:
+        for rc in self.resources:
+            if rc.name == name:
+                return rc
+        raise KeyError(f"resource {name!r} is not in group {self.name!r}")
+
+    def activation_order(self) -> list[str]:
+        """Dependencies first; resources that do not depend on each other in definition order."""
+        names = [rc.name for rc in self.resources]
+        return topological(names, {rc.name: list(rc.depends) for rc in self.resources})
+
+    def deactivation_order(self) -> list[str]:
+        return list(reversed(self.activation_order()))
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    name: str  # fipw1, ...
+    type: str
+    target: str | None  # the monitored resource
+    params: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     name: str
     servers: tuple[ServerConfig, ...]  # priority order
@@ -76,6 +128,9 @@ class ClusterConfig:
     warnings: tuple[ConfigIssue, ...]
     directory: Path
     raw: dict[str, Any] = field(compare=False, repr=False)
+    groups: tuple[GroupConfig, ...] = ()  # definition order
+    monitors: tuple[MonitorConfig, ...] = ()
+    sync_wait: float = 300.0  # server sync wait at cluster start, seconds
 
     @property
     def server_names(self) -> tuple[str, ...]:
@@ -92,6 +147,20 @@ class ClusterConfig:
         """The heartbeat paths a server uses, in priority order."""
         self.server_index(server)
         return tuple(i for i in self.interconnects if server in i.servers)
+
+    def group(self, name: str) -> GroupConfig:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(f"group {name!r} is not in cluster {self.name!r}")
+
+    def resource(self, name: str) -> tuple[GroupConfig, ResourceConfig]:
+        """The group holding resource ``name`` and the resource (names are cluster-wide)."""
+        for group in self.groups:
+            for rc in group.resources:
+                if rc.name == name:
+                    return group, rc
+        raise KeyError(f"resource {name!r} is not in cluster {self.name!r}")
 
     @property
     def scripts_dir(self) -> Path:

@@ -78,7 +78,9 @@ def test_sample_lab2_is_clean() -> None:
         "server1": "198.18.0.1",
         "server2": "198.18.0.2",
     }
-    assert (SAMPLE / "scripts" / ".keep").exists()
+    assert [g.name for g in cfg.groups] == ["ManagementGroup", "failover1"]
+    assert cfg.group("failover1").activation_order() == ["fip1", "disk1", "exec1"]
+    assert [m.name for m in cfg.monitors] == ["fipw1", "fipw2"]
 
 
 @pytest.mark.parametrize("n", range(2, 9))
@@ -91,8 +93,11 @@ def test_generated_lab_config_is_clean(tmp_path: Path, n: int) -> None:
     assert (cfg.heartbeat_interval, cfg.heartbeat_timeout) == (0.1, 0.5)
 
 
-def test_generated_two_server_config_equals_the_sample(tmp_path: Path) -> None:
-    assert load(tmp_path, generate_lab_config(2, 1, 10)).raw == load_config(SAMPLE).raw
+def test_generated_two_server_config_equals_the_sample_but_its_groups(tmp_path: Path) -> None:
+    sample = load_config(SAMPLE).raw
+    sample["groups"] = {}
+    sample["cluster"]["sync_wait"] = 300  # the defaults, filled in
+    assert load(tmp_path, generate_lab_config(2, 1, 10)).raw == sample
 
 
 def test_generated_lab_config_limits(tmp_path: Path) -> None:

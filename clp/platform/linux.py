@@ -1,0 +1,135 @@
+"""Linux host operations for resources: addresses, gratuitous ARP, fsck/mount/umount, and the
+processes holding a mount point.
+
+Command lines are built by ``*_argv`` methods (pure, unit-tested) and run through
+``clp.platform.proc.run``; reading state (addresses, mounts) parses ``ip -j`` and
+``/proc/self/mountinfo``. ``SolarisPlatform`` overrides the builders and readers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from clp.platform import arp
+from clp.platform.proc import ProcResult, run
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IfaceAddr = tuple[str, Network, Address]  # (interface, its subnet, its address)
+
+
+@dataclass(frozen=True)
+class Mount:
+    device: str  # major:minor
+    mount_point: str
+    source: str
+    fs: str
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+class LinuxPlatform:
+    name = "linux"
+
+    # -- addresses -----------------------------------------------------------------------------
+    def interfaces(self, log: logging.Logger | None = None) -> list[IfaceAddr]:
+        """(interface, its subnet, its address) for every address configured here."""
+        result = run(["ip", "-j", "addr", "show"], timeout=10, log=None)
+        if not result.ok:
+            if log is not None:
+                log.error("ip addr show failed: %s", result.output)
+            return []
+        found = []
+        for link in json.loads(result.output or "[]"):
+            for info in link.get("addr_info", []):
+                iface = ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}")
+                found.append((str(link["ifname"]), iface.network, iface.ip))
+        return found
+
+    def interface_for(self, ip: str) -> tuple[str, int] | None:
+        """The interface whose subnet contains ``ip`` (not a host route), and the prefix length."""
+        addr = ipaddress.ip_address(ip)
+        for name, net, _own in self.interfaces():
+            if addr.version == net.version and addr in net and net.prefixlen < net.max_prefixlen:
+                return name, net.prefixlen
+        return None
+
+    def has_address(self, ip: str) -> str | None:
+        """The interface carrying ``ip`` on this server, or None."""
+        addr = ipaddress.ip_address(ip)
+        return next((name for name, _net, own in self.interfaces() if own == addr), None)
+
+    def add_address_argv(self, ip: str, prefix: int, iface: str) -> list[str]:
+        return ["ip", "addr", "add", f"{ip}/{prefix}", "dev", iface]
+
+    def del_address_argv(self, ip: str, prefix: int, iface: str) -> list[str]:
+        return ["ip", "addr", "del", f"{ip}/{prefix}", "dev", iface]
+
+    def announce(self, ip: str, iface: str, count: int, log: logging.Logger | None = None) -> None:
+        """Gratuitous ARP (IPv4; an IPv6 address is announced by the kernel's unsolicited NA)."""
+        if ipaddress.ip_address(ip).version == 4:
+            arp.announce(iface, ip, count)
+
+    def answers(self, ip: str, iface: str, log: logging.Logger | None = None,
+                timeout: float = 0.2) -> bool:
+        """Does another host already answer for ``ip``? An ARP probe (IPv4), else one ping."""
+        if ipaddress.ip_address(ip).version == 4:
+            return arp.probe(iface, ip, timeout)
+        r = run(["ping", "-c", "1", "-W", "1", ip], timeout=5, log=log)
+        return r.returncode == 0
+
+    # -- disks ---------------------------------------------------------------------------------
+    def mounts(self) -> list[Mount]:
+        found = []
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            fields, tail = left.split(), right.split()
+            found.append(Mount(fields[2], _unescape(fields[4]), _unescape(tail[1]), tail[0]))
+        return found
+
+    def device_id(self, device: str) -> str | None:
+        """major:minor of a block device (None when it is not one, e.g. a zfs dataset)."""
+        try:
+            rdev = os.stat(device).st_rdev
+        except OSError:
+            return None
+        return f"{os.major(rdev)}:{os.minor(rdev)}" if rdev else None
+
+    def mounted_at(self, device: str) -> list[str]:
+        """Mount points where ``device`` is mounted on this server."""
+        dev = self.device_id(device)
+        return [m.mount_point for m in self.mounts()
+                if (dev is not None and m.device == dev) or (dev is None and m.source == device)]
+
+    def is_mount_point(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(m.mount_point == real for m in self.mounts())
+
+    def fsck_argv(self, device: str, fs: str) -> list[str] | None:
+        if fs == "xfs":
+            return ["xfs_repair", device]
+        if fs in ("ext2", "ext3", "ext4"):
+            return ["e2fsck", "-p", device]
+        return None  # zfs checks itself (scrub); ufs is Solaris
+
+    def mount_argv(self, device: str, mount_point: str, fs: str, options: str) -> list[str]:
+        return ["mount", "-t", fs, "-o", options, device, mount_point]
+
+    def umount_argv(self, mount_point: str) -> list[str]:
+        return ["umount", mount_point]
+
+    def kill_holders_argv(self, mount_point: str, force: bool) -> list[str]:
+        return ["fuser", "-k", "-KILL" if force else "-TERM", "-m", mount_point]
+
+    def execute(self, argv: list[str], timeout: float, log: logging.Logger | None) -> ProcResult:
+        return run(argv, timeout=timeout, log=log)

@@ -1,0 +1,1 @@
+"""Group resources: one file per type (``exec.py`` for ``type: exec``), a registry and a runner."""

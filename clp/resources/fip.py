@@ -1,0 +1,75 @@
+"""fip resource: a floating IP address, added to the interface whose subnet contains it.
+
+Start refuses an address that already answers on the network (another server still holds it, or
+someone else uses it): bringing it up too would break both. After adding it, gratuitous ARP tells
+the LAN's switches and neighbours where the address now lives.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, ClassVar
+
+from clp import platform
+from clp.resources.base import Context, Params, ResourceType, Result, Status, done, error
+
+
+class FipResource(ResourceType):
+    name: ClassVar[str] = "fip"
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "required": ["ip"],
+        "properties": {
+            "ip": {"type": "string", "format": "ip-address", "x-apply": "stop_resource"},
+            # check that nobody answers for the address before adding it
+            "ping_check": {"type": "boolean", "default": True, "x-apply": "stop_resource"},
+            # how long to wait for an answer; a LAN answers ARP in well under a millisecond
+            "check_timeout": {
+                "type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.2,
+                "x-apply": "stop_resource",
+            },
+            "garp_count": {
+                "type": "integer", "minimum": 0, "maximum": 100, "default": 3,
+                "x-apply": "stop_resource",
+            },
+        },
+    }
+
+    def start(self, params: Params, ctx: Context) -> Result:
+        ip = params["ip"]
+        host = platform.current()
+        if host.has_address(ip):
+            return done(f"{ip} is already active on this server")
+        found = host.interface_for(ip)
+        if found is None:
+            return Result(Status.ERROR_HARD, 0, f"no interface of {ctx.server} has a subnet "
+                                                f"containing {ip}")
+        iface, prefix = found
+        if params["ping_check"] and host.answers(ip, iface, ctx.log, params["check_timeout"]):
+            return error(f"{ip} already answers on the network")
+        added = host.execute(host.add_address_argv(ip, prefix, iface), 30, ctx.log)
+        if not added.ok:
+            return error(f"cannot add {ip}/{prefix} to {iface}: {added.output.strip()}",
+                         added.returncode)
+        try:
+            host.announce(ip, iface, params["garp_count"], ctx.log)
+        except OSError as e:  # the address is up; neighbours learn it at their next ARP
+            ctx.log.warning("gratuitous ARP for %s on %s failed: %s", ip, iface, e)
+        return done(f"{ip}/{prefix} added to {iface}")
+
+    def stop(self, params: Params, ctx: Context) -> Result:
+        ip = params["ip"]
+        host = platform.current()
+        addr = ipaddress.ip_address(ip)
+        held = [(name, net) for name, net, own in host.interfaces(ctx.log) if own == addr]
+        if not held:
+            return done(f"{ip} is not active on this server")
+        for iface, net in held:
+            removed = host.execute(host.del_address_argv(ip, net.prefixlen, iface), 30, ctx.log)
+            if not removed.ok:
+                return error(f"cannot remove {ip} from {iface}: {removed.output.strip()}",
+                             removed.returncode)
+        return done(f"{ip} removed from {', '.join(i for i, _ in held)}")
+
+    def probe(self, params: Params, ctx: Context) -> bool | None:
+        return platform.current().has_address(params["ip"]) is not None

@@ -1,0 +1,104 @@
+"""Runs resource operations off the caller's thread, bounded in time, never raising.
+
+The group logic asks for ``start``/``stop``/``probe`` and gets a Future of a ``Result``. A type's
+exception becomes ``Result(ERROR)`` with its traceback in the log; an operation that exceeds its
+timeout becomes ``Result(TIMEOUT)`` and every process group it started is ended (SIGTERM, then
+SIGKILL), so a hung script never outlives its timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from clp.config.model import ResourceConfig
+from clp.platform import proc
+from clp.resources import registry
+from clp.resources.base import Context, Result, Status
+
+OPERATIONS = ("start", "stop", "probe")
+# probe answers as a Result: code 0 active, PROBE_INACTIVE not active, PROBE_UNKNOWN cannot tell
+PROBE_INACTIVE = 7  # OCF_NOT_RUNNING
+PROBE_UNKNOWN = 1
+
+
+def probe_state(result: Result) -> bool | None:
+    """The answer of a probe Result: True active, False not active, None unknown or failed."""
+    if result.status is not Status.DONE or result.code == PROBE_UNKNOWN:
+        return None
+    return result.code == 0
+
+
+def _probe_result(answer: bool | None) -> Result:
+    if answer is None:
+        return Result(Status.DONE, PROBE_UNKNOWN, "cannot tell")
+    return Result(Status.DONE, 0 if answer else PROBE_INACTIVE,
+                  "active" if answer else "not active")
+
+
+class ResourceRunner:
+    def __init__(self, max_workers: int = 8) -> None:
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="clp-resource")
+
+    def run(self, op: str, rc: ResourceConfig, ctx: Context, timeout: float) -> Future[Result]:
+        outer: Future[Result] = Future()
+        outer.set_running_or_notify_cancel()
+        groups: set[int] = set()
+        lock = threading.Lock()
+
+        def finish(result: Result) -> bool:
+            with lock:
+                if outer.done():
+                    return False
+                outer.set_result(result)
+                return True
+
+        def expire() -> None:
+            reason = f"{op} of {rc.name} did not finish in {timeout:g} s"
+            if finish(Result(Status.TIMEOUT, 0, reason)):
+                ctx.log.error("%s; ending its processes", reason)
+                for pgid in list(groups):
+                    proc.kill_group(pgid)
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        try:
+            inner = self._pool.submit(self._call, op, rc, ctx, groups)
+        except RuntimeError as exc:  # pool shut down
+            finish(Result(Status.ERROR, 0, f"cannot run {op} of {rc.name}: {exc}"))
+            return outer
+        timer.start()
+
+        def done(f: Future[Result]) -> None:
+            timer.cancel()
+            result = (Result(Status.ERROR, 0, f"{op} of {rc.name} cancelled: runner shut down")
+                      if f.cancelled() else f.result())
+            if not finish(result):
+                ctx.log.info("%s of %s ended after its timeout: %s", op, rc.name, result)
+
+        inner.add_done_callback(done)
+        return outer
+
+    @staticmethod
+    def _call(op: str, rc: ResourceConfig, ctx: Context, groups: set[int]) -> Result:
+        proc.track(groups)
+        try:
+            if op not in OPERATIONS:
+                return Result(Status.ERROR_HARD, 0, f"unknown operation {op!r}")
+            kind = registry.get(rc.type)
+            if op == "probe":
+                return _probe_result(kind.probe(rc.params, ctx))
+            result = kind.start(rc.params, ctx) if op == "start" else kind.stop(rc.params, ctx)
+            if not isinstance(result, Result):
+                return Result(Status.ERROR, 0, f"{rc.type}.{op} returned {result!r}")
+            return result
+        except Exception as exc:  # a type's bug must not take the daemon down
+            ctx.log.error("%s of %s (%s) raised:\n%s", op, rc.name, rc.type,
+                          traceback.format_exc().rstrip())
+            return Result(Status.ERROR, 0, f"{op} of {rc.name} failed: {exc!r}")
+        finally:
+            proc.track(None)
+
+    def shutdown(self, wait: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
