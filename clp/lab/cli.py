@@ -64,12 +64,17 @@ def main(ctx: click.Context, name: str | None) -> None:
               help="Heartbeat timeout of a generated config (s).")
 @click.option("--service", "services", multiple=True,
               help="Run only this service spec (NAME or NAME=COMMAND); repeatable.")
+@click.option("--disks", type=int, default=1, show_default=True,
+              help="Shared disks (/dev/lab/disk1...) seen by every server.")
+@click.option("--client/--no-client", default=True, show_default=True,
+              help="A client namespace on both LANs (198.18.0.200, 198.18.1.200).")
 @click.pass_context
 def up(ctx: click.Context, servers: int, config_dir: str | None, interval: float,
-       timeout: float, services: tuple[str, ...]) -> None:
+       timeout: float, services: tuple[str, ...], disks: int, client: bool) -> None:
     """Build the lab and boot every server."""
     lab = Lab.up(name=_name(ctx), n=servers, config_dir=Path(config_dir) if config_dir else None,
-                 interval=interval, timeout=timeout, services=list(services) or None)
+                 interval=interval, timeout=timeout, services=list(services) or None,
+                 disks=disks, client=client)
     click.echo(f"lab {lab.name!r} is up: {', '.join(lab.servers)}")
 
 
@@ -103,6 +108,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         unplugged = f"  unplugged: {','.join(s['unplugged'])}" if s["unplugged"] else ""
         click.echo(f"  {server:<10} {s['state']:<8} pid {s['init_pid'] or '-':<8} "
                    f"{addrs}{unplugged}")
+    for disk, loop in doc["disks"].items():
+        click.echo(f"  /dev/lab/{disk} = {loop}")
+    if doc["client"]:
+        click.echo("  client     198.18.0.200 198.18.1.200")
 
 
 def _replace_with(lab: Lab, server: str, argv: list[str]) -> None:
@@ -120,6 +129,20 @@ def _replace_with(lab: Lab, server: str, argv: list[str]) -> None:
 def exec(ctx: click.Context, server: str, command: tuple[str, ...]) -> None:  # noqa: A001
     """Run COMMAND inside SERVER (use -- before it)."""
     _replace_with(Lab.load(_name(ctx)), server, list(command))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@_name_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def client(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Run COMMAND on the lab's client machine (use -- before it)."""
+    lab = Lab.load(_name(ctx))
+    if not lab.doc.get("client"):
+        raise LabError(f"lab {lab.name!r} has no client")
+    os.chdir("/")
+    argv = ["ip", "netns", "exec", f"{lab.name}-client", *command]
+    os.execvpe(argv[0], argv, lab._client_env())
 
 
 @main.command()
@@ -180,10 +203,10 @@ def _fault(action: str, doc: str) -> None:
         click.echo(f"{server}: {action} done")
 
 
-_fault("crash", "Power off SERVER: SIGKILL every process of it.")
-_fault("hang", "Freeze SERVER: SIGSTOP every process of it.")
-_fault("resume", "Unfreeze a hung SERVER (SIGCONT).")
-_fault("restart", "Boot a crashed SERVER again.")
+_fault("crash", "Power off SERVER: SIGKILL every process of it, drop its floating IPs.")
+_fault("hang", "Freeze SERVER: SIGSTOP every process of it, its cables go dark.")
+_fault("resume", "Unfreeze a hung SERVER (SIGCONT, cables back).")
+_fault("restart", "Boot a crashed or shut down SERVER again.")
 
 
 def _cable(action: str, doc: str) -> None:

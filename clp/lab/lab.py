@@ -6,7 +6,11 @@ the interconnect bridge) plus, per boot, fresh pid, mount, ipc and uts namespace
 and appears inside at the product's path. What the lab built is recorded in
 ``/run/clplab/<lab>/lab.json``; whether a server runs is read from ``/proc``, never trusted from
 the file. :meth:`Lab.cleanup_all` finds everything again without the file, so a failed test or a
-killed ``clplab`` never leaves namespaces, links or processes behind.
+killed ``clplab`` never leaves namespaces, links, loop devices or processes behind.
+
+Besides the servers a lab has shared disks (:mod:`clp.lab.shared_disk`, ``/dev/lab/disk<n>`` in
+every server) and a client namespace ``<lab>-client`` on both LANs (198.18.0.200, 198.18.1.200)
+from which tests reach the cluster's floating IPs as a user would.
 """
 
 from __future__ import annotations
@@ -29,25 +33,19 @@ import clp
 from clp.config.lab import MAX_SERVERS, MIN_SERVERS, generate_lab_config
 from clp.keys import write_new_key
 from clp.lab import netns as nx
-from clp.lab.netns import CREATED_DIRS, LINKS, RUN_DIR, VAR_DIR, LabError
+from clp.lab import shared_disk, teardown
+from clp.lab.faults import Faults
+from clp.lab.netns import LINKS, RUN_DIR, VAR_DIR, LabError
+from clp.lab.probes import Probes, communicate
 from clp.paths import DEFAULT_ROOT, InstallRoot
 from clp.platform.supervisor_client import SupervisorClient, SupervisorError
 
 NAME_RE = re.compile(r"^[a-z0-9]{1,8}$")
 BOOT_WAIT = 20.0
 STOP_WAIT = 5.0
+MAX_DISKS = 4
 UNSHARE = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--mount-proc",
            "--propagation", "private"]
-
-
-def _poll(what: str, probe: Any, timeout: float, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(step)
-    raise LabError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def _bin_dir() -> Path:
@@ -70,7 +68,7 @@ def _check_name(name: str) -> None:
         raise LabError(f"lab name {name!r}: 1 to 8 characters of a-z and 0-9")
 
 
-class Lab:
+class Lab(Faults, Probes):
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         self.name: str = doc["name"]
@@ -80,11 +78,13 @@ class Lab:
     @classmethod
     def up(cls, name: str = "clp", n: int = 2, config_dir: Path | None = None,
            interval: float = 1.0, timeout: float = 10.0,
-           services: list[str] | None = None) -> Lab:
+           services: list[str] | None = None, disks: int = 1, client: bool = True) -> Lab:
         _check_root()
         _check_name(name)
         if not MIN_SERVERS <= n <= MAX_SERVERS:
             raise LabError(f"a lab has {MIN_SERVERS} to {MAX_SERVERS} servers, not {n}")
+        if not 0 <= disks <= MAX_DISKS:
+            raise LabError(f"a lab has 0 to {MAX_DISKS} shared disks, not {disks}")
         if (RUN_DIR / name).exists() or any(ns.startswith(f"{name}-") for ns in nx.netns_list()):
             raise LabError(f"lab {name!r} is already up (clplab --name {name} down removes it)")
         conf = cls._config_text(config_dir, n, interval, timeout)
@@ -93,12 +93,14 @@ class Lab:
                "services": services, "bin": str(bindir), "python": sys.executable,
                "repo": str(Path(clp.__file__).resolve().parent.parent), "created": time.time(),
                "config_dir": str(config_dir) if config_dir else None,
-               "nodes": {}, "unplugged": [], "partition": None}
+               "nodes": {}, "unplugged": [], "hung": [], "partition": None, "disks": [],
+               "client": client}
         lab = cls(doc)
         try:
             (RUN_DIR / name).mkdir(parents=True, mode=0o700)
             lab._save()
             lab._install(conf, config_dir, services)
+            lab._make_disks(disks)
             lab._wire()
             for server in lab.servers:
                 lab._boot(server)
@@ -164,18 +166,25 @@ class Lab:
                 text = "# written by clplab: the services clpsupervise runs on this server\n"
                 (root.config_dir / "services").write_text(text + "".join(
                     f"{s}\n" for s in services))
-        self._make_mount_point()
+        teardown.make_host_dir(Path(DEFAULT_ROOT))
 
-    @staticmethod
-    def _make_mount_point() -> None:
-        created: list[str] = []
-        with contextlib.suppress(OSError, ValueError):
-            created = json.loads(CREATED_DIRS.read_text())
-        path = Path(DEFAULT_ROOT)
-        missing = [p for p in (path, *path.parents) if not p.exists()]
-        path.mkdir(parents=True, exist_ok=True)
-        created += [str(p) for p in missing if str(p) not in created]
-        CREATED_DIRS.write_text(json.dumps(created))
+    def _make_disks(self, count: int) -> None:
+        """Each disk is recorded as soon as its loop device exists, so a failure leaves none."""
+        if count:
+            teardown.make_host_dir(shared_disk.LAB_DEV_DIR)
+        for n in range(1, count + 1):
+            disk = shared_disk.attach(self.name, n)
+            self.doc["disks"].append(disk)
+            self._save()
+            disk["dev"] = shared_disk.format_ext4(disk["loop"])
+            self._save()
+
+    def disk_device(self, n: int = 1) -> str:
+        """The host's loop device behind ``/dev/lab/disk<n>``."""
+        for disk in self.doc.get("disks", []):
+            if disk["name"] == f"disk{n}":
+                return str(disk["loop"])
+        raise LabError(f"lab {self.name!r} has no disk{n}")
 
     def _wire(self) -> None:
         for link in LINKS:
@@ -184,8 +193,12 @@ class Lab:
             nx.add_netns(self.name, server)
             for link in LINKS:
                 nx.add_cable(self.name, server, index, link)
+        if self.doc.get("client"):
+            nx.add_client(self.name)
 
     def _env(self, server: str) -> dict[str, str]:
+        """A fresh environment: nothing of the caller's leaks in (CLP_NO_POWER least of all,
+        which would make the server's power actions fail instead of ending its init)."""
         env = {"PATH": f"{self.doc['bin']}:/usr/sbin:/usr/bin:/sbin:/bin",
                "PYTHONPATH": self.doc["repo"], "CLP_ROOT": DEFAULT_ROOT, "CLPLAB": self.name,
                "CLPLAB_SERVER": server, "HOME": "/root", "LANG": "C.UTF-8", "HOSTNAME": server}
@@ -194,17 +207,21 @@ class Lab:
         return env
 
     def _boot(self, server: str) -> None:
+        _reap_holders()
         root = self.root_of(server)
         argv = ["ip", "netns", "exec", nx.netns_name(self.name, server), *UNSHARE,
                 self.doc["python"], "-m", "clp.lab.init", server, str(root),
                 str(Path(self.doc["bin"]) / "clpsupervise")]
+        argv += [f"--disk={d['name']}={d['dev']}" for d in self.doc.get("disks", [])]
+        argv += [f"--base={i}={a}" for i, a in nx.base_addresses(self.index(server)).items()]
+        (root.parent / "power").unlink(missing_ok=True)
         (root / "log").mkdir(parents=True, exist_ok=True)
         with open(root / "log" / "init.log", "ab") as out:
             holder = subprocess.Popen(argv, env=self._env(server), stdin=subprocess.DEVNULL,
                                       stdout=out, stderr=subprocess.STDOUT, cwd="/",
                                       start_new_session=True)
         _HOLDERS.append(holder)
-        init = _poll(f"the init of {server}", lambda: nx.first_child(holder.pid), 10.0)
+        init = nx.poll(f"the init of {server}", lambda: nx.first_child(holder.pid), 10.0)
         self.doc["nodes"][server] = {"index": self.index(server), "init_pid": init,
                                      "holder_pid": holder.pid, "booted": time.time()}
         self._save()
@@ -222,7 +239,7 @@ class Lab:
             except SupervisorError:
                 return False
 
-        _poll(f"clpsupervise of {server} to answer", answers, BOOT_WAIT, 0.1)
+        nx.poll(f"clpsupervise of {server} to answer", answers, BOOT_WAIT, 0.1)
 
     # lookups
     def index(self, server: str) -> int:
@@ -257,8 +274,13 @@ class Lab:
         return pid
 
     def state_of(self, server: str) -> str:
+        """running, hung, down (its init ended after a shutdown) or crashed (anything else)."""
         pid = self._init_pid(server)
         if pid is None:
+            with contextlib.suppress(OSError):
+                how = (self.root_of(server).parent / "power").read_text().strip()
+                if how in ("shutdown", "exit 0"):
+                    return "down"
             return "crashed"
         return "hung" if nx.proc_state(pid) == "T" else "running"
 
@@ -269,6 +291,7 @@ class Lab:
 
     def popen(self, server: str, argv: list[str], **kw: Any) -> subprocess.Popen:
         env = {**self._env(server), **(kw.pop("env", None) or {})}
+        env.pop("CLP_NO_POWER", None)
         kw.setdefault("cwd", "/")
         return subprocess.Popen(self._nsenter(server, argv), env=env, **kw)
 
@@ -277,75 +300,7 @@ class Lab:
         proc = self.popen(server, argv, stdin=subprocess.PIPE if input is not None
                           else subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise LabError(f"{server}: {' '.join(argv)} did not finish within {timeout:g} s "
-                           "(killed)") from None
-        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
-
-    # faults
-    def _server_pids(self, server: str) -> list[int]:
-        ns = nx.pidns_of(self._live_init(server))
-        return nx.pids_in_pidns(ns) if ns else []
-
-    def crash(self, server: str) -> None:
-        """Power-off: SIGKILL to the pid namespace's init takes every process with it."""
-        pid = self._live_init(server)
-        ns = nx.pidns_of(pid)
-        nx.kill_all([pid])
-        _poll(f"every process of {server} to die",
-              lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
-        _reap_holders()
-
-    def hang(self, server: str) -> None:
-        nx.signal_all(self._server_pids(server), signal.SIGSTOP)
-
-    def resume(self, server: str) -> None:
-        nx.signal_all(self._server_pids(server), signal.SIGCONT)
-
-    def restart(self, server: str) -> None:
-        self.index(server)
-        if self._init_pid(server) is not None:
-            raise LabError(f"{server} is running; crash it first")
-        self._boot(server)
-        self._wait_ready(server)
-
-    def _check_link(self, link: str) -> None:
-        if link not in LINKS:
-            raise LabError(f"unknown link {link!r} (links: {', '.join(LINKS)})")
-
-    def unplug(self, server: str, link: str) -> None:
-        self._check_link(link)
-        nx.set_port(self.name, self.index(server), link, up=False)
-        if [server, link] not in self.doc["unplugged"]:
-            self.doc["unplugged"].append([server, link])
-        self._save()
-
-    def plug(self, server: str, link: str) -> None:
-        self._check_link(link)
-        nx.set_port(self.name, self.index(server), link, up=True)
-        self.doc["unplugged"] = [u for u in self.doc["unplugged"] if u != [server, link]]
-        self._save()
-
-    def partition(self, groups: list[list[str]]) -> None:
-        """No frame crosses between two groups, on either LAN; servers in no group see all."""
-        flat = [s for g in groups for s in g]
-        if len(groups) < 2 or any(not g for g in groups):
-            raise LabError("a partition needs at least two non-empty groups")
-        if len(set(flat)) != len(flat):
-            raise LabError("a server can be in only one group of a partition")
-        nx.apply_partition(self.name, [[self.index(s) for s in g] for g in groups])
-        self.doc["partition"] = groups
-        self._save()
-
-    def heal(self) -> None:
-        nx.delete_partition(self.name)
-        self.doc["partition"] = None
-        self._save()
+        return communicate(proc, server, argv, timeout, input)
 
     def status(self) -> dict[str, Any]:
         servers = {}
@@ -355,7 +310,9 @@ class Lab:
                                "addresses": self.addresses(server),
                                "unplugged": [lk for s, lk in self.doc["unplugged"] if s == server],
                                "root": str(self.root_of(server))}
-        return {"lab": self.name, "servers": servers, "partition": self.doc["partition"]}
+        disks = {d["name"]: d["loop"] for d in self.doc.get("disks", [])}
+        return {"lab": self.name, "servers": servers, "partition": self.doc["partition"],
+                "disks": disks, "client": bool(self.doc.get("client"))}
 
     # teardown
     def down(self) -> None:
@@ -366,15 +323,15 @@ class Lab:
             nx.signal_all(nx.pids_in_pidns(ns) if ns else [pid], signal.SIGCONT)
             nx.signal_all([pid], signal.SIGTERM)
         with contextlib.suppress(LabError):
-            _poll("the servers to stop", lambda: not any(nx.alive(p) for p in inits), STOP_WAIT)
+            nx.poll("the servers to stop", lambda: not any(nx.alive(p) for p in inits), STOP_WAIT)
         self.cleanup_all(self.name)
 
     @classmethod
     def cleanup_all(cls, name: str | None = None) -> None:
         """Best effort: remove everything of lab ``name`` (every lab if None), lab.json or not."""
-        for lab in [name] if name is not None else nx.known_labs():
-            nx.cleanup_lab(lab)
-        nx.remove_shared_dirs()
+        for lab in [name] if name is not None else teardown.known_labs():
+            teardown.cleanup_lab(lab)
+        teardown.remove_shared_dirs()
         _reap_holders()
 
 

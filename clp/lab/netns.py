@@ -3,8 +3,10 @@
 Every helper runs one iproute2/nft command or reads ``/proc``; nothing here knows about lab.json.
 Names are kept within the kernel's 15-character interface limit: a lab name has at most 8
 characters, bridges are ``<lab>-pub`` / ``<lab>-ic1`` and the host ends of server i's cables are
-``<lab>-<i>p`` / ``<lab>-<i>i``. All addresses are in 198.18.0.0/15 and exist only inside the
-servers' network namespaces; the bridges have none, so nothing is routed to or from the host.
+``<lab>-<i>p`` / ``<lab>-<i>i`` (``<lab>-cp`` / ``<lab>-ci`` for the client namespace
+``<lab>-client``, host number 200 on both LANs). All addresses are in 198.18.0.0/15 and exist
+only inside the lab's network namespaces; the bridges have none, so nothing is routed to or from
+the host.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 
 class LabError(Exception):
@@ -29,7 +31,20 @@ RUN_DIR = Path("/run/clplab")
 VAR_DIR = Path("/var/lib/clplab")
 CREATED_DIRS = RUN_DIR / "created-dirs.json"  # mount point dirs the lab made on the host
 LINKS = {"pub": ("p", "eth0", 0), "ic1": ("i", "eth1", 1)}  # link -> (suffix, in-ns name, net)
+CLIENT = "client"  # the client machine / ping target: netns <lab>-client, host number 200
+CLIENT_HOST = 200
 CMD_TIMEOUT = 20.0
+
+
+def poll(what: str, probe: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
+    """``probe()`` until it answers something truthy, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(step)
+    raise LabError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def run(argv: list[str], check: bool = True, input: str | None = None) -> str:
@@ -47,12 +62,18 @@ def bridge_name(lab: str, link: str) -> str:
     return f"{lab}-{link}"
 
 
-def host_port(lab: str, index: int, link: str) -> str:
+def host_port(lab: str, index: int | str, link: str) -> str:
+    """Host end of a cable: ``<lab>-<i>p`` for server i, ``<lab>-cp`` for the client."""
     return f"{lab}-{index}{LINKS[link][0]}"
 
 
 def address(index: int, link: str) -> str:
     return f"198.18.{LINKS[link][2]}.{index}"
+
+
+def base_addresses(index: int) -> dict[str, str]:
+    """In-namespace interface -> the address/prefix it boots with (``eth0`` -> 198.18.0.i/24)."""
+    return {inner: f"{address(index, link)}/24" for link, (_, inner, _) in LINKS.items()}
 
 
 def netns_name(lab: str, server: str) -> str:
@@ -81,18 +102,61 @@ def add_netns(lab: str, server: str) -> None:
 
 def add_cable(lab: str, server: str, index: int, link: str) -> None:
     """A veth pair: host end on the link's bridge, other end ``eth0``/``eth1`` in the netns."""
-    port, (_, inner, _) = host_port(lab, index, link), LINKS[link]
-    ns = netns_name(lab, server)
+    _cable(lab, netns_name(lab, server), host_port(lab, index, link), link, address(index, link))
+
+
+def add_client(lab: str) -> None:
+    """The client machine: its own netns on both LANs, host number 200."""
+    add_netns(lab, CLIENT)
+    for link in LINKS:
+        _cable(lab, netns_name(lab, CLIENT), host_port(lab, "c", link), link,
+               address(CLIENT_HOST, link))
+
+
+def _cable(lab: str, ns: str, port: str, link: str, addr: str) -> None:
+    inner = LINKS[link][1]
     run(["ip", "link", "add", port, "type", "veth", "peer", "name", inner, "netns", ns])
     _quiet_ipv6(port)
     run(["ip", "link", "set", port, "master", bridge_name(lab, link)])
     run(["ip", "link", "set", port, "up"])
-    run(["ip", "-n", ns, "addr", "add", f"{address(index, link)}/24", "dev", inner])
+    run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", inner])
     run(["ip", "-n", ns, "link", "set", inner, "up"])
 
 
 def set_port(lab: str, index: int, link: str, up: bool) -> None:
     run(["ip", "link", "set", host_port(lab, index, link), "up" if up else "down"])
+
+
+# addresses inside a namespace (ns None: the caller's own, as in the lab init)
+def _ip(ns: str | None) -> list[str]:
+    return ["ip", "-n", ns] if ns else ["ip"]
+
+
+def ip_addresses(ns: str | None) -> list[tuple[str, str]]:
+    """(interface, address/prefix) of every IPv4 and global IPv6 address, lo excluded."""
+    try:
+        links = json.loads(run([*_ip(ns), "-j", "addr", "show"]) or "[]")
+    except ValueError as e:
+        raise LabError(f"ip -j addr show: unreadable output ({e})") from None
+    found = []
+    for link in links:
+        for a in link.get("addr_info", []):
+            v4, v6 = a.get("family") == "inet", a.get("family") == "inet6"
+            if link.get("ifname") != "lo" and (v4 or (v6 and a.get("scope") == "global")):
+                found.append((link["ifname"], f"{a['local']}/{a['prefixlen']}"))
+    return found
+
+
+def reset_addresses(base: dict[str, str], ns: str | None = None) -> None:
+    """Leave only the boot address on each interface of ``base``, as after a power cycle: the
+    floating IPs a cluster added must not outlive the server that added them."""
+    have = ip_addresses(ns)
+    for ifname, cidr in have:
+        if ifname in base and cidr != base[ifname]:
+            run([*_ip(ns), "addr", "del", cidr, "dev", ifname], check=False)
+    for ifname, cidr in base.items():
+        if (ifname, cidr) not in have:
+            run([*_ip(ns), "addr", "add", cidr, "dev", ifname], check=False)
 
 
 def nft_table(lab: str) -> str:
@@ -142,7 +206,7 @@ def link_list() -> list[str]:
 
 
 def lab_link_re(lab: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(lab)}-(pub|ic1|\d+[pi])$")
+    return re.compile(rf"^{re.escape(lab)}-(pub|ic1|\d+[pi]|c[pi])$")
 
 
 def delete_link(name: str) -> None:
@@ -241,61 +305,3 @@ def host_mounts_under(prefix: Path) -> list[str]:
             if point == str(prefix) or point.startswith(str(prefix) + "/"):
                 points.append(point)
     return sorted(points, key=len, reverse=True)
-
-
-# cleanup: everything of a lab, found again from the system itself
-def known_labs() -> list[str]:
-    """Every lab name with something left: state dirs, netns, links, nft tables, processes."""
-    names: set[str] = set()
-    for d in (RUN_DIR, VAR_DIR):
-        if d.is_dir():
-            names.update(p.name for p in d.iterdir() if p.is_dir())
-    names.update(t.removeprefix("clplab_") for t in nft_tables() if t.startswith("clplab_"))
-    pattern = re.compile(r"^([a-z0-9]{1,8})-(server\d+|pub|ic1)$")
-    for item in (*netns_list(), *link_list()):
-        if m := pattern.match(item):
-            names.add(m.group(1))
-    names.update(environ_of(pid)["CLPLAB"] for pid in lab_pids(None))
-    return sorted(n for n in names if re.match(r"^[a-z0-9]{1,8}$", n))
-
-
-def cleanup_lab(lab: str) -> None:
-    namespaces = [ns for ns in netns_list() if ns.startswith(f"{lab}-")]
-    victims = set(lab_pids(lab))
-    for ns in namespaces:
-        victims.update(netns_pids(ns))
-    victims.discard(os.getpid())
-    kill_all(victims)
-    deadline = time.monotonic() + 5.0
-    while any(alive(p) for p in victims) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if nft_table(lab) in nft_tables():
-        run(["nft", "delete", "table", "bridge", nft_table(lab)], check=False)
-    for ns in namespaces:
-        delete_netns(ns)
-    pattern = lab_link_re(lab)
-    for link in link_list():
-        if pattern.match(link):
-            delete_link(link)
-    for base in (VAR_DIR / lab, RUN_DIR / lab):
-        for point in host_mounts_under(base):
-            run(["umount", "-l", point], check=False)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def remove_shared_dirs() -> None:
-    """Once no lab is left: the lab's top directories and the mount point dirs it created."""
-    labs = [p for d in (RUN_DIR, VAR_DIR) if d.is_dir() for p in d.iterdir() if p.is_dir()]
-    if labs:
-        return
-    created: list[str] = []
-    with contextlib.suppress(OSError, ValueError):
-        created = json.loads(CREATED_DIRS.read_text())
-    for d in sorted(created, key=len, reverse=True):
-        with contextlib.suppress(OSError):
-            os.rmdir(d)  # only if empty: never anything a real installation put there
-    with contextlib.suppress(OSError):
-        CREATED_DIRS.unlink()
-    for d in (RUN_DIR, VAR_DIR):
-        with contextlib.suppress(OSError):
-            d.rmdir()

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from clp.lab import Lab, LabError
+from clp.lab import Lab, LabError, shared_disk, teardown
 from clp.lab import netns as nx
+from clp.lab.samples import write_sample_config
 from clp.paths import InstallRoot
 from clp.platform.supervisor_client import SupervisorClient
 
@@ -45,6 +47,10 @@ def leftovers(name: str) -> list[str]:
     found += [f"dir {d}" for d in (nx.RUN_DIR / name, nx.VAR_DIR / name) if d.exists()]
     found += [f"mount {m}" for m in nx.host_mounts_under(nx.VAR_DIR / name)]
     found += [f"pid {p}" for p in nx.lab_pids(name)]
+    found += [f"loop {d}" for d, back in shared_disk.loop_devices()
+              if shared_disk.lab_of_file(back) == name]
+    if shared_disk.LAB_DEV_DIR.exists() and not teardown.known_labs():
+        found.append(f"dir {shared_disk.LAB_DEV_DIR}")  # made for the labs, gone with the last
     return found
 
 
@@ -143,12 +149,122 @@ def test_crash_kills_every_process_and_restart_boots_again(lab):
 def test_hang_stops_every_process_and_resume_continues_them(lab):
     init = lab.status()["servers"]["server1"]["init_pid"]
     pids = nx.pids_in_pidns(nx.pidns_of(init))
+    assert client_pings(lab, "198.18.0.1")
     lab.hang("server1")
     assert eventually(lambda: all(nx.proc_state(p) == "T" for p in pids))
     assert lab.status()["servers"]["server1"]["state"] == "hung"
+    assert not client_pings(lab, "198.18.0.1") and not client_pings(lab, "198.18.1.1")
     lab.resume("server1")
     assert eventually(lambda: not any(nx.proc_state(p) == "T" for p in pids))
     assert lab.status()["servers"]["server1"]["state"] == "running"
+    assert eventually(lambda: client_pings(lab, "198.18.0.1"))
+
+
+def client_pings(lab: Lab, address: str) -> bool:
+    return lab.client_exec(["ping", "-c1", "-W1", "-n", address]).returncode == 0
+
+
+def ext4_alive(lab: Lab) -> bool:
+    """Whether the kernel still has the shared disk's file system mounted anywhere."""
+    return Path("/proc/fs/ext4", Path(lab.disk_device()).name).exists()
+
+
+def test_shared_disk_is_in_every_server_and_a_mount_stays_private(lab):
+    for server in lab.servers:
+        assert lab.exec(server, ["test", "-b", "/dev/lab/disk1"]).returncode == 0
+        r = lab.exec(server, ["stat", "-c", "%a %t:%T", "/dev/lab/disk1"])
+        rdev = os.stat(lab.disk_device()).st_rdev
+        assert r.stdout.split() == ["600", f"{os.major(rdev):x}:{os.minor(rdev):x}"]
+    r = lab.exec("server1", ["sh", "-c", "mkdir -p /mnt/x && mount /dev/lab/disk1 /mnt/x"])
+    assert r.returncode == 0, r.stderr
+    assert lab.mounts_of("server1") == [("/dev/lab/disk1", "/mnt/x")]
+    assert lab.mounts_of("server2") == []
+    assert "/mnt/x" not in Path("/proc/self/mountinfo").read_text()
+    assert lab.exec("server2", ["test", "-e", "/mnt/x"]).returncode == 1  # /mnt is per server
+    assert lab.status()["disks"] == {"disk1": lab.disk_device()}
+
+
+def test_crash_unmounts_the_disk_and_drops_the_addresses_the_server_added(lab):
+    r = lab.exec("server1", ["sh", "-c", "mkdir -p /mnt/x && mount /dev/lab/disk1 /mnt/x && "
+                             "echo kept > /mnt/x/f && ip addr add 198.18.0.99/24 dev eth0"])
+    assert r.returncode == 0, r.stderr
+    assert "198.18.0.99" in lab.addresses_on("server1") and ext4_alive(lab)
+    lab.crash("server1")
+    assert lab.addresses_on("server1") == ["198.18.0.1", "198.18.1.1"]
+    assert not ext4_alive(lab)
+    assert not client_pings(lab, "198.18.0.99")
+    r = lab.exec("server2", ["sh", "-c", "mkdir -p /mnt/y && mount /dev/lab/disk1 /mnt/y && "
+                             "cat /mnt/y/f"])
+    assert (r.returncode, r.stdout) == (0, "kept\n")
+    assert lab.mounts_of("server1") == []
+
+
+def test_panic_ends_the_server_at_once_and_restart_boots_it(lab):
+    lab.exec("server1", ["ip", "addr", "add", "198.18.0.99/24", "dev", "eth0"])
+    lab.exec("server1", ["kill", "-USR2", "1"])
+    assert eventually(lambda: lab.state_of("server1") == "crashed")
+    assert lab.addresses_on("server1") == ["198.18.0.1", "198.18.1.1"]
+    lab.restart("server1")
+    assert lab.state_of("server1") == "running"
+
+
+def test_shutdown_signal_ends_the_server_cleanly(lab):
+    lab.exec("server2", ["kill", "-TERM", "1"])
+    assert eventually(lambda: lab.state_of("server2") == "down")
+    lab.restart("server2")
+    assert lab.state_of("server2") == "running"
+
+
+def test_reboot_runs_clpsupervise_again_in_the_same_server(lab):
+    init = lab.status()["servers"]["server1"]["init_pid"]
+    before = nx.first_child(init)
+    lab.exec("server1", ["sh", "-c", "touch /dev/shm/left && mkdir -p /mnt/x && "
+                         "mount /dev/lab/disk1 /mnt/x && ip addr add 198.18.0.99/24 dev eth0"])
+    lab.exec("server1", ["kill", "-USR1", "1"])
+    assert eventually(lambda: nx.first_child(init) not in (None, before))
+    assert lab.status()["servers"]["server1"]["init_pid"] == init
+    assert eventually(lambda: supervised(lab, "server1")["sleeper"]["state"] == "running")
+    assert lab.exec("server1", ["hostname"]).stdout.strip() == "server1"
+    assert lab.exec("server1", ["ls", "/dev/shm"]).stdout == ""
+    assert lab.mounts_of("server1") == [] and not ext4_alive(lab)
+    assert lab.addresses_on("server1") == ["198.18.0.1", "198.18.1.1"]
+    assert "reboot" in (lab.root_of("server1") / "log" / "init.log").read_text()
+
+
+def test_client_reaches_both_lans_and_servers_get_no_clp_no_power(lab):
+    assert client_pings(lab, "198.18.0.1") and client_pings(lab, "198.18.1.2")
+    assert lab.client_exec(["ip", "-br", "addr", "show", "eth1"]).stdout.split()[2] == \
+        "198.18.1.200/24"
+    os.environ["CLP_NO_POWER"] = "1"  # as tests/conftest.py sets it for the whole session
+    r = lab.exec("server1", ["sh", "-c", "echo ${CLP_NO_POWER-unset}"], )
+    assert r.stdout.strip() == "unset"
+    assert "CLP_NO_POWER" not in nx.environ_of(lab.status()["servers"]["server1"]["init_pid"])
+
+
+def test_demo_app_answers_with_its_hostname_and_keeps_every_line(lab):
+    data = "/opt/nec/clusterpro/work/app.log"
+    app = lab.popen("server2", ["python3", "-m", "clp.lab.demo_app", "--port", "8080",
+                                "--data", data], stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+    try:
+        ask = ("import socket; s = socket.create_connection(('198.18.0.2', 8080), timeout=2); "
+               "s.sendall(b'one\\ntwo\\n'); f = s.makefile(); print(f.readline(), end=''); "
+               "print(f.readline(), end='')")
+        assert eventually(lambda: lab.client_exec(["python3", "-c", ask]).stdout ==
+                          "server2 one\nserver2 two\n")
+        assert (lab.root_of("server2") / "work" / "app.log").read_text().startswith("one\ntwo\n")
+    finally:
+        app.kill()
+        app.wait(10)
+
+
+def test_sample_config_for_three_servers_keeps_the_groups_and_scripts(tmp_path):
+    conf = write_sample_config(tmp_path, n_servers=3, interval=0.5, timeout=4)
+    doc = yaml.safe_load(conf.read_text())
+    assert list(doc["servers"]) == ["server1", "server2", "server3"]
+    assert doc["cluster"]["heartbeat"] == {"interval": 0.5, "timeout": 4}
+    assert doc["groups"]["failover1"]["resources"]["fip1"]["ip"] == "198.18.0.12"
+    assert os.access(tmp_path / "scripts/failover1/exec1/stop.sh", os.X_OK)
 
 
 def test_dev_shm_is_private_to_each_server(lab):
@@ -226,3 +342,14 @@ def test_default_services_run_under_clpsupervise():
         assert leftovers(name) == []
     finally:
         Lab.cleanup_all(name)
+
+
+def test_a_failed_up_detaches_its_disk_and_leaves_nothing(monkeypatch):
+    def unplugged_bridge(self: Lab) -> None:
+        raise LabError("no bridge today")
+
+    monkeypatch.setattr(Lab, "_wire", unplugged_bridge)
+    name = _name()
+    with pytest.raises(LabError, match="no bridge today"):
+        Lab.up(name=name, n=2, services=[])
+    assert leftovers(name) == []

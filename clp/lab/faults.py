@@ -1,0 +1,119 @@
+"""The faults a lab can inject into its servers and links (DESIGN section 9).
+
+A mixin of :class:`clp.lab.Lab`: it works on the lab's record (``self.doc``) and its lookups.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING, Any
+
+from clp.lab import netns as nx
+from clp.lab.netns import LINKS, LabError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+STOP_WAIT = 5.0
+
+
+class Faults:
+    name: str
+    doc: dict[str, Any]
+    servers: list[str]
+
+    if TYPE_CHECKING:
+        index: Callable[[str], int]
+        _live_init: Callable[[str], int]
+        _init_pid: Callable[[str], int | None]
+        _save: Callable[[], None]
+        _boot: Callable[[str], None]
+        _wait_ready: Callable[[str], None]
+
+    def _server_pids(self, server: str) -> list[int]:
+        ns = nx.pidns_of(self._live_init(server))
+        return nx.pids_in_pidns(ns) if ns else []
+
+    def _reset_addresses(self, server: str) -> None:
+        nx.reset_addresses(nx.base_addresses(self.index(server)),
+                           nx.netns_name(self.name, server))
+
+    def crash(self, server: str) -> None:
+        """Power-off: SIGKILL to the pid namespace's init takes every process with it, and with
+        the last of them the mount namespace and its mounts; the addresses the cluster added go
+        too. A hung server's cables come back: a crashed server is not frozen any more."""
+        pid = self._live_init(server)
+        ns = nx.pidns_of(pid)
+        nx.kill_all([pid])
+        nx.poll(f"every process of {server} to die",
+                lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
+        self._reset_addresses(server)
+        self._thaw_ports(server)
+
+    def hang(self, server: str) -> None:
+        """A frozen machine: every process gets SIGSTOP, and the host ends of its cables go down,
+        so it answers neither ARP nor ping (a stopped process cannot, but the kernel would)."""
+        pids = self._server_pids(server)
+        for link in LINKS:
+            nx.set_port(self.name, self.index(server), link, up=False)
+        if server not in self.doc.setdefault("hung", []):
+            self.doc["hung"].append(server)
+        self._save()
+        nx.signal_all(pids, signal.SIGSTOP)
+
+    def resume(self, server: str) -> None:
+        """SIGCONT to every process, then its cables up again (except those unplugged)."""
+        nx.signal_all(self._server_pids(server), signal.SIGCONT)
+        self._thaw_ports(server)
+
+    def _thaw_ports(self, server: str) -> None:
+        for link in LINKS:
+            if [server, link] not in self.doc["unplugged"]:
+                nx.set_port(self.name, self.index(server), link, up=True)
+        self.doc["hung"] = [s for s in self.doc.get("hung", []) if s != server]
+        self._save()
+
+    def restart(self, server: str) -> None:
+        """Boot a crashed (or shut down) server again, with only its boot addresses."""
+        self.index(server)
+        if self._init_pid(server) is not None:
+            raise LabError(f"{server} is running; crash it first")
+        self._reset_addresses(server)
+        self._thaw_ports(server)
+        self._boot(server)
+        self._wait_ready(server)
+
+    def _check_link(self, link: str) -> None:
+        if link not in LINKS:
+            raise LabError(f"unknown link {link!r} (links: {', '.join(LINKS)})")
+
+    def unplug(self, server: str, link: str) -> None:
+        self._check_link(link)
+        nx.set_port(self.name, self.index(server), link, up=False)
+        if [server, link] not in self.doc["unplugged"]:
+            self.doc["unplugged"].append([server, link])
+        self._save()
+
+    def plug(self, server: str, link: str) -> None:
+        """Plug the cable back; a hung server's cable stays dark until it is resumed."""
+        self._check_link(link)
+        if server not in self.doc.get("hung", []):
+            nx.set_port(self.name, self.index(server), link, up=True)
+        self.doc["unplugged"] = [u for u in self.doc["unplugged"] if u != [server, link]]
+        self._save()
+
+    def partition(self, groups: list[list[str]]) -> None:
+        """No frame crosses between two groups, on either LAN; servers in no group see all."""
+        flat = [s for g in groups for s in g]
+        if len(groups) < 2 or any(not g for g in groups):
+            raise LabError("a partition needs at least two non-empty groups")
+        if len(set(flat)) != len(flat):
+            raise LabError("a server can be in only one group of a partition")
+        nx.apply_partition(self.name, [[self.index(s) for s in g] for g in groups])
+        self.doc["partition"] = groups
+        self._save()
+
+    def heal(self) -> None:
+        nx.delete_partition(self.name)
+        self.doc["partition"] = None
+        self._save()
