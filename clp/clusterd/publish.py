@@ -82,7 +82,10 @@ class StatePublisher:
             "started": svc.started,
             "incarnation": svc.incarnation,
             "pid": os.getpid(),
-            "counters": {"lanhb": svc.lan.counters()},
+            "counters": {"lanhb": svc.lan.counters(),
+                         "rpc_rejected": dict(svc.peer.rejected)},
+            "master": svc.groups.coord.master,
+            "groups": svc.groups.group_snapshot(),
             "updated": time.time(),
         }
 

@@ -1,8 +1,16 @@
-"""The ``clusterpro`` service: heartbeats, membership, the state region and the control API.
+"""The ``clusterpro`` service: heartbeats, membership, groups, the state region and the control API.
 
 Everything runs on one asyncio loop. The loop only moves data: decisions come from the pure core
-(:mod:`clp.core.membership`), packets are verified by :mod:`clp.heartbeat.lanhb`, and the state is
-published through :mod:`clp.state`. Signal handlers only set a flag; the loop acts on it.
+(:mod:`clp.core.membership`, :mod:`clp.core.coordinator`), packets are verified by
+:mod:`clp.heartbeat.lanhb`, group reports and commands travel over :mod:`clp.clusterd.peer`,
+resource actions run in threads (:mod:`clp.clusterd.groups`), and the state is published through
+:mod:`clp.state`. Signal handlers only set a flag; the loop acts on it.
+
+Stopping (``clpcl -t``, SIGTERM, ``clpdown``, a final action) deactivates this server's groups
+first, while heartbeats go on, then exits; a crash or SIGKILL stops nothing, and the next start
+re-adopts what still runs. If the loop itself was stopped for longer than the heartbeat timeout
+(SIGSTOP, a hang), the other servers have declared this one down and may run its groups: it
+panics without touching any resource (self-fence).
 """
 
 from __future__ import annotations
@@ -16,14 +24,19 @@ import socket
 import time
 from typing import Any
 
+from clp.clusterd.group_ops import GroupOps
+from clp.clusterd.groups import GroupManager
+from clp.clusterd.peer import PeerClient, PeerServer
 from clp.clusterd.publish import StatePublisher
 from clp.config import ClusterConfig
 from clp.control.protocol import Reply
 from clp.control.server import ControlServer
-from clp.core.membership import Decision, Membership
+from clp.core.membership import Decision, Membership, ServerState
 from clp.heartbeat import packet
 from clp.heartbeat.lanhb import LanHeartbeat, LanPath
 from clp.paths import InstallRoot
+from clp.platform import power
+from clp.resources.runner import ResourceRunner
 
 log = logging.getLogger("clp.nm")
 
@@ -34,6 +47,10 @@ EVENT_PATH_RESTORED = 3
 EVENT_PATH_LOST = 6
 EVENT_SUSPENDED = 10
 EVENT_RESUMED = 11
+EVENT_HANG_FENCE = 20
+
+FINAL_POWER = {"stop_cluster_service": None, "stop_cluster_service_and_shutdown": "shutdown",
+               "stop_cluster_service_and_reboot": "reboot"}
 
 
 def local_server_name(config: ClusterConfig) -> str:
@@ -56,7 +73,10 @@ class ClusterService:
         self.started = time.time()
         self.incarnation = time.time_ns()
         self._stop = asyncio.Event()
+        self._exit = asyncio.Event()
         self._exit_code = 0
+        self._stop_groups = True  # False when fencing: a fenced server touches no resource
+        self._power_action: str | None = None
         self.path_names = [ic.name for ic in config.interconnects]
         self.membership = Membership(
             self.me, config.server_names,
@@ -66,10 +86,19 @@ class ClusterService:
             key=key, cluster_name=config.name, my_index=self.my_index, paths=self._lan_paths(),
             port=config.ports.heartbeat, incarnation=self.incarnation,
             on_heartbeat=self._on_heartbeat)
+        self.runner = ResourceRunner()
+        self.peer_client = PeerClient(config, self.me, key)
+        self.groups = GroupManager(config, self.me, root, self.runner, self.peer_client.send,
+                                   incarnation=self.incarnation, settle=2 * self.interval,
+                                   on_stop=self._final_action_stop)
+        self.groups.on_change = self._groups_changed
+        self.group_ops = GroupOps(self.groups, self.peer_client.send, self._down)
+        self.peer = PeerServer(config, self.me, key, self._on_peer)
         self.publisher = StatePublisher(root, self)
         self.control = ControlServer(root.control_socket, {
             "status": self._op_status, "stop": self._op_stop,
             "suspend": self._op_suspend, "resume": self._op_resume,
+            **self.group_ops.handlers(),
         })
 
     def _lan_paths(self) -> list[LanPath]:
@@ -91,26 +120,75 @@ class ClusterService:
         self.publisher.open()
         try:
             await self.lan.start()
+            await self.peer.start()
             await self.control.start()
+            adopt = asyncio.ensure_future(self.groups.adopt())
+            stopper = asyncio.ensure_future(self._stop_sequence(adopt))
             log.info("Cluster service started on %s (cluster %s, %d servers, heartbeat %g s / "
                      "%g s)", self.me, self.config.name, len(self.config.servers), self.interval,
                      self.config.heartbeat_timeout, extra={"event_id": EVENT_SERVER_UP})
             await self._heartbeat_loop()
+            await stopper
         finally:
             await self._shutdown()
+        self._power()
         return self._exit_code
 
     def request_stop(self, code: int = 0) -> None:
         self._exit_code = code
         self._stop.set()
 
+    async def _stop_sequence(self, adopt: asyncio.Future[None]) -> None:
+        """On a stop request: deactivate this server's groups (heartbeats go on), then exit."""
+        await self._stop.wait()
+        if self._stop_groups:
+            with contextlib.suppress(Exception):
+                await adopt
+            log.info("Stopping the groups of %s", self.me)
+            await self.groups.stop_all()
+            await asyncio.sleep(self.interval)  # the last report reaches the peers
+        self._exit.set()
+
+    def _power(self) -> None:
+        if self._power_action is None:
+            return
+        try:
+            {"shutdown": power.shutdown, "reboot": power.reboot}[self._power_action]()
+        except power.PowerRefused as e:
+            log.error("%s", e)
+
+    def _online(self) -> list[str]:
+        return [s for s in self.config.server_names
+                if self.membership.server_state(s) == ServerState.ONLINE]
+
+    def _fence_if_hung(self, late: float) -> bool:
+        """Panic when the loop was stopped longer than the heartbeat timeout (see the module)."""
+        if self.suspended or late <= self.membership.timeout:
+            return False
+        log.critical("the cluster service was stopped for %.1f s (heartbeat timeout %g s): the "
+                     "other servers may have taken over its groups; panic to protect the data",
+                     late, self.membership.timeout,
+                     extra={"event_id": EVENT_HANG_FENCE, "alert": True})
+        self._stop_groups = False
+        try:
+            power.panic()
+        except power.PowerRefused as e:
+            log.error("%s; leaving the cluster without touching any resource", e)
+        self.request_stop(1)
+        return True
+
     async def _heartbeat_loop(self) -> None:
         next_tick = time.monotonic()
-        while not self._stop.is_set():
+        while not self._exit.is_set():
             now = time.monotonic()
+            if self._fence_if_hung(now - next_tick):
+                self._exit.set()
+                break
             if not self.suspended:
                 self.lan.send_all()
                 self._apply(self.membership.tick(now))
+                self.groups.set_online(self._online())
+                self.groups.tick(now)
             self.publisher.publish()
             next_tick += self.interval
             delay = next_tick - time.monotonic()
@@ -119,12 +197,14 @@ class ClusterService:
                 next_tick = time.monotonic()
                 delay = 0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                await asyncio.wait_for(self._exit.wait(), timeout=delay)
 
     async def _shutdown(self) -> None:
         self.lan.state = packet.SENDER_STOPPING
         self.lan.close()
+        await self.peer.close()
         await self.control.close()
+        self.runner.shutdown()
         self.publisher.close()
         log.info("Cluster service stopped on %s", self.me)
 
@@ -149,6 +229,37 @@ class ClusterService:
             log.log(level, d.reason, extra={"event_id": event, "alert": d.alert})
         if decisions:
             self.publisher.refresh_paths()
+
+    # --- groups ---------------------------------------------------------------------------
+
+    def _groups_changed(self) -> None:
+        self.groups.report_now()
+        self.publisher.publish()
+
+    def _final_action_stop(self, action: str) -> None:
+        self._power_action = FINAL_POWER.get(action)
+        self.request_stop(0)
+
+    async def _down(self, action: str) -> None:
+        """``clpdown``: stop this server's groups (they fail over), the service, then power."""
+        log.info("Server %s goes down (%s)", self.me, action)
+        self._power_action = action
+        self.request_stop(0)
+
+    async def _on_peer(self, op: str, sender: str, args: dict[str, Any]) -> dict[str, Any]:
+        if op == "report":
+            return self.groups.on_report(sender, args)
+        if op == "command":
+            return self.groups.on_command(sender, args)
+        if op == "request":
+            return self.group_ops.on_request(sender, args)
+        if op == "rsc":
+            r = await self.group_ops.local_rsc(str(args.get("op")), str(args.get("resource")))
+            return {"ok": r.ok, "code": r.code, "message": r.message}
+        if op == "down":
+            await self._down(str(args.get("action", "shutdown")))
+            return {"ok": True, "code": 0, "message": ""}
+        return {"ok": False, "code": 2, "message": f"unknown operation {op!r}"}
 
     # --- control API ----------------------------------------------------------------------
 

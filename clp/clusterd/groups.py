@@ -1,0 +1,309 @@
+"""The group manager of ``clusterpro``: runs this server's groups, feeds and obeys the coordinator.
+
+It owns one :class:`~clp.core.group_runner.GroupRunner` per group whose policy names this server
+and carries out their steps with the :class:`~clp.resources.runner.ResourceRunner` (threads,
+never the event loop). Every heartbeat interval :meth:`tick` gives the
+:class:`~clp.core.coordinator.Coordinator` the membership's Online set and every server's last
+report, sends this server's report to its online peers, and, when this server is the master,
+sends the coordinator's commands (to itself directly).
+
+Safety rules:
+
+- A command is obeyed only from the server this server sees as master; anything else is logged
+  and refused (the master re-sends).
+- Until the probe at start has told which resources already run here, this server reports its
+  groups Unknown, which stops the master from starting them anywhere. Groups whose resources are
+  all active are re-adopted Online without running start scripts; partially active ones are
+  Online Failure and left as they are for the operator (see :meth:`GroupRunner.adopt`).
+- When this server's cluster service stops (``clpcl -t``, ``clpdown``, SIGTERM) it reports
+  ``leaving``, so nothing is placed here, and deactivates its groups in reverse order first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from clp.config import ClusterConfig
+from clp.config.model import GroupConfig, ResourceConfig
+from clp.core.coordinator import Command, Coordinator, ServerReport
+from clp.core.group_runner import CALLER_ACTIONS, GroupRunner, Outcome, RecoveryAction
+from clp.core.group_states import GROUP_STOPPED_STATES, GroupState, ResourceState
+from clp.core.group_types import E_NO_MASTER, E_STATE
+from clp.paths import InstallRoot
+from clp.resources.base import Context
+from clp.resources.runner import ResourceRunner, probe_state
+
+log = logging.getLogger("clp.rc")
+
+DEFAULT_TIMEOUT = 1800.0
+PROBE_TIMEOUT = 60.0
+
+
+class Send(Protocol):
+    """Cluster RPC to a peer (:meth:`clp.clusterd.peer.PeerClient.send`): its reply or None."""
+
+    def __call__(self, server: str, op: str, args: dict[str, Any],
+                 timeout: float = ...) -> Awaitable[dict[str, Any] | None]: ...
+
+
+@dataclass
+class PeerReport:
+    incarnation: int
+    report: ServerReport
+    resources: dict[str, str]
+
+
+class GroupManager:
+    def __init__(self, config: ClusterConfig, me: str, root: InstallRoot,
+                 runner: ResourceRunner, send: Send, *, incarnation: int = 0,
+                 settle: float = 0.0, now: float | None = None,
+                 on_stop: Callable[[str], None] | None = None) -> None:
+        self.config, self.me, self.root = config, me, root
+        self.runner, self.send = runner, send
+        self.incarnation = incarnation
+        self.on_stop = on_stop or (lambda action: None)
+        start = time.monotonic() if now is None else now
+        self.coord = Coordinator(me, config.server_names, config.groups, config.sync_wait,
+                                 start, resend=30.0, settle=settle)
+        self.runners = {g.name: GroupRunner(g) for g in config.groups if me in g.servers}
+        self.adopted = False
+        self.leaving = False
+        self.online: list[str] = [me]
+        self.peers: dict[str, PeerReport] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._sending: set[str] = set()
+        self._resend: set[str] = set()
+        self.on_change: Callable[[], None] = self.report_now
+
+    # --- membership and reports -----------------------------------------------------------
+
+    def set_online(self, online: list[str]) -> None:
+        for s in set(self.online) - set(online):
+            if self.peers.pop(s, None) is not None:
+                log.info("discarded the group report of %s: it left the cluster", s)
+        self.online = [s for s in self.config.server_names if s in online]
+
+    def on_report(self, sender: str, args: dict[str, Any]) -> dict[str, Any]:
+        inc = int(args.get("incarnation") or 0)
+        old = self.peers.get(sender)
+        if old is not None and inc < old.incarnation:
+            return {"ok": False, "code": E_STATE, "message": "stale incarnation"}
+        groups = {}
+        for g, st in (args.get("groups") or {}).items():
+            try:
+                groups[g] = GroupState(st)
+            except ValueError:
+                groups[g] = GroupState.UNKNOWN
+        report = ServerReport(groups, time.monotonic(), frozenset(args.get("failover") or ()),
+                              args.get("intents"), bool(args.get("leaving")))
+        self.peers[sender] = PeerReport(inc, report, dict(args.get("resources") or {}))
+        return {"ok": True, "code": 0, "message": ""}
+
+    def local_report(self) -> ServerReport:
+        groups = {g: (r.state if self.adopted else GroupState.UNKNOWN)
+                  for g, r in self.runners.items()}
+        failover = frozenset(g for g, r in self.runners.items()
+                             if r.wants_failover and r.state == GroupState.ONLINE_FAILURE)
+        intents = self.coord.export_intents() if self.coord.master == self.me else None
+        return ServerReport(groups, time.monotonic(), failover, intents, self.leaving)
+
+    def local_resources(self) -> dict[str, str]:
+        out = {}
+        for r in self.runners.values():
+            for name, st in r.resource_states().items():
+                out[name] = (st if self.adopted else ResourceState.UNKNOWN).value
+        return out
+
+    def report_payload(self) -> dict[str, Any]:
+        rep = self.local_report()
+        return {"server": self.me, "incarnation": self.incarnation,
+                "groups": {g: s.value for g, s in rep.groups.items()},
+                "resources": self.local_resources(), "failover": sorted(rep.failover),
+                "leaving": rep.leaving, "intents": rep.intents}
+
+    def reports(self) -> dict[str, ServerReport]:
+        out = {s: p.report for s, p in self.peers.items() if s in self.online}
+        out[self.me] = self.local_report()
+        return out
+
+    # --- the tick -------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Command]:
+        """One decision round; never blocks (sends and resource steps run as tasks)."""
+        cmds = self.coord.decide(now, self.online, self.reports())
+        for alert in self.coord.alerts:
+            log.error(alert, extra={"alert": True})
+        self.coord.alerts.clear()
+        for cmd in cmds:
+            log.info(cmd.reason)
+            args = {"kind": cmd.kind, "group": cmd.group, "event": cmd.event,
+                    "reason": cmd.reason}
+            if cmd.server == self.me:
+                self.on_command(self.me, args)
+            else:
+                self._spawn(self.send(cmd.server, "command", args))
+        self.report_now()
+        return cmds
+
+    def report_now(self) -> None:
+        """Send this server's report to every online peer; a peer whose previous report is still
+        on its way gets the newest one right after it."""
+        for peer in self.online:
+            if peer == self.me:
+                continue
+            if peer in self._sending:
+                self._resend.add(peer)
+            else:
+                self._sending.add(peer)
+                self._spawn(self._send_report(peer))
+
+    async def _send_report(self, peer: str) -> None:
+        try:
+            while True:
+                self._resend.discard(peer)
+                await self.send(peer, "report", self.report_payload())
+                if peer not in self._resend or peer not in self.online:
+                    break
+        finally:
+            self._sending.discard(peer)
+            self._resend.discard(peer)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- commands -------------------------------------------------------------------------
+
+    def on_command(self, sender: str, args: dict[str, Any]) -> dict[str, Any]:
+        master = self.coord.master_of(self.online)
+        group, kind = args.get("group"), args.get("kind")
+        if sender != master:
+            log.warning("refused %s of group %s from %s: the master is %s", kind, group, sender,
+                        master)
+            return {"ok": False, "code": E_NO_MASTER,
+                    "message": f"{sender} is not the master ({master})"}
+        runner = self.runners.get(str(group))
+        if runner is None or kind not in ("activate", "deactivate"):
+            return {"ok": False, "code": 2, "message": f"no group {group} on {self.me}"}
+        if not self.adopted or (kind == "activate" and self.leaving):
+            return {"ok": False, "code": E_STATE, "message": f"{self.me} is not ready"}
+        event = str(args.get("event") or "START")
+        out = runner.activate(event) if kind == "activate" else runner.deactivate(event)
+        if sender != self.me:
+            log.info("%s (from master %s)", args.get("reason"), sender)
+        self.start(str(group), out)
+        return {"ok": True, "code": 0, "message": ""}
+
+    def start(self, group: str, out: Outcome) -> None:
+        """Carry out an outcome of a runner (its steps, then its recovery action) in a task."""
+        self._log(out)
+        if out.step is None and out.action is None:
+            if out.lines:
+                self.on_change()
+            return
+        self._tasks[group] = asyncio.ensure_future(self._drive(group, out))
+
+    async def wait_idle(self, group: str) -> None:
+        task = self._tasks.get(group)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _drive(self, group: str, out: Outcome) -> None:
+        runner = self.runners[group]
+        gc = self.config.group(group)
+        while out.step is not None:
+            step = out.step
+            rc = gc.resource(step.resource)
+            self.on_change()
+            timeout = float(rc.params.get(f"timeout_{step.op}", DEFAULT_TIMEOUT))
+            result = await asyncio.wrap_future(
+                self.runner.run(step.op, rc, self._context(gc, rc, step.event), timeout))
+            out = runner.on_result(step.resource, result.ok, result.reason)
+            self._log(out)
+        self.on_change()
+        if out.action is not None:
+            self._recover(out.action)
+
+    def _context(self, gc: GroupConfig, rc: ResourceConfig, event: str) -> Context:
+        return Context.for_group(cluster=self.config.name, server=self.me, group=gc.name,
+                                 resource=rc.name, event=event, servers=gc.servers,
+                                 root=self.root, log=log)
+
+    def _log(self, out: Outcome) -> None:
+        for line in out.lines:
+            log.info(line)
+
+    def _recover(self, action: RecoveryAction) -> None:
+        log.error("group %s: %s", action.group, action.reason, extra={"alert": True})
+        if action.action == "failover":
+            return
+        if action.action == "panic":
+            from clp.platform import power
+
+            try:
+                power.panic()
+            except power.PowerRefused as e:
+                log.error("%s", e)
+        elif action.action in CALLER_ACTIONS:
+            self.on_stop(action.action)
+
+    # --- start and stop of the service ----------------------------------------------------
+
+    async def adopt(self) -> None:
+        """Probe every resource of this server's groups and take over what already runs."""
+        for name, runner in self.runners.items():
+            gc = self.config.group(name)
+            futures = {rc.name: self.runner.run("probe", rc, self._context(gc, rc, "START"),
+                                                PROBE_TIMEOUT) for rc in gc.resources}
+            running = {}
+            for rname, fut in futures.items():
+                answer = probe_state(await asyncio.wrap_future(fut))
+                if answer is None:
+                    log.warning("cannot tell whether %s is active; taken as inactive", rname)
+                running[rname] = bool(answer)
+            self._log(runner.adopt(running))
+        self.adopted = True
+        self.on_change()
+
+    async def stop_all(self, event: str = "STOP") -> None:
+        """Deactivate every group of this server, in reverse configuration order."""
+        self.leaving = True
+        self.on_change()
+        for name in reversed(list(self.runners)):
+            await self.wait_idle(name)
+            runner = self.runners[name]
+            if runner.state in GROUP_STOPPED_STATES and not runner.busy:
+                continue
+            self.start(name, runner.deactivate(event))
+            await self.wait_idle(name)
+
+    def group_snapshot(self) -> dict[str, Any]:
+        """The ``groups`` part of the state snapshot (see :mod:`clp.clusterd.publish`)."""
+        out = {}
+        reports = self.reports()
+        for gc in self.config.groups:
+            states = {s: r.groups.get(gc.name, GroupState.OFFLINE) for s, r in reports.items()
+                      if s in gc.servers}
+            server = next((s for s in gc.servers if s in states
+                           and states[s] not in GROUP_STOPPED_STATES), None)
+            if server is None:
+                server = next((s for s in gc.servers if states.get(s) ==
+                               GroupState.OFFLINE_FAILURE), None)
+            state = states[server] if server else GroupState.OFFLINE
+            res = self.local_resources() if server == self.me else \
+                (self.peers[server].resources if server in self.peers else {})
+            out[gc.name] = {
+                "state": state.value, "server": server, "policy": list(gc.servers),
+                "states": {s: st.value for s, st in states.items()},
+                "resources": {rc.name: {"type": rc.type, "state": res.get(rc.name, "Offline")}
+                              for rc in gc.resources},
+                "reason": self.coord.reasons.get(gc.name, ""),
+            }
+        return out

@@ -1,0 +1,342 @@
+"""The per-server sequencer of one failover group: which resource to start or stop next.
+
+Pure: the caller runs each :class:`ResourceStep` (off the event loop) and feeds the result back
+with :meth:`GroupRunner.on_result`. Activation follows ``GroupConfig.activation_order()``
+(dependencies first), deactivation ``deactivation_order()`` (the reverse), one resource at a time.
+
+Recovery of an activation failure, per resource: retry the start ``activation.retry`` times; then,
+while this server has failed the resource over fewer than ``activation.failover_threshold`` times,
+stop what the group started here, go Online Failure and ask for failover (the coordinator moves
+the group); else the final action:
+
+- ``none_continue``: the resource stays Online Failure, activation goes on with the next one
+- ``none``: activation stops there, the group is Online Failure
+- ``stop_group``: stop what was started, the group stays Online Failure (not restarted)
+- ``stop_cluster_service`` / ``..._and_shutdown`` / ``..._and_reboot`` / ``panic``: activation
+  stops, the group is Online Failure and the caller carries the action out.
+
+Deactivation failure: retry the stop ``deactivation.retry`` times, then the final action
+(``none_continue`` goes on with the next resource, ``none`` stops there, the others are carried
+out by the caller); the group ends Offline Failure.
+
+The failover count of a resource is reset when the group is Online here with every resource
+Online, and by :meth:`reset_counts` (operator start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from clp.core.group_states import (
+    GroupState,
+    ResourceState,
+    change_group_state,
+    change_resource_state,
+)
+
+G, R = GroupState, ResourceState
+
+CALLER_ACTIONS = ("stop_cluster_service", "stop_cluster_service_and_shutdown",
+                  "stop_cluster_service_and_reboot", "panic")
+FINAL_ACTIONS = ("none_continue", "none", "stop_group") + CALLER_ACTIONS
+
+
+class _Recovery(Protocol):
+    retry: int
+    failover_threshold: int
+    final_action: str
+
+
+class _Resource(Protocol):
+    name: str
+    activation: Any
+    deactivation: Any
+
+
+class _Group(Protocol):
+    name: str
+    resources: Any
+
+    def activation_order(self) -> list[str]: ...
+    def deactivation_order(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ResourceStep:
+    op: str  # start | stop
+    resource: str
+    event: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecoveryAction:
+    action: str  # failover, or a final action
+    group: str
+    resource: str
+    reason: str
+
+
+@dataclass
+class Outcome:
+    step: ResourceStep | None = None
+    action: RecoveryAction | None = None
+    lines: list[str] = field(default_factory=list)  # state changes and decisions, to log
+    done: bool = False  # the activation/deactivation is over
+
+
+@dataclass
+class _Named:
+    name: str
+    state: Any
+
+
+class GroupRunner:
+    def __init__(self, group: _Group) -> None:
+        self.group = group
+        self.name = group.name
+        self._g = _Named(group.name, G.OFFLINE)
+        self._r = {rc.name: _Named(rc.name, R.OFFLINE) for rc in group.resources}
+        self._rc: Mapping[str, _Resource] = {rc.name: rc for rc in group.resources}
+        self.op: str | None = None  # activate | deactivate | cleanup (after a failed activation)
+        self.event = ""
+        self._queue: list[str] = []
+        self._retries: dict[str, int] = {}
+        self.failovers: dict[str, int] = {r: 0 for r in self._r}
+        self.wants_failover = False
+        self._after_cleanup: RecoveryAction | None = None
+
+    @property
+    def state(self) -> GroupState:
+        return self._g.state
+
+    @property
+    def busy(self) -> bool:
+        return self.op is not None
+
+    def resource_states(self) -> dict[str, ResourceState]:
+        return {n: r.state for n, r in self._r.items()}
+
+    def reset_counts(self) -> None:
+        self.failovers = {r: 0 for r in self._r}
+
+    # --- re-adoption ----------------------------------------------------------------------
+
+    def adopt(self, running: Mapping[str, bool]) -> Outcome:
+        """Set states from a probe at service start: which resources are already active here.
+
+        All active: Online (nothing is re-run). None: Offline. Some: Online Failure, and they are
+        left as they are: the coordinator will not start the group elsewhere, and the operator
+        decides (``clpgrp -t`` stops what runs, then ``-s``).
+        """
+        out = Outcome(done=True)
+        self._g.state, self.op = G.UNKNOWN, None
+        for n, r in self._r.items():
+            r.state = R.UNKNOWN
+            up = bool(running.get(n))
+            out.lines.append(change_resource_state(r, R.ONLINE if up else R.OFFLINE,
+                                                   "found active" if up else "found inactive"))
+        up = [n for n, r in self._r.items() if r.state == R.ONLINE]
+        if not self._r or not up:
+            new, why = G.OFFLINE, "no resource is active"
+        elif len(up) == len(self._r):
+            new, why = G.ONLINE, "every resource is active: re-adopted"
+        else:
+            new, why = G.ONLINE_FAILURE, f"only {', '.join(up)} of its resources are active"
+        out.lines.append(change_group_state(self._g, new, why))
+        return out
+
+    # --- activation -----------------------------------------------------------------------
+
+    def activate(self, event: str) -> Outcome:
+        if self.busy or self.state not in (G.OFFLINE, G.OFFLINE_FAILURE):
+            return Outcome(lines=[f"group {self.name}: activation ({event}) ignored, it is "
+                                  f"{self.state.value}{' and busy' if self.busy else ''}"],
+                           done=not self.busy)
+        self.op, self.event, self.wants_failover = "activate", event, False
+        self._retries = {}
+        out = Outcome(lines=[change_group_state(self._g, G.ONLINE_PENDING, event)])
+        self._queue = [n for n in self.group.activation_order() if self._r[n].state != R.ONLINE]
+        return self._next(out)
+
+    def deactivate(self, event: str) -> Outcome:
+        if self.busy or self.state in (G.OFFLINE, G.UNKNOWN):
+            return Outcome(lines=[f"group {self.name}: deactivation ({event}) ignored, it is "
+                                  f"{self.state.value}{' and busy' if self.busy else ''}"],
+                           done=not self.busy)
+        self.op, self.event = "deactivate", event
+        self.wants_failover = self.wants_failover and event == "FAILOVER"
+        self._retries = {}
+        out = Outcome(lines=[change_group_state(self._g, G.OFFLINE_PENDING, event)])
+        self._queue = self._to_stop()
+        return self._next(out)
+
+    def resource_op(self, op: str, name: str) -> Outcome:
+        """Start or stop one resource of a running group (``clprsc``), without recovery.
+
+        The group is Online when every resource is Online afterwards, else Online Failure.
+        """
+        if self.busy or self.state not in (G.ONLINE, G.ONLINE_FAILURE):
+            return Outcome(lines=[f"group {self.name}: {op} of {name} refused, the group is "
+                                  f"{self.state.value}{' and busy' if self.busy else ''}"],
+                           done=True)
+        r = self._r[name]
+        want = R.ONLINE if op == "start" else R.OFFLINE
+        if r.state == want:
+            return Outcome(lines=[f"resource {name} is already {want.value}"], done=True)
+        self.op, self.event, self._queue = f"single_{op}", "STOP" if op == "stop" else "START", \
+            [name]
+        pending = R.ONLINE_PENDING if op == "start" else R.OFFLINE_PENDING
+        out = Outcome(lines=[change_resource_state(r, pending, f"clprsc {op}")])
+        out.step = ResourceStep(op, name, self.event, f"{op} {name} by the operator")
+        return out
+
+    def _to_stop(self) -> list[str]:
+        return [n for n in self.group.deactivation_order() if self._r[n].state != R.OFFLINE]
+
+    def _next(self, out: Outcome) -> Outcome:
+        """Issue the next step, or finish the operation in progress."""
+        if self._queue:
+            name = self._queue[0]
+            r = self._r[name]
+            if self.op == "activate":
+                out.lines.append(change_resource_state(r, R.ONLINE_PENDING, self.event))
+                out.step = ResourceStep("start", name, self.event, f"start {name}")
+            else:
+                out.lines.append(change_resource_state(r, R.OFFLINE_PENDING, self.event))
+                out.step = ResourceStep("stop", name, self.event, f"stop {name}")
+            return out
+        return self._finish(out)
+
+    def _finish(self, out: Outcome) -> Outcome:
+        op, self.op = self.op, None
+        out.done = True
+        states = [r.state for r in self._r.values()]
+        if op == "activate":
+            if all(s == R.ONLINE for s in states):
+                self.reset_counts()
+                out.lines.append(change_group_state(self._g, G.ONLINE, "every resource started"))
+            else:
+                out.lines.append(change_group_state(self._g, G.ONLINE_FAILURE,
+                                                    "a resource failed to start"))
+        elif op == "cleanup":
+            out.lines.append(change_group_state(self._g, G.ONLINE_FAILURE,
+                                                self._after_cleanup.reason
+                                                if self._after_cleanup else "activation failed"))
+            out.action, self._after_cleanup = self._after_cleanup, None
+        elif any(s != R.OFFLINE for s in states):
+            self.wants_failover = False
+            out.lines.append(change_group_state(self._g, G.OFFLINE_FAILURE,
+                                                "a resource failed to stop"))
+        else:
+            self.wants_failover = False
+            out.lines.append(change_group_state(self._g, G.OFFLINE, "every resource stopped"))
+        return out
+
+    # --- results --------------------------------------------------------------------------
+
+    def on_result(self, resource: str, ok: bool, reason: str) -> Outcome:
+        if not self._queue or self._queue[0] != resource:
+            raise RuntimeError(f"group {self.name}: unexpected result for {resource}")
+        r = self._r[resource]
+        out = Outcome()
+        if self.op in ("single_start", "single_stop"):
+            return self._single_done(out, r, ok, reason)
+        if self.op == "activate":
+            if ok:
+                out.lines.append(change_resource_state(r, R.ONLINE, reason or "started"))
+                self._queue.pop(0)
+                return self._next(out)
+            out.lines.append(change_resource_state(r, R.ONLINE_FAILURE, reason))
+            return self._start_failed(out, resource, reason)
+        if ok:
+            out.lines.append(change_resource_state(r, R.OFFLINE, reason or "stopped"))
+            self._queue.pop(0)
+            return self._next(out)
+        out.lines.append(change_resource_state(r, R.OFFLINE_FAILURE, reason))
+        if self.op == "cleanup":  # already giving up: note it and go on stopping the rest
+            self._queue.pop(0)
+            return self._next(out)
+        return self._stop_failed(out, resource, reason)
+
+    def _single_done(self, out: Outcome, r: _Named, ok: bool, reason: str) -> Outcome:
+        start = self.op == "single_start"
+        new = (R.ONLINE if ok else R.ONLINE_FAILURE) if start else \
+            (R.OFFLINE if ok else R.OFFLINE_FAILURE)
+        out.lines.append(change_resource_state(r, new, reason or ("started" if ok else "failed")))
+        self.op, self._queue, out.done = None, [], True
+        whole = all(x.state == R.ONLINE for x in self._r.values())
+        if whole and self.state != G.ONLINE:
+            out.lines.append(change_group_state(self._g, G.ONLINE, "every resource is Online"))
+        elif not whole and self.state != G.ONLINE_FAILURE:
+            out.lines.append(change_group_state(self._g, G.ONLINE_FAILURE,
+                                                f"resource {r.name} is {r.state.value}"))
+        return out
+
+    def _start_failed(self, out: Outcome, name: str, reason: str) -> Outcome:
+        rec: _Recovery = self._rc[name].activation
+        tried = self._retries.get(name, 0)
+        if tried < rec.retry:
+            self._retries[name] = tried + 1
+            out.lines.append(change_resource_state(
+                self._r[name], R.ONLINE_PENDING, f"activation retry {tried + 1}/{rec.retry}"))
+            out.step = ResourceStep("start", name, self.event,
+                                    f"retry {tried + 1}/{rec.retry} of start {name}: {reason}")
+            return out
+        if self.failovers[name] < rec.failover_threshold:
+            self.failovers[name] += 1
+            self.wants_failover = True
+            return self._cleanup(out, RecoveryAction(
+                "failover", self.name, name,
+                f"start of {name} failed ({reason}) after {rec.retry} retries: failover "
+                f"{self.failovers[name]}/{rec.failover_threshold}"))
+        action = rec.final_action
+        why = (f"start of {name} failed ({reason}) after {rec.retry} retries and "
+               f"{rec.failover_threshold} failovers: final action {action}")
+        if action == "none_continue":
+            out.lines.append(f"group {self.name}: {why}")
+            self._queue.pop(0)
+            return self._next(out)
+        if action == "stop_group":
+            return self._cleanup(out, RecoveryAction(action, self.name, name, why))
+        self._queue = []
+        self.op = None
+        out.done = True
+        out.lines.append(change_group_state(self._g, G.ONLINE_FAILURE, why))
+        out.action = RecoveryAction(action, self.name, name, why)
+        return out
+
+    def _cleanup(self, out: Outcome, action: RecoveryAction) -> Outcome:
+        """Stop what this activation left running, then report ``action``."""
+        out.lines.append(f"group {self.name}: {action.reason}")
+        self.op, self._after_cleanup = "cleanup", action
+        self._queue = self._to_stop()
+        if self._queue:
+            name = self._queue[0]
+            out.lines.append(change_resource_state(self._r[name], R.OFFLINE_PENDING,
+                                                   action.action))
+            out.step = ResourceStep("stop", name, self.event, f"stop {name}: {action.action}")
+            return out
+        return self._finish(out)
+
+    def _stop_failed(self, out: Outcome, name: str, reason: str) -> Outcome:
+        rec: _Recovery = self._rc[name].deactivation
+        tried = self._retries.get(name, 0)
+        if tried < rec.retry:
+            self._retries[name] = tried + 1
+            out.lines.append(change_resource_state(
+                self._r[name], R.OFFLINE_PENDING, f"deactivation retry {tried + 1}/{rec.retry}"))
+            out.step = ResourceStep("stop", name, self.event,
+                                    f"retry {tried + 1}/{rec.retry} of stop {name}: {reason}")
+            return out
+        action = rec.final_action
+        why = f"stop of {name} failed ({reason}) after {rec.retry} retries: final action {action}"
+        out.action = RecoveryAction(action, self.name, name, why)
+        if action == "none_continue":
+            self._queue.pop(0)
+            return self._next(out)
+        self._queue = []
+        out.lines.append(f"group {self.name}: {why}")
+        return self._finish(out)
