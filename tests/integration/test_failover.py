@@ -1,0 +1,171 @@
+"""Failover groups in the lab: the seed's chapter 6 command check, failover on crash, hang and
+clpdown, and recovery from a failing start script. Every test watches that the floating IP and
+the shared disk are never active on two servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+
+import pytest
+
+from tests.integration.grouputil import (
+    DISK,
+    FIP,
+    ExclusivityWatch,
+    app_call,
+    clp,
+    group,
+    running,
+    sample_cluster,
+    wait_group,
+)
+from tests.integration.labutil import TIMEOUT, needs_root, status, wait_all_online, wait_for
+
+pytestmark = [pytest.mark.lab, needs_root]
+
+
+def mounted(lab, server: str) -> bool:
+    return any(src == DISK for src, _ in lab.mounts_of(server))
+
+
+def test_chapter6_command_check(tmp_path):
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        # 1. heartbeats: every server Online, every path Normal
+        wait_all_online(lab)
+        # 3. the auto-start groups come up on the master once both servers are up
+        wait_group(lab, "failover1", "Online", "server1")
+        wait_group(lab, "ManagementGroup", "Online", "server1")
+        text = clp(lab, "server2", "clpstat").stdout
+        assert "failover1" in text and "current        : server1" in text
+        # 6-8. disk mounted, floating IP answers, application running
+        assert mounted(lab, "server1") and not mounted(lab, "server2")
+        assert FIP in lab.addresses_on("server1")
+        assert app_call(lab, "hello").startswith("server1 ")
+        assert clp(lab, "server1", "clpgrp", "-n", "failover1").stdout.strip() == "server1"
+        assert clp(lab, "server2", "clprsc", "-n", "exec1").stdout.strip() == "server1"
+
+        # 4. group stop (from the other server)
+        r = clp(lab, "server2", "clpgrp", "-t", "failover1")
+        assert "Command succeeded.(code:0)" in r.stdout
+        wait_group(lab, "failover1", "Offline", None)
+        assert FIP not in lab.addresses_on("server1") and not mounted(lab, "server1")
+        r = clp(lab, "server1", "clpgrp", "-n", "failover1", ok=False)
+        assert r.returncode == 14
+        # 3. group start
+        clp(lab, "server1", "clpgrp", "-s", "failover1")
+        wait_group(lab, "failover1", "Online", "server1")
+
+        # 9. move to every server of the policy and back
+        clp(lab, "server1", "clpgrp", "-m", "failover1")
+        wait_group(lab, "failover1", "Online", "server2")
+        assert mounted(lab, "server2") and not mounted(lab, "server1")
+        assert app_call(lab, "moved").startswith("server2 ")
+        clp(lab, "server2", "clpgrp", "-m", "failover1", "-a", "server1")
+        wait_group(lab, "failover1", "Online", "server1")
+
+        # 10. failover: data written before the crash is on the disk after it
+        assert app_call(lab, "before-crash").startswith("server1 ")
+        lab.crash("server1")
+        wait_group(lab, "failover1", "Online", "server2", observer="server2",
+                   timeout=TIMEOUT + 60)
+        wait_group(lab, "ManagementGroup", "Online", "server2", observer="server2")
+        assert app_call(lab, "after-crash").startswith("server2 ")
+        data = clp(lab, "server2", "cat", "/mnt/disk1/app.log").stdout
+        assert "before-crash" in data and "after-crash" in data
+
+        # 11. the server comes back; failback is manual in the sample, so nothing moves ...
+        lab.restart("server1")
+        wait_all_online(lab)
+        time.sleep(2 * TIMEOUT)
+        assert group(lab, "server1", "failover1")["server"] == "server2"
+        # ... until the operator moves it back
+        clp(lab, "server1", "clpgrp", "-m", "failover1", "-a", "server1")
+        wait_group(lab, "failover1", "Online", "server1")
+
+        # 12. cluster shutdown: every server goes down, groups stopped first
+        clp(lab, "server2", "clpstdn", ok=False, timeout=120)
+        wait_for("every server down after clpstdn",
+                 lambda: not any(running(lab, s) for s in lab.servers), timeout=60)
+
+
+def test_auto_failback_when_the_primary_returns(tmp_path):
+    def failback_auto(conf, conf_dir):
+        conf["groups"]["failover1"]["failback"] = "auto"
+
+    with sample_cluster(tmp_path, failback_auto) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        lab.crash("server1")
+        wait_group(lab, "failover1", "Online", "server2", observer="server2",
+                   timeout=TIMEOUT + 60)
+        lab.restart("server1")
+        wait_group(lab, "failover1", "Online", "server1", timeout=90)
+        reason = group(lab, "server1", "failover1").get("reason", "")
+        assert "server1" in reason
+
+
+def test_failover_on_hang_and_the_woken_server_fences_itself(tmp_path):
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        lab.hang("server1")
+        wait_group(lab, "failover1", "Online", "server2", observer="server2",
+                   timeout=TIMEOUT + 60)
+        assert app_call(lab, "while-hung").startswith("server2 ")
+        lab.resume("server1")
+        # It was stopped far longer than the heartbeat timeout: it must not touch the group
+        # (which now runs on server2); it ends itself instead.
+        wait_for("server1 to fence itself", lambda: not running(lab, "server1"), timeout=20)
+        assert mounted(lab, "server2")
+        assert app_call(lab, "after-wake").startswith("server2 ")
+        log = (lab.root_of("server1") / "log" / "alert.log").read_text()
+        assert "stopped for" in log
+
+
+def test_clpdown_moves_the_groups_then_powers_the_server_off(tmp_path):
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        clp(lab, "server1", "clpdown", ok=False, timeout=120)
+        wait_group(lab, "failover1", "Online", "server2", observer="server2", timeout=60)
+        wait_for("server1 powered off", lambda: not running(lab, "server1"), timeout=60)
+        assert app_call(lab, "after-clpdown").startswith("server2 ")
+
+
+def test_failing_start_script_retries_fails_over_then_takes_the_final_action(tmp_path):
+    def failing_exec(conf, conf_dir):
+        res = conf["groups"]["failover1"]["resources"]["exec1"]
+        res["activation"] = {"retry": 1, "failover_threshold": 1, "final_action": "stop_group"}
+        script = conf_dir / "scripts" / "failover1" / "exec1" / "start.sh"
+        script.write_text("#!/bin/sh\n"
+                          "echo \"$(hostname) $CLP_EVENT\" >> /opt/nec/clusterpro/work/starts\n"
+                          "exit 3\n")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+    with sample_cluster(tmp_path, failing_exec) as lab, ExclusivityWatch(lab):
+        wait_all_online(lab)
+
+        def final():
+            g = group(lab, "server1", "failover1")
+            return g["state"] in ("Offline", "Offline Failure", "Online Failure") \
+                and all(os.path.exists(lab.root_of(s) / "work" / "starts") for s in lab.servers) \
+                and g
+        wait_for("failover1 to end in its final action", final, timeout=120)
+
+        def starts():
+            return {s: [x for x in (lab.root_of(s) / "work" / "starts").read_text().split("\n")
+                        if x] for s in lab.servers}
+        seen = starts()
+        time.sleep(3 * TIMEOUT)
+        assert starts() == seen  # the final action ended it: nothing keeps retrying
+        # the first server: one try plus one retry, then a failover: try plus retry there too
+        assert len(seen["server1"]) >= 2 and seen["server1"][0].endswith("START"), seen
+        assert len(seen["server2"]) == 2, seen
+        assert all(x.endswith("FAILOVER") for x in seen["server2"]), seen
+        g = group(lab, "server1", "failover1")
+        assert g["server"] is None and not mounted(lab, "server1") and not mounted(lab, "server2")
+        assert FIP not in lab.addresses_on("server1") + lab.addresses_on("server2")
+        alerts = [json.loads(x) for x in
+                  (lab.root_of("server2") / "log" / "alert.log").read_text().splitlines()]
+        assert any("exec1" in a["message"] for a in alerts), alerts
+        assert status(lab, "server1")["groups"]["ManagementGroup"]["state"] == "Online"
