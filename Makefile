@@ -37,8 +37,10 @@ test: venv lint
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 bench: venv
+	@tools/install-deps.sh --bench
 	$(PY) benchmarks/clpstat_latency.py
 	$(PY) benchmarks/hb_latency.py
+	$(PY) benchmarks/failover_time.py --stress
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,232 @@
+"""Failover time: clp against keepalived, same lab topology, same run.
+
+A group with a floating IP and an exec resource running a small TCP service lives on one of two lab
+servers. We crash (power off) the server that owns it and measure, from a client namespace, the
+time from the crash to the first successful TCP connection to the floating IP. keepalived (VRRP,
+unicast to the peer, same VIP, the same TCP service running on both servers) is measured the same
+way. With ``--stress`` the whole run is repeated under a CPU load (stress-ng, one worker per core)
+and every failover that happened without a crash is counted as a false failover.
+
+Usage: python benchmarks/failover_time.py [--runs 20] [--stress]   (root; own labs, removed after)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.benchlib import machine, median, pct, table  # noqa: E402
+from clp.lab import Lab  # noqa: E402
+from clp.lab.samples import write_sample_config  # noqa: E402
+from tests.integration.labutil import status, wait_all_online, wait_for  # noqa: E402
+
+VIP, PORT = "198.18.0.12", 8080
+APP = "python3 -m clp.lab.demo_app --port 8080 --data /tmp/bench-app.log"
+# Poll with short connect timeouts; the first success ends the measurement.
+PROBE = r"""
+import socket, sys, time
+deadline = time.time() + float(sys.argv[3])
+while time.time() < deadline:
+    try:
+        with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.05):
+            print(repr(time.time()))
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.005)
+sys.exit(1)
+"""
+START_SH = f"""#!/bin/sh
+setsid nohup {APP} >/dev/null 2>&1 &
+echo $! > /opt/nec/clusterpro/work/bench-app.pid
+"""
+STOP_SH = """#!/bin/sh
+pid=$(cat /opt/nec/clusterpro/work/bench-app.pid 2>/dev/null) && kill "$pid" 2>/dev/null
+exit 0
+"""
+KEEPALIVED = """global_defs {{
+  router_id {me}
+  script_user root
+  enable_script_security
+}}
+vrrp_instance VI_1 {{
+  state BACKUP
+  nopreempt
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int {advert}
+  unicast_src_ip {src}
+  unicast_peer {{
+    {peer}
+  }}
+  virtual_ipaddress {{
+    {vip}/24 dev eth0
+  }}
+}}
+"""
+
+
+def probe_after(lab: Lab, t0: float, limit: float = 60.0) -> float:
+    r = lab.client_exec(["python3", "-c", PROBE, VIP, str(PORT), str(limit)], timeout=limit + 10)
+    if r.returncode != 0:
+        raise RuntimeError(f"{VIP}:{PORT} never answered after the crash: {r.stderr}")
+    return float(r.stdout.strip()) - t0
+
+
+def owner_clp(lab: Lab, observer: str) -> str | None:
+    g = status(lab, observer)["groups"]["failover1"]
+    return g["server"] if g["state"] == "Online" else None
+
+
+def clp_config(dest: Path, interval: float, timeout: float) -> None:
+    write_sample_config(dest, n_servers=2, interval=interval, timeout=timeout)
+    conf = yaml.safe_load((dest / "clp.conf").read_text())
+    conf["groups"] = {"failover1": {"resources": {"fip1": {"type": "fip", "ip": VIP},
+                                                  "exec1": {"type": "exec"}}}}
+    (dest / "clp.conf").write_text(yaml.safe_dump(conf, sort_keys=False))
+    scripts = dest / "scripts"
+    shutil.rmtree(scripts)
+    (scripts / "failover1" / "exec1").mkdir(parents=True)
+    for name, text in (("start.sh", START_SH), ("stop.sh", STOP_SH)):
+        path = scripts / "failover1" / "exec1" / name
+        path.write_text(text)
+        path.chmod(0o755)
+
+
+def run_clp(runs: int, interval: float, timeout: float, workdir: Path) -> tuple[list[float], int]:
+    conf = workdir / f"clp-{interval:g}-{timeout:g}"
+    clp_config(conf, interval, timeout)
+    name = "f" + secrets.token_hex(2)
+    lab = Lab.up(name=name, n=2, config_dir=conf)
+    times, false_failovers = [], 0
+    try:
+        wait_all_online(lab)
+        owner = wait_for("failover1 Online", lambda: owner_clp(lab, "server1"), timeout=60)
+        for _ in range(runs):
+            other = "server2" if owner == "server1" else "server1"
+            # quiet period: the group must stay where it is (no false failover)
+            time.sleep(max(3 * timeout, 2.0))
+            if owner_clp(lab, other) != owner:
+                false_failovers += 1
+            t0 = time.time()
+            lab.crash(owner)
+            times.append(probe_after(lab, t0))
+            wait_for("failover1 on the survivor", lambda o=other: owner_clp(lab, o) == o,
+                     timeout=30)
+            lab.restart(owner)
+            wait_all_online(lab)
+            owner = other
+    finally:
+        lab.down()
+        Lab.cleanup_all(name)
+    return times, false_failovers
+
+
+def _vrrp_owner(lab: Lab) -> str | None:
+    holders = [s for s in lab.servers if VIP in lab.addresses_on(s)]
+    return holders[0] if len(holders) == 1 else None
+
+
+def _start_keepalived(lab: Lab, server: str, advert: float) -> None:
+    i = lab.servers.index(server) + 1
+    conf = KEEPALIVED.format(me=server, prio=200 - i, advert=f"{advert:g}", src=f"198.18.0.{i}",
+                             peer=f"198.18.0.{3 - i}", vip=VIP)
+    path = lab.root_of(server) / "work" / "keepalived.conf"
+    path.write_text(conf)
+    r = lab.exec(server, ["sh", "-c", f"setsid nohup {APP} >/dev/null 2>&1 & "
+                          "keepalived -D -f /opt/nec/clusterpro/work/keepalived.conf "
+                          "-p /opt/nec/clusterpro/work/k.pid -r /opt/nec/clusterpro/work/v.pid "
+                          "--no-syslog -l"])
+    if r.returncode != 0:
+        raise RuntimeError(f"keepalived on {server}: {r.stderr}")
+
+
+def run_keepalived(runs: int, advert: float) -> tuple[list[float], int]:
+    name = "k" + secrets.token_hex(2)
+    lab = Lab.up(name=name, n=2, services=[])
+    times, false_failovers = [], 0
+    try:
+        for s in lab.servers:
+            _start_keepalived(lab, s, advert)
+        owner = wait_for("a VRRP master", lambda: _vrrp_owner(lab), timeout=30)
+        for _ in range(runs):
+            time.sleep(max(10 * advert, 2.0))
+            if _vrrp_owner(lab) != owner:  # the VIP moved without a crash
+                false_failovers += 1
+                owner = wait_for("a VRRP master", lambda: _vrrp_owner(lab), timeout=30)
+            t0 = time.time()
+            lab.crash(owner)
+            times.append(probe_after(lab, t0))
+            survivor = wait_for("the VIP on the survivor", lambda: _vrrp_owner(lab), timeout=30)
+            lab.restart(owner)
+            _start_keepalived(lab, owner, advert)
+            owner = survivor
+    finally:
+        lab.down()
+        Lab.cleanup_all(name)
+    return times, false_failovers
+
+
+def row(label: str, detect: str, times: list[float], false: int) -> list[str]:
+    return [label, detect, str(len(times)), f"{median(times):.3f}", f"{pct(times, 0.9):.3f}",
+            f"{max(times):.3f}", str(false)]
+
+
+def measure(runs: int, workdir: Path) -> list[list[str]]:
+    rows = []
+    for interval, timeout in ((0.1, 0.5), (0.1, 0.3), (1.0, 5.0), (1.0, 3.0)):
+        times, false = run_clp(runs, interval, timeout, workdir)
+        rows.append(row("clp", f"interval {interval:g} s / timeout {timeout:g} s", times, false))
+    for advert in (0.1, 1.0):
+        times, false = run_keepalived(runs, advert)
+        rows.append(row("keepalived", f"advert_int {advert:g} s (down after ~3x)", times, false))
+    return rows
+
+
+@contextlib.contextmanager
+def cpu_load(enabled: bool):
+    if not enabled:
+        yield
+        return
+    if not shutil.which("stress-ng"):
+        raise SystemExit("--stress needs stress-ng (apt-get install stress-ng)")
+    p = subprocess.Popen(["stress-ng", "--cpu", "0", "--cpu-load", "100", "--quiet"])
+    try:
+        yield
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--stress", action="store_true", help="Run again under a full CPU load.")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/clp-failover-bench"))
+    args = ap.parse_args()
+    if not shutil.which("keepalived"):
+        raise SystemExit("keepalived is not installed (apt-get install keepalived)")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    header = ["system", "detection", "runs", "p50 s", "p90 s", "max s", "false failovers"]
+    print(f"machine: {machine()}")
+    print(table(f"crash -> first TCP connection to {VIP}:{PORT} from a client ({args.runs} runs)",
+                header, measure(args.runs, args.workdir)))
+    if args.stress:
+        with cpu_load(True):
+            rows = measure(args.runs, args.workdir)
+        print()
+        print(table("the same under stress-ng --cpu 0 (every core busy)", header, rows))
+
+
+if __name__ == "__main__":
+    main()
