@@ -5,6 +5,10 @@ set -euo pipefail
 pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs kmod
       python3 python3-venv python3-dev
       gcc libffi-dev make)
+# --bench: also what the benchmarks compare against or load the machine with
+if [ "${1:-}" = "--bench" ]; then
+  pkgs=(keepalived stress-ng)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
