@@ -31,7 +31,16 @@ from clp.lab.samples import write_sample_config  # noqa: E402
 from tests.integration.labutil import status, wait_all_online, wait_for  # noqa: E402
 
 VIP, PORT = "198.18.0.12", 8080
-APP = "python3 -m clp.lab.demo_app --port 8080 --data /tmp/bench-app.log"
+# The service: accept and close, nothing else (python3 -S: no site import, ~10 ms to start).
+APP_PY = """import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen(128)
+while True:
+    s.accept()[0].close()
+"""
+APP = "python3 -S /opt/nec/clusterpro/work/bench-app.py"
 # Poll with short connect timeouts; the first success ends the measurement.
 PROBE = r"""
 import socket, sys, time
@@ -46,8 +55,11 @@ while time.time() < deadline:
 sys.exit(1)
 """
 START_SH = f"""#!/bin/sh
+cp "$(dirname "$0")/app.py" /opt/nec/clusterpro/work/bench-app.py
 setsid nohup {APP} >/dev/null 2>&1 &
 echo $! > /opt/nec/clusterpro/work/bench-app.pid
+i=0
+while [ $i -lt 200 ] && ! ss -Hltn "sport = :{PORT}" | grep -q .; do sleep 0.01; i=$((i+1)); done
 """
 STOP_SH = """#!/bin/sh
 pid=$(cat /opt/nec/clusterpro/work/bench-app.pid 2>/dev/null) && kill "$pid" 2>/dev/null
@@ -55,6 +67,7 @@ exit 0
 """
 KEEPALIVED = """global_defs {{
   router_id {me}
+  vrrp_version 3    # sub-second advert_int needs VRRPv3 (v2 counts whole seconds)
   script_user root
   enable_script_security
 }}
@@ -97,7 +110,7 @@ def clp_config(dest: Path, interval: float, timeout: float) -> None:
     scripts = dest / "scripts"
     shutil.rmtree(scripts)
     (scripts / "failover1" / "exec1").mkdir(parents=True)
-    for name, text in (("start.sh", START_SH), ("stop.sh", STOP_SH)):
+    for name, text in (("start.sh", START_SH), ("stop.sh", STOP_SH), ("app.py", APP_PY)):
         path = scripts / "failover1" / "exec1" / name
         path.write_text(text)
         path.chmod(0o755)
@@ -143,6 +156,7 @@ def _start_keepalived(lab: Lab, server: str, advert: float) -> None:
                              peer=f"198.18.0.{3 - i}", vip=VIP)
     path = lab.root_of(server) / "work" / "keepalived.conf"
     path.write_text(conf)
+    (lab.root_of(server) / "work" / "bench-app.py").write_text(APP_PY)
     r = lab.exec(server, ["sh", "-c", f"setsid nohup {APP} >/dev/null 2>&1 & "
                           "keepalived -D -f /opt/nec/clusterpro/work/keepalived.conf "
                           "-p /opt/nec/clusterpro/work/k.pid -r /opt/nec/clusterpro/work/v.pid "

@@ -76,6 +76,13 @@ class InstallRoot:
     def mq_name(self, queue: str) -> str:
         return f"/clp.{self.ipc_tag}.{queue}"
 
+    @property
+    def volatile_dir(self) -> Path:
+        """Per-install-root files that survive a restart of the services but not a reboot of the
+        server (tmpfs: /dev/shm on Linux, /tmp on Solaris)."""
+        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+        return base / f"clp.{self.ipc_tag}.d"
+
     def ensure_dirs(self) -> None:
         for d in (self.config_dir, self.log_dir, self.run_dir, self.work_dir):
             d.mkdir(parents=True, exist_ok=True)

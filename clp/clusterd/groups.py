@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from clp.config import ClusterConfig
@@ -206,7 +207,7 @@ class GroupManager:
         self._log(out)
         if out.step is None and out.action is None:
             if out.lines:
-                self.on_change()
+                self._changed()
             return
         self._tasks[group] = asyncio.ensure_future(self._drive(group, out))
 
@@ -221,13 +222,13 @@ class GroupManager:
         while out.step is not None:
             step = out.step
             rc = gc.resource(step.resource)
-            self.on_change()
+            self._changed()
             timeout = float(rc.params.get(f"timeout_{step.op}", DEFAULT_TIMEOUT))
             result = await asyncio.wrap_future(
                 self.runner.run(step.op, rc, self._context(gc, rc, step.event), timeout))
             out = runner.on_result(step.resource, result.ok, result.reason)
             self._log(out)
-        self.on_change()
+        self._changed()
         if out.action is not None:
             self._recover(out.action)
 
@@ -257,25 +258,54 @@ class GroupManager:
     # --- start and stop of the service ----------------------------------------------------
 
     async def adopt(self) -> None:
-        """Probe every resource of this server's groups and take over what already runs."""
+        """Probe every resource of this server's groups and take over what already runs.
+
+        A resource that cannot be probed (a synchronous exec script leaves nothing to look at)
+        follows the others of its group; in a group where nothing can be probed it follows the
+        marker this service left when the group was last Online here. The markers live in
+        volatile storage, so they survive a restart of the service but not of the server.
+        """
+        online_before = {p.name for p in self._marker_dir().glob("*")} \
+            if self._marker_dir().is_dir() else set()
         for name, runner in self.runners.items():
             gc = self.config.group(name)
             futures = {rc.name: self.runner.run("probe", rc, self._context(gc, rc, "START"),
                                                 PROBE_TIMEOUT) for rc in gc.resources}
-            running = {}
-            for rname, fut in futures.items():
-                answer = probe_state(await asyncio.wrap_future(fut))
+            answers = {rname: probe_state(await asyncio.wrap_future(fut))
+                       for rname, fut in futures.items()}
+            known = [a for a in answers.values() if a is not None]
+            if known:
+                guess, basis = all(known), "the group's other resources"
+            else:
+                guess, basis = name in online_before, "the group's last state on this server"
+            for rname, answer in answers.items():
                 if answer is None:
-                    log.warning("cannot tell whether %s is active; taken as inactive", rname)
-                running[rname] = bool(answer)
-            self._log(runner.adopt(running))
+                    log.info("%s cannot be probed; taken as %s from %s", rname,
+                             "active" if guess else "inactive", basis)
+            self._log(runner.adopt({r: guess if a is None else a for r, a in answers.items()}))
         self.adopted = True
+        self._changed()
+
+    def _marker_dir(self) -> Path:
+        return self.root.volatile_dir / "online"
+
+    def _changed(self) -> None:
+        """Remember which groups are Online here (for :meth:`adopt`), then report."""
+        if self.adopted:
+            markers = self._marker_dir()
+            markers.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for name, runner in self.runners.items():
+                marker = markers / name
+                if runner.state == GroupState.ONLINE:
+                    marker.touch()
+                else:
+                    marker.unlink(missing_ok=True)
         self.on_change()
 
     async def stop_all(self, event: str = "STOP") -> None:
         """Deactivate every group of this server, in reverse configuration order."""
         self.leaving = True
-        self.on_change()
+        self._changed()
         for name in reversed(list(self.runners)):
             await self.wait_idle(name)
             runner = self.runners[name]

@@ -41,6 +41,9 @@ from clp.resources.runner import ResourceRunner
 log = logging.getLogger("clp.nm")
 
 # Event ids of the node-manager module ("nm"), as shown in the alert log.
+# a receive deadline is "strictly more than the timeout ago": wake just after it
+DEADLINE_SLACK = 0.001
+
 EVENT_SERVER_UP = 1
 EVENT_SERVER_DOWN = 2
 EVENT_PATH_RESTORED = 3
@@ -178,26 +181,40 @@ class ClusterService:
         return True
 
     async def _heartbeat_loop(self) -> None:
+        """Send and decide every interval; in between, wake exactly at the next receive deadline
+        so that a silent server is declared down at the timeout, not up to an interval later."""
         next_tick = time.monotonic()
         while not self._exit.is_set():
             now = time.monotonic()
-            if self._fence_if_hung(now - next_tick):
-                self._exit.set()
-                break
-            if not self.suspended:
-                self.lan.send_all()
-                self._apply(self.membership.tick(now))
-                self.groups.set_online(self._online())
-                self.groups.tick(now)
-            self.publisher.publish()
-            next_tick += self.interval
-            delay = next_tick - time.monotonic()
-            if delay < 0:  # we were late (machine busy or we were stopped): do not burst
-                log.warning("heartbeat loop late by %.3f s", -delay)
-                next_tick = time.monotonic()
-                delay = 0
+            if now >= next_tick:
+                if self._fence_if_hung(now - next_tick):
+                    self._exit.set()
+                    break
+                if not self.suspended:
+                    self.lan.send_all()
+                    self._decide(now, always=True)
+                self.publisher.publish()
+                next_tick += self.interval
+                if next_tick < time.monotonic():  # late (busy machine, stopped): do not burst
+                    log.warning("heartbeat loop late by %.3f s", time.monotonic() - next_tick)
+                    next_tick = time.monotonic()
+            elif not self.suspended and self._decide(now, always=False):
+                self.publisher.publish()
+            wake = next_tick
+            deadline = None if self.suspended else self.membership.next_deadline()
+            if deadline is not None:
+                wake = min(wake, deadline + DEADLINE_SLACK)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit.wait(), timeout=delay)
+                await asyncio.wait_for(self._exit.wait(), timeout=max(0.0, wake - time.monotonic()))
+
+    def _decide(self, now: float, always: bool) -> bool:
+        """Membership, then groups; at a deadline wake the groups only if membership changed."""
+        decisions = self.membership.tick(now)
+        self._apply(decisions)
+        if always or decisions:
+            self.groups.set_online(self._online())
+            self.groups.tick(now)
+        return bool(decisions)
 
     async def _shutdown(self) -> None:
         self.lan.state = packet.SENDER_STOPPING

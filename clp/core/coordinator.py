@@ -29,7 +29,9 @@ Rules (numbers as in the design issue):
 
 A server that becomes master waits ``settle`` seconds (a few report intervals) before its first
 command, so that a command the old master sent just before it died shows in the target's report
-first instead of being issued twice.
+first instead of being issued twice. Alone in the cluster it does not wait: a command to itself
+from the old master was either taken before this server became master, and shows in its own
+state, or is refused as not coming from the master.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ class Coordinator:
                     self._joined[name] = [s for s in self.servers if s in self._online and (
                         s in joined or s in self._joined.get(name, ()))]
         self._observe(reports)
-        if self.master != self.me or now - self.master_since < self.settle:
+        settling = now - self.master_since < self.settle and len(self._online) > 1
+        if self.master != self.me or settling:
             return []  # a new master first lets the old master's last commands show in reports
         self._sync(now)
         active = self._active_map()

@@ -241,6 +241,23 @@ class Membership:
                     out.append(self._path_lost(now, name, srv, p))
         return out
 
+    def next_deadline(self) -> float | None:
+        """The earliest time at which :meth:`tick` could decide something (a path or a server
+        timing out), or None when nothing is pending. Lets the caller wake exactly then."""
+        if self._suspended:
+            return None
+        timeout = self.timeout
+        times = []
+        for name in self.servers:
+            srv = self._servers[name]
+            if name == self.me or srv.state == ServerState.OFFLINE:
+                continue
+            refs = [hb.ref for hb in srv.paths.values()]
+            times.append(max([*refs, self._epoch]) + timeout)  # every path silent: down
+            times += [hb.ref + timeout for hb in srv.paths.values()
+                      if hb.state in (PathState.NORMAL, PathState.UNKNOWN)]
+        return min(times, default=None)
+
     # --- transitions ----------------------------------------------------------------------
 
     def _server_up(self, now: float, name: str, srv: _Server, path: str) -> Decision:

@@ -25,7 +25,7 @@ class FipResource(ResourceType):
             "ping_check": {"type": "boolean", "default": True, "x-apply": "stop_resource"},
             # how long to wait for an answer; a LAN answers ARP in well under a millisecond
             "check_timeout": {
-                "type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.2,
+                "type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.1,
                 "x-apply": "stop_resource",
             },
             "garp_count": {

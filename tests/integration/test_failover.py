@@ -169,3 +169,27 @@ def test_failing_start_script_retries_fails_over_then_takes_the_final_action(tmp
                   (lab.root_of("server2") / "log" / "alert.log").read_text().splitlines()]
         assert any("exec1" in a["message"] for a in alerts), alerts
         assert status(lab, "server1")["groups"]["ManagementGroup"]["state"] == "Online"
+
+
+def test_restart_of_clusterpro_and_suspend_resume_leave_the_group_running(tmp_path):
+    from tests.integration.test_cluster_membership import _supervised_pid
+
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        app_pid = (lab.root_of("server1") / "work" / "exec1.pid").read_text().strip()
+        before = status(lab, "server1")
+        lab.exec("server1", ["kill", "-KILL", str(_supervised_pid(lab, "server1", "clusterpro"))])
+        wait_for("clusterpro restarted", lambda: status(lab, "server1")["incarnation"]
+                 != before["incarnation"])
+        wait_group(lab, "failover1", "Online", "server1")
+        clp(lab, "server1", "clpcl", "--suspend")
+        time.sleep(2 * TIMEOUT)
+        clp(lab, "server2", "clpcl", "--resume")
+        wait_all_online(lab)
+        wait_group(lab, "failover1", "Online", "server1")
+        # the application was adopted, never restarted: same process, and it still answers
+        assert (lab.root_of("server1") / "work" / "exec1.pid").read_text().strip() == app_pid
+        assert app_call(lab, "still-here").startswith("server1 ")
+        starts = (lab.root_of("server1") / "log" / "nm.log").read_text().count(
+            "resource exec1: Offline -> Online Pending")
+        assert starts == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from clp.paths import InstallRoot
 
 
 def remove_ipc(root: InstallRoot) -> None:
-    """Remove every POSIX IPC object an install root can own (state region, its lock, evt queue)."""
+    """Remove every IPC object and volatile file an install root can own."""
     for unlink, name in ((posix_ipc.unlink_shared_memory, root.shm_name("state")),
                          (posix_ipc.unlink_semaphore, root.sem_name("state")),
                          (posix_ipc.unlink_message_queue, root.mq_name("evt"))):
         with contextlib.suppress(posix_ipc.ExistentialError):
             unlink(name)
+    shutil.rmtree(root.volatile_dir, ignore_errors=True)
 
 
 @pytest.fixture

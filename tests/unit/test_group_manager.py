@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -120,6 +121,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     yield c
     for m in c.mgr.values():
         m.runner.shutdown()
+        shutil.rmtree(m.root.volatile_dir, ignore_errors=True)
 
 
 async def boot(c: Cluster) -> None:

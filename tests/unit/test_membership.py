@@ -284,3 +284,19 @@ def test_resume_restarts_the_timer_of_a_server_sharing_no_path_too():
     assert m.tick(111.5) == []
     assert kinds(m.tick(111.6)) == [("server_down", "server2", None),
                                     ("server_down", "server3", None)]
+
+
+def test_next_deadline_is_when_tick_would_decide_something():
+    m = Membership("server1", ["server1", "server2"], {"lan1": {"server1", "server2"},
+                                                      "lan2": {"server1", "server2"}}, 1.0, 0.0)
+    assert m.next_deadline() == 1.0  # nothing heard yet: both paths time out a timeout after start
+    m.heartbeat(0.5, "server2", "lan1")
+    m.heartbeat(0.7, "server2", "lan2")
+    assert m.next_deadline() == 1.5
+    assert m.tick(1.5) == []  # strictly more than the timeout: not yet
+    assert [d.kind for d in m.tick(1.5001)] == ["path_lost"]
+    assert m.next_deadline() == 1.7
+    assert [d.kind for d in m.tick(1.7001)] == ["server_down"]
+    assert m.next_deadline() is None  # nothing left to time out
+    m.suspend(2.0)
+    assert m.next_deadline() is None
