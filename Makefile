@@ -21,10 +21,15 @@ venv: deps $(VENV)/.installed
 demo: venv
 	$(BIN)/clplab up --name $(LAB) -n 2 --config clp/samples/lab2
 	$(BIN)/clplab wait-online --name $(LAB) --timeout 60
+	@for i in $$(seq 60); do \
+	  $(BIN)/clplab --name $(LAB) exec server1 -- clpgrp -n failover1 >/dev/null 2>&1 && break; \
+	  sleep 1; done
 	$(BIN)/clplab exec --name $(LAB) server1 -- clpstat
 	@echo
-	@echo "The lab cluster '$(LAB)' is up. Open a shell on a server:  $(BIN)/clplab shell --name $(LAB) server1"
-	@echo "Crash a server and watch:  $(BIN)/clplab crash --name $(LAB) server2; $(BIN)/clplab exec --name $(LAB) server1 -- clpstat"
+	@echo "The lab cluster '$(LAB)' is up: ManagementGroup and failover1 run on server1."
+	@echo "A shell on a server:        $(BIN)/clplab --name $(LAB) shell server1"
+	@echo "Move the group:             $(BIN)/clplab --name $(LAB) exec server1 -- clpgrp -m failover1"
+	@echo "Crash a server and watch:   $(BIN)/clplab --name $(LAB) crash server2; $(BIN)/clplab --name $(LAB) exec server1 -- clpstat"
 	@echo "Stop everything:            make demo-down"
 
 demo-down:
