@@ -6,7 +6,10 @@
     clpgrp -n GROUP                                print the server GROUP is active on
 
 The request goes to this server's cluster service (or HOST's with ``-h``), which hands it to the
-master server; the command returns when the operation has finished.
+master server; the command returns when the operation has finished. Without ``-f``, ``-s`` refuses
+to start a group while a server of its policy has not been heard from since the master started
+(the group might be active there). ``-t`` also stops a group in Online Failure or Offline Failure
+(``-f`` is accepted there and changes nothing).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from clp.paths import InstallRoot
               help="Server to start the group on, or to move it to.")
 @host_option
 @click.option("-f", "force", is_flag=True,
-              help="Start even before every server is up (server sync wait), or stop a group "
-                   "in a failure state.")
+              help="With -s: start the group even though a server of its policy has not been "
+                   "heard from yet (the group might be active there).")
 @click.argument("group", required=False)
 def main(action: str | None, server: str | None, host: str | None, force: bool,
          group: str | None) -> None:

@@ -1,8 +1,8 @@
 """``clprsc``: start or stop one group resource, or show where it runs.
 
-    clprsc -s RESOURCE [-h HOST] [-f]    start RESOURCE on the server its group is active on
-    clprsc -t RESOURCE [-h HOST] [-f]    stop it (its group stays where it is)
-    clprsc -n RESOURCE                   print the server RESOURCE is active on
+    clprsc -s RESOURCE [-h HOST]    start RESOURCE on the server its group is active on
+    clprsc -t RESOURCE [-h HOST]    stop it (its group stays where it is)
+    clprsc -n RESOURCE              print the server RESOURCE is active on
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from clp.paths import InstallRoot
 @click.option("-t", "action", flag_value="stop", help="Stop the resource.")
 @click.option("-n", "action", flag_value="where", help="Print the server it is active on.")
 @host_option
-@click.option("-f", "force", is_flag=True, help="Also start the resources it depends on "
-              "(with -s) or stop those that depend on it (with -t).")
 @click.argument("resource")
-def main(action: str | None, host: str | None, force: bool, resource: str) -> None:
+def main(action: str | None, host: str | None, resource: str) -> None:
     """Operate one group resource."""
     require_root()
     if action is None:
@@ -35,7 +33,7 @@ def main(action: str | None, host: str | None, force: bool, resource: str) -> No
     except KeyError:
         finish(Code.INVALID_OPTION, f"Resource {resource} does not exist.")
     op = "rsc_start" if action == "start" else "rsc_stop"
-    report(run_op(t, host, op, {"resource": resource, "force": force}))
+    report(run_op(t, host, op, {"resource": resource}))
 
 
 def _where(resource: str) -> None:

@@ -3,14 +3,19 @@
 Every operation works on any server: a group request goes to the master (directly when this server
 is the master, else over cluster RPC), a resource operation goes to the server running its group.
 The reply comes when the operation has finished, as seen in the group reports this server
-receives, or after ``timeout`` seconds (argument, default 300). Reply codes are those of
+receives, or after ``timeout`` seconds (argument: 0 < timeout <= 3600; the commands send 600, a
+request without one waits :data:`DEFAULT_TIMEOUT`, 300). Reply codes are those of
 :mod:`clp.core.group_types` (0 success, 2 bad argument, 14 wrong state, 15 server not available,
-16 timeout, 17 failed, 18 master unreachable).
+16 timeout, 17 failed, 18 master or group server unreachable).
+
+``group_start`` refuses (15) while a server of the group's policy has not been heard from since
+the master started (the group might be active there) unless ``force`` is set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,10 +23,20 @@ from typing import Any
 from clp.clusterd.groups import GroupManager, Send
 from clp.control.protocol import Reply
 from clp.core.group_states import GROUP_STOPPED_STATES, GroupState, ResourceState
-from clp.core.group_types import E_BAD_ARGS, E_FAILED, E_NO_MASTER, E_STATE, E_TIMEOUT
+from clp.core.group_types import (
+    E_BAD_ARGS,
+    E_FAILED,
+    E_NO_MASTER,
+    E_SERVER,
+    E_STATE,
+    E_TIMEOUT,
+    OK,
+)
 
 G = GroupState
+log = logging.getLogger("clp.rc")
 DEFAULT_TIMEOUT = 300.0
+MAX_TIMEOUT = 3600.0
 POLL = 0.1
 POWER_ACTIONS = ("shutdown", "reboot")
 
@@ -59,8 +74,16 @@ class GroupOps:
             return {"ok": False, "code": E_NO_MASTER,
                     "message": f"{self.mgr.me} is not the master server."}
         if args.get("op") == "cluster_shutdown":
-            asyncio.ensure_future(self._shutdown_cluster(str(args.get("action"))))
-            return {"ok": True, "code": 0, "message": "Shutting down the cluster."}
+            action = args.get("action")
+            if action not in POWER_ACTIONS:
+                return {"ok": False, "code": E_BAD_ARGS,
+                        "message": f"Unknown power action {action!r}."}
+            self.mgr._spawn(self._shutdown_cluster(str(action)))
+            return {"ok": True, "code": OK, "message": "Shutting down the cluster."}
+        if args.get("op") == "start" and not args.get("force"):
+            refused = self._unheard(str(args.get("group")))
+            if refused is not None:
+                return refused
         coord.refresh(self.mgr.reports())
         answer = coord.request(time.monotonic(), str(args.get("op")), str(args.get("group")),
                                args.get("server"))
@@ -68,6 +91,15 @@ class GroupOps:
         server = intent.server if intent is not None else None
         return {"ok": answer.ok, "code": answer.code, "message": answer.message,
                 "data": {"server": server}}
+
+    def _unheard(self, group: str) -> dict[str, Any] | None:
+        spec = self.mgr.coord.groups.get(group)
+        unheard = [s for s in spec.servers if s in self.mgr.unheard] if spec else []
+        if not unheard:
+            return None
+        return {"ok": False, "code": E_SERVER,
+                "message": f"Server {unheard[0]} has not been heard from yet; group {group} may "
+                           f"be active there. Use -f to start it anyway."}
 
     async def _wait(self, done: Callable[[], Reply | None], timeout: float, what: str) -> Reply:
         deadline = time.monotonic() + timeout
@@ -83,6 +115,14 @@ class GroupOps:
 
     # --- clpgrp ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _timeout(args: dict[str, Any]) -> float | Reply:
+        t = args.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= MAX_TIMEOUT:
+            return Reply(False, E_BAD_ARGS, f"Invalid timeout {t!r}: a number of seconds, "
+                                            f"0 < timeout <= {MAX_TIMEOUT:g}.")
+        return float(t)
+
     def _groups(self, args: dict[str, Any]) -> list[str] | Reply:
         name = args.get("group")
         if name is None:
@@ -92,12 +132,14 @@ class GroupOps:
         return [str(name)]
 
     async def group_start(self, args: dict[str, Any]) -> Reply:
-        groups = self._groups(args)
+        groups, timeout = self._groups(args), self._timeout(args)
         if isinstance(groups, Reply):
             return groups
+        if isinstance(timeout, Reply):
+            return timeout
         accepted = []
         for g in groups:
-            r = await self.request("start", g, args.get("server"))
+            r = await self.request("start", g, args.get("server"), force=bool(args.get("force")))
             if r["ok"]:
                 accepted.append(g)
             elif len(groups) == 1 or r["code"] not in (E_STATE,):
@@ -110,21 +152,32 @@ class GroupOps:
                 if intent.want:
                     seen_want.add(g)
                 failed = [s for s, st in where.items() if st == G.ONLINE_FAILURE]
-                if failed and not intent.want:
-                    return Reply(False, E_FAILED, f"Group {g} failed to start on {failed[0]}.")
+                final = [s for s in failed if g not in self._failover(s)]  # a final action
+                if failed and (not intent.want or final):
+                    return Reply(False, E_FAILED, f"Group {g} failed to start on "
+                                                  f"{(final or failed)[0]}.")
                 if g in seen_want and not intent.want and not failed:
                     return Reply(False, E_FAILED, f"Group {g} could not start on any server.")
                 if G.ONLINE not in where.values():
                     return None
             return Reply(True, 0, "", {"groups": {g: self.mgr.coord.owner(g) for g in groups}})
 
-        return await self._wait(started, float(args.get("timeout", DEFAULT_TIMEOUT)),
-                                "Starting the group")
+        return await self._wait(started, timeout, "Starting the group")
+
+    def _failover(self, server: str) -> frozenset[str]:
+        """The groups ``server`` last reported as failing over (activation gave up there)."""
+        report = self.mgr.reports().get(server)
+        return report.failover if report is not None else frozenset()
 
     async def group_stop(self, args: dict[str, Any]) -> Reply:
-        groups = self._groups(args)
+        """Stop groups, also those in a failure state (Offline Failure: deactivated again)."""
+        groups, timeout = self._groups(args), self._timeout(args)
         if isinstance(groups, Reply):
             return groups
+        if isinstance(timeout, Reply):
+            return timeout
+        before = {g: self._where(g) for g in groups}
+        moved: set[str] = set()
         for g in groups:
             r = await self.request("stop", g, None)
             if not r["ok"] and (len(groups) == 1 or r["code"] != E_STATE):
@@ -132,15 +185,20 @@ class GroupOps:
 
         def stopped() -> Reply | None:
             for g in groups:
-                states = self._where(g).values()
+                where = self._where(g)
+                if where != before[g]:
+                    moved.add(g)
+                states = where.values()
                 if any(st not in GROUP_STOPPED_STATES for st in states):
                     return None
-                if G.OFFLINE_FAILURE in states:
+                if G.OFFLINE_FAILURE in states and (
+                        g in moved or G.OFFLINE_FAILURE not in before[g].values()):
                     return Reply(False, E_FAILED, f"Group {g} failed to stop.")
-            return Reply(True, 0, "")
+                if G.OFFLINE_FAILURE in states:
+                    return None  # still the failure from before this request
+            return Reply(True, OK, "")
 
-        return await self._wait(stopped, float(args.get("timeout", DEFAULT_TIMEOUT)),
-                                "Stopping the group")
+        return await self._wait(stopped, timeout, "Stopping the group")
 
     async def group_move(self, args: dict[str, Any]) -> Reply:
         if not args.get("group"):
@@ -148,6 +206,9 @@ class GroupOps:
         groups = self._groups(args)
         if isinstance(groups, Reply):
             return groups
+        timeout = self._timeout(args)
+        if isinstance(timeout, Reply):
+            return timeout
         g = groups[0]
         r = await self.request("move", g, args.get("server"))
         if not r["ok"]:
@@ -162,8 +223,7 @@ class GroupOps:
                 return Reply(False, E_FAILED, f"Group {g} failed to start on {dest}.")
             return None
 
-        return await self._wait(moved, float(args.get("timeout", DEFAULT_TIMEOUT)),
-                                "Moving the group")
+        return await self._wait(moved, timeout, "Moving the group")
 
     # --- clprsc ---------------------------------------------------------------------------
 
@@ -174,7 +234,9 @@ class GroupOps:
         return await self._rsc("stop", args)
 
     async def _rsc(self, op: str, args: dict[str, Any]) -> Reply:
-        name = str(args.get("resource"))
+        name, timeout = str(args.get("resource")), self._timeout(args)
+        if isinstance(timeout, Reply):
+            return timeout
         try:
             gc, _ = self.mgr.config.resource(name)
         except KeyError:
@@ -185,28 +247,47 @@ class GroupOps:
             owner = self.mgr.me
         if owner is None:
             return Reply(False, E_STATE, f"Group {gc.name} of resource {name} is not started.")
-        if owner != self.mgr.me:
-            timeout = float(args.get("timeout", DEFAULT_TIMEOUT))
-            r = await self.send(owner, "rsc", {"op": op, "resource": name, "timeout": timeout},
-                                timeout=timeout + 5)
-            if r is None:
-                return Reply(False, E_NO_MASTER, f"Server {owner} cannot be reached.")
-            return Reply(bool(r["ok"]), int(r["code"]), str(r["message"]))
-        return await self.local_rsc(op, name)
+        if owner == self.mgr.me:
+            return await self.local_rsc({"op": op, "resource": name, "timeout": timeout})
+        sent = time.monotonic()
+        r = await self.send(owner, "rsc", {"op": op, "resource": name, "timeout": timeout},
+                            timeout=timeout + 5)
+        if r is None and time.monotonic() - sent >= timeout:
+            return Reply(False, E_TIMEOUT, f"Server {owner} did not answer the {op} of {name} "
+                                           f"in {timeout:g} s.")
+        if r is None:
+            return Reply(False, E_NO_MASTER, f"Server {owner} cannot be reached.")
+        return Reply(bool(r.get("ok")), int(r.get("code", E_FAILED)), str(r.get("message", "")))
 
-    async def local_rsc(self, op: str, name: str) -> Reply:
-        gc, _ = self.mgr.config.resource(name)
-        runner = self.mgr.runners[gc.name]
-        out = runner.resource_op(op, name)
+    async def local_rsc(self, args: dict[str, Any]) -> Reply:
+        """Start or stop one resource of a group this server runs (from ``clprsc`` here, or
+        cluster RPC ``rsc`` from the server the operator used)."""
+        op, name, timeout = args.get("op"), str(args.get("resource")), self._timeout(args)
+        if isinstance(timeout, Reply):
+            return timeout
+        if op not in ("start", "stop"):
+            return Reply(False, E_BAD_ARGS, f"Unknown resource operation {op!r}.")
+        try:
+            gc, _ = self.mgr.config.resource(name)
+        except KeyError:
+            return Reply(False, E_BAD_ARGS, f"Resource {name} does not exist.")
+        runner = self.mgr.runners.get(gc.name)
+        if runner is None or runner.state not in (G.ONLINE, G.ONLINE_FAILURE):
+            return Reply(False, E_BAD_ARGS, f"Group {gc.name} of resource {name} is not run "
+                                            f"by {self.mgr.me}.")
+        out = runner.resource_op(str(op), name)
         if out.step is None:
-            msg = out.lines[0] if out.lines else ""
-            return Reply("already" in msg, 0 if "already" in msg else E_STATE, msg)
+            return Reply(out.code == OK, out.code, out.lines[0] if out.lines else "")
         self.mgr.start(gc.name, out)
-        await self.mgr.wait_idle(gc.name)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.mgr.wait_idle(gc.name)), timeout)
+        except TimeoutError:
+            return Reply(False, E_TIMEOUT, f"The {op} of resource {name} did not finish in "
+                                           f"{timeout:g} s.")
         want = ResourceState.ONLINE if op == "start" else ResourceState.OFFLINE
         if runner.resource_states()[name] != want:
             return Reply(False, E_FAILED, f"Resource {name} failed to {op}.")
-        return Reply(True, 0, "")
+        return Reply(True, OK, "")
 
     # --- clpdown, clpstdn -----------------------------------------------------------------
 
@@ -238,7 +319,10 @@ class GroupOps:
                     return None
             return Reply(True, 0, "")
 
-        await self._wait(stopped, DEFAULT_TIMEOUT, "Stopping the groups")
+        r = await self._wait(stopped, DEFAULT_TIMEOUT, "Stopping the groups")
+        if not r.ok:
+            log.error("cluster shutdown: %s; shutting down the servers anyway", r.message,
+                      extra={"alert": True})
         for peer in self.mgr.online:
             if peer != self.mgr.me:
                 await self.send(peer, "down", {"action": action})

@@ -24,17 +24,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from clp.clusterd.report_check import Names, check_report
 from clp.config import ClusterConfig
 from clp.config.model import GroupConfig, ResourceConfig
 from clp.core.coordinator import Command, Coordinator, ServerReport
 from clp.core.group_runner import CALLER_ACTIONS, GroupRunner, Outcome, RecoveryAction
 from clp.core.group_states import GROUP_STOPPED_STATES, GroupState, ResourceState
-from clp.core.group_types import E_NO_MASTER, E_STATE
+from clp.core.group_types import E_BAD_ARGS, E_NO_MASTER, E_STATE, OK
 from clp.paths import InstallRoot
 from clp.resources.base import Context
 from clp.resources.runner import ResourceRunner, probe_state
@@ -75,6 +78,10 @@ class GroupManager:
         self.adopted = False
         self.leaving = False
         self.online: list[str] = [me]
+        self.unheard: frozenset[str] = frozenset()  # servers never heard from since this start
+        self.rejected: Counter[str] = Counter()  # invalid parts of peer reports, by part
+        self._names = Names(config.server_names, [g.name for g in config.groups],
+                            [rc.name for g in config.groups for rc in g.resources], ())
         self.peers: dict[str, PeerReport] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -84,27 +91,35 @@ class GroupManager:
 
     # --- membership and reports -----------------------------------------------------------
 
-    def set_online(self, online: list[str]) -> None:
+    def set_online(self, online: list[str], unheard: frozenset[str] = frozenset()) -> None:
+        self.unheard = unheard
         for s in set(self.online) - set(online):
             if self.peers.pop(s, None) is not None:
                 log.info("discarded the group report of %s: it left the cluster", s)
         self.online = [s for s in self.config.server_names if s in online]
 
     def on_report(self, sender: str, args: dict[str, Any]) -> dict[str, Any]:
-        inc = int(args.get("incarnation") or 0)
+        """Keep a peer's report, its invalid parts dropped (see :mod:`report_check`).
+
+        A report of an older incarnation than the last one kept (a late delivery from before a
+        restart of the sender) is refused; once the sender has left the membership its record is
+        gone, so a lower incarnation (after a reboot) is accepted again.
+        """
+        names = Names(self._names.servers, self._names.groups, self._names.resources,
+                      [g.name for g in self.config.groups if sender in g.servers])
+        rep = check_report(args, names)
+        for part, problem in rep.problems:
+            self.rejected[f"report.{part}"] += 1
+            log.warning("report from %s: %s: %s", sender, part, problem)
         old = self.peers.get(sender)
-        if old is not None and inc < old.incarnation:
+        if old is not None and rep.incarnation < old.incarnation:
+            self.rejected["report.stale"] += 1
+            log.warning("refused a stale report from %s: incarnation %d, already %d", sender,
+                        rep.incarnation, old.incarnation)
             return {"ok": False, "code": E_STATE, "message": "stale incarnation"}
-        groups = {}
-        for g, st in (args.get("groups") or {}).items():
-            try:
-                groups[g] = GroupState(st)
-            except ValueError:
-                groups[g] = GroupState.UNKNOWN
-        report = ServerReport(groups, time.monotonic(), frozenset(args.get("failover") or ()),
-                              args.get("intents"), bool(args.get("leaving")))
-        self.peers[sender] = PeerReport(inc, report, dict(args.get("resources") or {}))
-        return {"ok": True, "code": 0, "message": ""}
+        report = ServerReport(rep.groups, rep.failover, rep.intents, rep.leaving)
+        self.peers[sender] = PeerReport(rep.incarnation, report, rep.resources)
+        return {"ok": True, "code": OK, "message": ""}
 
     def local_report(self) -> ServerReport:
         groups = {g: (r.state if self.adopted else GroupState.UNKNOWN)
@@ -112,7 +127,7 @@ class GroupManager:
         failover = frozenset(g for g, r in self.runners.items()
                              if r.wants_failover and r.state == GroupState.ONLINE_FAILURE)
         intents = self.coord.export_intents() if self.coord.master == self.me else None
-        return ServerReport(groups, time.monotonic(), failover, intents, self.leaving)
+        return ServerReport(groups, failover, intents, self.leaving)
 
     def local_resources(self) -> dict[str, str]:
         out = {}
@@ -146,11 +161,24 @@ class GroupManager:
             args = {"kind": cmd.kind, "group": cmd.group, "event": cmd.event,
                     "reason": cmd.reason}
             if cmd.server == self.me:
-                self.on_command(self.me, args)
+                self._answered(cmd.server, cmd.group, self.on_command(self.me, args))
             else:
-                self._spawn(self.send(cmd.server, "command", args))
+                self._spawn(self._send_command(cmd.server, cmd.group, args))
         self.report_now()
         return cmds
+
+    async def _send_command(self, server: str, group: str, args: dict[str, Any]) -> None:
+        self._answered(server, group, await self.send(server, "command", args))
+
+    def _answered(self, server: str, group: str, reply: dict[str, Any] | None) -> None:
+        """A refused command is decided again at the next tick (an unreachable server is
+        re-sent after the coordinator's resend time, or leaves the membership)."""
+        if reply is not None and not reply.get("ok"):
+            log.warning("%s refused command for group %s: %s", server, group,
+                        reply.get("message"))
+            pending = self.coord.pending.get(group)
+            if pending is not None and pending.cmd.server == server:
+                self.coord.forget_pending(group)
 
     def report_now(self) -> None:
         """Send this server's report to every online peer; a peer whose previous report is still
@@ -190,9 +218,11 @@ class GroupManager:
                         master)
             return {"ok": False, "code": E_NO_MASTER,
                     "message": f"{sender} is not the master ({master})"}
+        if kind not in ("activate", "deactivate"):
+            return {"ok": False, "code": E_BAD_ARGS, "message": f"unknown command {kind!r}"}
         runner = self.runners.get(str(group))
-        if runner is None or kind not in ("activate", "deactivate"):
-            return {"ok": False, "code": 2, "message": f"no group {group} on {self.me}"}
+        if runner is None:
+            return {"ok": False, "code": E_BAD_ARGS, "message": f"no group {group} on {self.me}"}
         if not self.adopted or (kind == "activate" and self.leaving):
             return {"ok": False, "code": E_STATE, "message": f"{self.me} is not ready"}
         event = str(args.get("event") or "START")
@@ -200,7 +230,7 @@ class GroupManager:
         if sender != self.me:
             log.info("%s (from master %s)", args.get("reason"), sender)
         self.start(str(group), out)
-        return {"ok": True, "code": 0, "message": ""}
+        return {"ok": True, "code": OK, "message": ""}
 
     def start(self, group: str, out: Outcome) -> None:
         """Carry out an outcome of a runner (its steps, then its recovery action) in a task."""
@@ -209,12 +239,25 @@ class GroupManager:
             if out.lines:
                 self._changed()
             return
-        self._tasks[group] = asyncio.ensure_future(self._drive(group, out))
+        op = self.runners[group].op or ""
+        task = asyncio.ensure_future(self._drive(group, out))
+        task.add_done_callback(partial(self._drive_done, group, op))
+        self._tasks[group] = task
+
+    def _drive_done(self, group: str, op: str, task: asyncio.Task[None]) -> None:
+        """An unexpected error while driving ``group``: fail it, so it can be stopped or moved."""
+        if task.cancelled() or task.exception() is None:
+            return
+        e = task.exception()
+        log.error("group %s: %s broke off: %r", group, op or "operation", e,
+                  exc_info=e, extra={"alert": True})
+        self._log(self.runners[group].abort(f"{op or 'operation'} broke off: {e!r}"))
+        self._changed()
 
     async def wait_idle(self, group: str) -> None:
         task = self._tasks.get(group)
         if task is not None:
-            await asyncio.shield(task)
+            await asyncio.wait({task})  # its errors are handled by _drive_done
 
     async def _drive(self, group: str, out: Outcome) -> None:
         runner = self.runners[group]
@@ -251,14 +294,17 @@ class GroupManager:
             try:
                 power.panic()
             except power.PowerRefused as e:
-                log.error("%s", e)
+                log.error("%s", e, extra={"alert": True})
         elif action.action in CALLER_ACTIONS:
             self.on_stop(action.action)
 
     # --- start and stop of the service ----------------------------------------------------
 
-    async def adopt(self) -> None:
+    async def adopt(self, refuse_active: Callable[[list[str]], None] | None = None) -> None:
         """Probe every resource of this server's groups and take over what already runs.
+
+        With ``refuse_active``, a resource found active is not taken over: it is called with
+        their names and nothing is adopted (the caller fences this server).
 
         A resource that cannot be probed (a synchronous exec script leaves nothing to look at)
         follows the others of its group; in a group where nothing can be probed it follows the
@@ -267,12 +313,15 @@ class GroupManager:
         """
         online_before = {p.name for p in self._marker_dir().glob("*")} \
             if self._marker_dir().is_dir() else set()
-        for name, runner in self.runners.items():
+        probed = {}
+        for name in self.runners:
             gc = self.config.group(name)
             futures = {rc.name: self.runner.run("probe", rc, self._context(gc, rc, "START"),
                                                 PROBE_TIMEOUT) for rc in gc.resources}
-            answers = {rname: probe_state(await asyncio.wrap_future(fut))
-                       for rname, fut in futures.items()}
+            probed[name] = {rname: probe_state(await asyncio.wrap_future(fut))
+                            for rname, fut in futures.items()}
+        guessed = {}
+        for name, answers in probed.items():
             known = [a for a in answers.values() if a is not None]
             if known:
                 guess, basis = all(known), "the group's other resources"
@@ -282,7 +331,13 @@ class GroupManager:
                 if answer is None:
                     log.info("%s cannot be probed; taken as %s from %s", rname,
                              "active" if guess else "inactive", basis)
-            self._log(runner.adopt({r: guess if a is None else a for r, a in answers.items()}))
+            guessed[name] = {r: guess if a is None else a for r, a in answers.items()}
+        active = [r for answers in guessed.values() for r, up in answers.items() if up]
+        if refuse_active is not None and active:
+            refuse_active(active)
+            return
+        for name, runner in self.runners.items():
+            self._log(runner.adopt(guessed[name]))
         self.adopted = True
         self._changed()
 

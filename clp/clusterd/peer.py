@@ -9,7 +9,8 @@ nonce, time), answered by one reply frame echoing the nonce. Operations (``args`
   at once on a change.
 - ``command`` ``{kind, group, event, reason}``: the master tells a server to (de)activate a group.
 - ``request`` ``{op, group, server}``: a group operation, sent to the master by any server.
-- ``rsc``     ``{op, resource}``: start/stop one resource, sent to the server running its group.
+- ``rsc``     ``{op, resource, timeout}``: start/stop one resource, sent to the server running its
+  group.
 - ``down``    ``{action}``: stop the groups, stop the service, then the power action.
 
 Replies are ``{ok, code, message, data?}``. A frame that fails authentication, names another
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clp.config import ClusterConfig
+from clp.core.group_types import E_INTERNAL
 from clp.net import frames
 
 log = logging.getLogger("clp.rc")
@@ -85,7 +87,7 @@ class PeerServer:
             reply = await self.handler(request["op"], request["from"], request["args"])
         except Exception as e:  # noqa: BLE001 - one bad message must not stop the cluster
             log.exception("cluster RPC %s from %s failed", request["op"], request["from"])
-            reply = {"ok": False, "code": 11, "message": f"internal error: {e}"}
+            reply = {"ok": False, "code": E_INTERNAL, "message": f"internal error: {e}"}
         try:
             writer.write(frames.pack(self.key, {"nonce": request["nonce"], "reply": reply}))
             await writer.drain()

@@ -82,8 +82,10 @@ class StatePublisher:
             "started": svc.started,
             "incarnation": svc.incarnation,
             "pid": os.getpid(),
+            # rpc_rejected: refused frames by error, and dropped parts of group reports
+            # ("report.groups", "report.stale", ...)
             "counters": {"lanhb": svc.lan.counters(),
-                         "rpc_rejected": dict(svc.peer.rejected)},
+                         "rpc_rejected": dict(svc.peer.rejected + svc.groups.rejected)},
             "master": svc.groups.coord.master,
             "groups": svc.groups.group_snapshot(),
             "updated": time.time(),

@@ -9,8 +9,10 @@ resource actions run in threads (:mod:`clp.clusterd.groups`), and the state is p
 Stopping (``clpcl -t``, SIGTERM, ``clpdown``, a final action) deactivates this server's groups
 first, while heartbeats go on, then exits; a crash or SIGKILL stops nothing, and the next start
 re-adopts what still runs. If the loop itself was stopped for longer than the heartbeat timeout
-(SIGSTOP, a hang), the other servers have declared this one down and may run its groups: it
-panics without touching any resource (self-fence).
+(SIGSTOP, a hang, measured with ``CLOCK_BOOTTIME``), the other servers have declared this one
+down and may run its groups: it panics without touching any resource (self-fence). The same holds
+at start after a crash: when the last round of the previous run (:mod:`clp.clusterd.marks`) is
+older than the heartbeat timeout and a resource is still active here, it panics.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from typing import Any
 
 from clp.clusterd.group_ops import GroupOps
 from clp.clusterd.groups import GroupManager
+from clp.clusterd.marks import ServiceMarks, boottime
 from clp.clusterd.peer import PeerClient, PeerServer
 from clp.clusterd.publish import StatePublisher
 from clp.config import ClusterConfig
 from clp.control.protocol import Reply
 from clp.control.server import ControlServer
+from clp.core.group_types import E_BAD_ARGS, OK
 from clp.core.membership import Decision, Membership, ServerState
 from clp.heartbeat import packet
 from clp.heartbeat.lanhb import LanHeartbeat, LanPath
@@ -51,6 +55,7 @@ EVENT_PATH_LOST = 6
 EVENT_SUSPENDED = 10
 EVENT_RESUMED = 11
 EVENT_HANG_FENCE = 20
+POWER_ACTIONS = ("shutdown", "reboot")
 
 FINAL_POWER = {"stop_cluster_service": None, "stop_cluster_service_and_shutdown": "shutdown",
                "stop_cluster_service_and_reboot": "reboot"}
@@ -74,7 +79,9 @@ class ClusterService:
         self.interval = config.heartbeat_interval
         self.suspended = False
         self.started = time.time()
-        self.incarnation = time.time_ns()
+        self.marks = ServiceMarks(root.volatile_dir)
+        self._previous_tick = self.marks.last_tick()  # before this run writes its own
+        self.incarnation = self.marks.next_incarnation()
         self._stop = asyncio.Event()
         self._exit = asyncio.Event()
         self._exit_code = 0
@@ -125,7 +132,8 @@ class ClusterService:
             await self.lan.start()
             await self.peer.start()
             await self.control.start()
-            adopt = asyncio.ensure_future(self.groups.adopt())
+            adopt = asyncio.ensure_future(self.groups.adopt(
+                self._fence_stale if self._stale_at_start() else None))
             stopper = asyncio.ensure_future(self._stop_sequence(adopt))
             log.info("Cluster service started on %s (cluster %s, %d servers, heartbeat %g s / "
                      "%g s)", self.me, self.config.name, len(self.config.servers), self.interval,
@@ -150,6 +158,7 @@ class ClusterService:
             log.info("Stopping the groups of %s", self.me)
             await self.groups.stop_all()
             await asyncio.sleep(self.interval)  # the last report reaches the peers
+            self.marks.clear_tick()
         self._exit.set()
 
     def _power(self) -> None:
@@ -158,7 +167,7 @@ class ClusterService:
         try:
             {"shutdown": power.shutdown, "reboot": power.reboot}[self._power_action]()
         except power.PowerRefused as e:
-            log.error("%s", e)
+            log.error("%s", e, extra={"alert": True})
 
     def _online(self) -> list[str]:
         return [s for s in self.config.server_names
@@ -168,28 +177,48 @@ class ClusterService:
         """Panic when the loop was stopped longer than the heartbeat timeout (see the module)."""
         if self.suspended or late <= self.membership.timeout:
             return False
-        log.critical("the cluster service was stopped for %.1f s (heartbeat timeout %g s): the "
-                     "other servers may have taken over its groups; panic to protect the data",
-                     late, self.membership.timeout,
-                     extra={"event_id": EVENT_HANG_FENCE, "alert": True})
+        self._fence(f"the cluster service was stopped for {late:.1f} s (heartbeat timeout "
+                    f"{self.membership.timeout:g} s)")
+        return True
+
+    def _stale_at_start(self) -> bool:
+        """Whether the previous run of this service ended longer than the heartbeat timeout ago
+        without a clean stop (peers have declared this server down meanwhile)."""
+        last = self._previous_tick
+        return last is not None and boottime() - last > self.config.heartbeat_timeout
+
+    def _fence_stale(self, active: list[str]) -> None:
+        down = boottime() - (self._previous_tick or 0.0)
+        self._fence(f"the cluster service was down for {down:.1f} s (heartbeat timeout "
+                    f"{self.config.heartbeat_timeout:g} s) and {', '.join(active)} still "
+                    f"active here")
+
+    def _fence(self, why: str) -> None:
+        """Self-fence: panic, or if refused leave the cluster; never touch a resource."""
+        log.critical("%s: the other servers may have taken over its groups; panic to protect "
+                     "the data", why, extra={"event_id": EVENT_HANG_FENCE, "alert": True})
         self._stop_groups = False
         try:
             power.panic()
         except power.PowerRefused as e:
-            log.error("%s; leaving the cluster without touching any resource", e)
+            log.error("%s; leaving the cluster without touching any resource", e,
+                      extra={"alert": True})
         self.request_stop(1)
-        return True
 
     async def _heartbeat_loop(self) -> None:
         """Send and decide every interval; in between, wake exactly at the next receive deadline
         so that a silent server is declared down at the timeout, not up to an interval later."""
         next_tick = time.monotonic()
+        last_round = boottime() - self.interval
         while not self._exit.is_set():
             now = time.monotonic()
             if now >= next_tick:
-                if self._fence_if_hung(now - next_tick):
+                this_round = boottime()
+                if self._fence_if_hung(this_round - last_round - self.interval):
                     self._exit.set()
                     break
+                last_round = this_round
+                self.marks.write_tick(this_round)
                 if not self.suspended:
                     self.lan.send_all()
                     self._decide(now, always=True)
@@ -212,8 +241,13 @@ class ClusterService:
         decisions = self.membership.tick(now)
         self._apply(decisions)
         if always or decisions:
-            self.groups.set_online(self._online())
-            self.groups.tick(now)
+            unheard = frozenset(s for s in self.config.server_names
+                                if self.membership.server_state(s) == ServerState.UNKNOWN)
+            self.groups.set_online(self._online(), unheard)
+            try:
+                self.groups.tick(now)
+            except Exception:  # noqa: BLE001 - a bug in one round must not stop the heartbeats
+                log.exception("group decision round failed", extra={"alert": True})
         return bool(decisions)
 
     async def _shutdown(self) -> None:
@@ -259,6 +293,8 @@ class ClusterService:
 
     async def _down(self, action: str) -> None:
         """``clpdown``: stop this server's groups (they fail over), the service, then power."""
+        if action not in POWER_ACTIONS:
+            raise ValueError(f"unknown power action {action!r}")
         log.info("Server %s goes down (%s)", self.me, action)
         self._power_action = action
         self.request_stop(0)
@@ -271,12 +307,16 @@ class ClusterService:
         if op == "request":
             return self.group_ops.on_request(sender, args)
         if op == "rsc":
-            r = await self.group_ops.local_rsc(str(args.get("op")), str(args.get("resource")))
+            r = await self.group_ops.local_rsc(args)
             return {"ok": r.ok, "code": r.code, "message": r.message}
         if op == "down":
-            await self._down(str(args.get("action", "shutdown")))
-            return {"ok": True, "code": 0, "message": ""}
-        return {"ok": False, "code": 2, "message": f"unknown operation {op!r}"}
+            action = args.get("action", "shutdown")
+            if action not in POWER_ACTIONS:
+                return {"ok": False, "code": E_BAD_ARGS,
+                        "message": f"unknown power action {action!r}"}
+            await self._down(str(action))
+            return {"ok": True, "code": OK, "message": ""}
+        return {"ok": False, "code": E_BAD_ARGS, "message": f"unknown operation {op!r}"}
 
     # --- control API ----------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ TEMPLATE = """\
 # clp sets: CLP_EVENT (START | FAILOVER | RECOVER), CLP_SERVER (HOME | OTHER), CLP_PRIORITY,
 # CLP_GROUPNAME, CLP_RESOURCENAME, CLP_DISK, CLP_PID. Exit 0 on success; any other code is an
 # {what_lower} failure of the resource.
+# CLP_EVENT in a start script: FAILOVER (started by a failover), RECOVER (restarted by recovery),
+# else START (a group start, a move or a failback). In a stop script: FAILOVER when the group stops
+# for a failover, else START. No other value is ever set.
 
 echo "$0: CLP_EVENT=$CLP_EVENT CLP_SERVER=$CLP_SERVER CLP_PRIORITY=$CLP_PRIORITY"
 echo "$0: CLP_GROUPNAME=$CLP_GROUPNAME CLP_RESOURCENAME=$CLP_RESOURCENAME CLP_DISK=$CLP_DISK"

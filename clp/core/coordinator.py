@@ -11,8 +11,9 @@ Rules (numbers as in the design issue):
 1. Server sync wait: auto-start groups start once every server is online, or ``sync_wait`` seconds
    after this coordinator started, whichever comes first.
 2. A group is never commanded active on a server while any online server of its policy reports it
-   in a state other than Offline / Offline Failure, or has not reported yet. A server that left the
-   membership has lost all its groups (power-off semantics).
+   in a state other than Offline (Offline Failure included: a resource failed to stop there), or
+   has not reported yet. A server that left the membership has lost all its groups (power-off
+   semantics).
 3. Auto-start groups start at cluster start on :func:`~clp.core.placement.target_server`; manual
    ones only by request.
 4. When the owner goes down, each of its groups goes to ``target_server()`` (event FAILOVER).
@@ -40,19 +41,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clp.core.group_states import GROUP_BUSY_STATES, GROUP_STOPPED_STATES, GroupState
+from clp.core.group_states import (
+    GROUP_BUSY_STATES,
+    GROUP_FREE_STATES,
+    GROUP_STOPPED_STATES,
+    GroupState,
+)
 from clp.core.group_types import (
-    E_BAD_ARGS,
-    E_SERVER,
-    E_STATE,
     EVENTS,
-    OK,
     Answer,
     Command,
     GroupSpec,
     Intent,
     ServerReport,
 )
+from clp.core.operator_requests import OperatorRequests
 from clp.core.placement import target_server
 
 __all__ = ["EVENTS", "Answer", "Command", "Coordinator", "Intent", "ServerReport"]
@@ -65,7 +68,7 @@ class _Pending:
     sent: float
 
 
-class Coordinator:
+class Coordinator(OperatorRequests):
     def __init__(self, me: str, servers: Sequence[str], groups: Sequence[GroupSpec],
                  sync_wait: float, now: float, resend: float = 30.0, settle: float = 0.0
                  ) -> None:
@@ -88,6 +91,7 @@ class Coordinator:
         self._leaving: set[str] = set()
         self._joined: dict[str, list[str]] = {}  # failback candidates: servers that came online
         self._where: dict[str, dict[str, GroupState]] = {g.name: {} for g in groups}
+        self._restop: set[str] = set()  # Offline Failure groups the operator stopped again
 
     # --- queries --------------------------------------------------------------------------
 
@@ -102,15 +106,16 @@ class Coordinator:
 
     def owner(self, group: str) -> str | None:
         w = self._where[group]
-        return next((s for s, st in w.items() if st not in GROUP_STOPPED_STATES
+        return next((s for s, st in w.items() if st not in GROUP_FREE_STATES
                      and st != G.UNKNOWN), None)
 
     def export_intents(self) -> dict[str, Any]:
         return {"synced": self.synced, "reasons": dict(self.reasons), "groups": {
             g: {"want": i.want, "server": i.server, "event": i.event, "stopped": i.stopped,
-                "failed": sorted(i.failed)} for g, i in self.intents.items()}}
+                "failed": sorted(i.failed), "cause": i.cause} for g, i in self.intents.items()}}
 
     def import_intents(self, data: Mapping[str, Any]) -> None:
+        """Copy the master's table (checked by :mod:`clp.clusterd.report_check` on receipt)."""
         self.synced = self.synced or bool(data.get("synced"))
         for g, why in (data.get("reasons") or {}).items():
             if g in self.reasons and isinstance(why, str):
@@ -118,7 +123,12 @@ class Coordinator:
         for g, d in (data.get("groups") or {}).items():
             if g in self.intents and isinstance(d, dict):
                 self.intents[g] = Intent(bool(d.get("want")), d.get("server"), d.get("event"),
-                                         bool(d.get("stopped")), set(d.get("failed") or ()))
+                                         bool(d.get("stopped")), set(d.get("failed") or ()),
+                                         str(d.get("cause") or ""))
+
+    def forget_pending(self, group: str) -> None:
+        """A command was refused by its target: decide the group again at the next tick."""
+        self.pending.pop(group, None)
 
     # --- the decision ---------------------------------------------------------------------
 
@@ -172,7 +182,7 @@ class Coordinator:
                 for s in spec.servers if s in self._online}
             running = [s for s, st in self._where[name].items()
                        if st in (G.ONLINE, G.ONLINE_PENDING)]
-            if running:
+            if running and self.last_owner[name] not in running:
                 self.last_owner[name] = running[0]
             elif not self.intents[name].want and all(
                     st in GROUP_STOPPED_STATES for st in self._where[name].values()):
@@ -214,17 +224,21 @@ class Coordinator:
                 return None
             return Command(p.cmd.kind, name, p.cmd.server, p.cmd.event,
                            f"{p.cmd.reason} (re-sent: no answer in {now - p.sent:.0f} s)")
-        running = [s for s, st in where.items() if st not in GROUP_STOPPED_STATES
+        running = [s for s, st in where.items() if st not in GROUP_FREE_STATES
                    and st != G.UNKNOWN]
         unknown = [s for s, st in where.items() if st == G.UNKNOWN]
         if len(running) > 1:
             return self._extra(spec, running, where)
         intent = self.intents[name]
         if not intent.want:
+            if running and where[running[0]] == G.OFFLINE_FAILURE and name not in self._restop:
+                self.reasons[name] = self._offline_failure(name, running[0])
+                return None
             if running and where[running[0]] not in GROUP_BUSY_STATES:
+                self._restop.discard(name)
                 why = "stopped by the operator" if intent.stopped else "it is not to run"
-                return self._cmd("deactivate", name, running[0], intent.event or "STOP",
-                                 f"stop group {name} on {running[0]}: {why}")
+                return Command("deactivate", name, running[0], intent.event or "STOP",
+                               f"stop group {name} on {running[0]}: {why}")
             return None
         if running:
             return self._running(spec, running[0], where[running[0]], reports, active)
@@ -254,16 +268,21 @@ class Coordinator:
             del self.pending[name]
         return done
 
-    def _cmd(self, kind: str, group: str, server: str, event: str, reason: str) -> Command:
-        return Command(kind, group, server, event, reason)
+    @staticmethod
+    def _offline_failure(name: str, server: str) -> str:
+        return (f"group {name} is in Offline Failure on {server} (a resource failed to stop); it "
+                f"stays there until the operator stops it (clpgrp -t) or {server} leaves")
 
     def _extra(self, spec: GroupSpec, running: list[str],
                where: Mapping[str, GroupState]) -> Command | None:
-        """Active on several servers (after a re-adoption): keep one, stop the others."""
-        keep = next((s for s in running if where[s] == G.ONLINE), running[0])
+        """Active on several servers (after a re-adoption): keep the one that last owned it (the
+        others were started there without knowing), else the first Online; stop the others."""
+        last = self.last_owner[spec.name]
+        keep = last if last in running else \
+            next((s for s in running if where[s] == G.ONLINE), running[0])
         for s in running:
             if s != keep and where[s] not in GROUP_BUSY_STATES:
-                return self._cmd("deactivate", spec.name, s, "RECOVER",
+                return Command("deactivate", spec.name, s, "RECOVER",
                                  f"stop group {spec.name} on {s}: it is also active on {keep}")
         return None
 
@@ -277,9 +296,11 @@ class Coordinator:
                 return None
             intent.failed.add(server)
             intent.event, intent.server = "FAILOVER", None
-            return self._cmd("deactivate", name, server, "FAILOVER",
+            return Command("deactivate", name, server, "FAILOVER",
                              f"stop group {name} on {server}: its activation failed there, it "
                              f"fails over")
+        if state == G.OFFLINE_FAILURE:
+            self.reasons[name] = self._offline_failure(name, server)
         if state != G.ONLINE:
             return None
         intent.failed.clear()
@@ -291,7 +312,7 @@ class Coordinator:
             intent.cause = ""
         if intent.server is not None:
             event = intent.event or "MOVE"
-            return self._cmd("deactivate", name, server, event,
+            return Command("deactivate", name, server, event,
                              f"stop group {name} on {server}: {event.lower()} to {intent.server}")
         joined = [s for s in self._joined.get(name, ()) if s in self._online]
         self._joined[name] = []
@@ -302,7 +323,7 @@ class Coordinator:
             best, _ = target_server(spec, higher, others, self._exclusive())
             if best is not None:
                 intent.server, intent.event = best, "FAILBACK"
-                return self._cmd("deactivate", name, server, "FAILBACK",
+                return Command("deactivate", name, server, "FAILBACK",
                                  f"stop group {name} on {server}: failback to {best}, which came "
                                  f"online and has a higher priority")
         return None
@@ -340,63 +361,5 @@ class Coordinator:
             why = f"activation failed on {', '.join(sorted(intent.failed))}; {why}"
         elif event == "START" and intent.cause:
             why = f"{intent.cause}; {why}"
-        return self._cmd("activate", name, dest, event,
+        return Command("activate", name, dest, event,
                          f"{event.lower()} group {name} to {dest}: {why}")
-
-    # --- operator requests ----------------------------------------------------------------
-
-    def request(self, now: float, op: str, group: str, server: str | None = None) -> Answer:
-        spec = self.groups.get(group)
-        if spec is None:
-            return Answer(False, E_BAD_ARGS, f"Group {group} does not exist.")
-        if server is not None and server not in spec.servers:
-            return Answer(False, E_BAD_ARGS,
-                          f"Server {server} is not in the failover policy of group {group}.")
-        if server is not None and (server not in self._online or server in self._leaving):
-            return Answer(False, E_SERVER, f"Server {server} is not online.")
-        handler = {"start": self._req_start, "stop": self._req_stop, "move": self._req_move}
-        if op not in handler:
-            return Answer(False, E_BAD_ARGS, f"Unknown group operation {op!r}.")
-        return handler[op](spec, server)
-
-    def _req_start(self, spec: GroupSpec, server: str | None) -> Answer:
-        owner, intent = self.owner(spec.name), self.intents[spec.name]
-        if owner is not None:
-            state = self._where[spec.name][owner]
-            if state == G.ONLINE_FAILURE:
-                return Answer(False, E_STATE, f"Group {spec.name} is in Online Failure on "
-                                              f"{owner}; stop it first.")
-            return Answer(False, E_STATE, f"Group {spec.name} is already started on {owner}.")
-        del intent
-        cause = f"started by the operator{f' on {server}' if server else ''}"
-        self.intents[spec.name] = Intent(True, server, "START", False, set(), cause)
-        self.reasons[spec.name] = cause
-        return Answer(True, OK, f"Starting group {spec.name}.")
-
-    def _req_stop(self, spec: GroupSpec, server: str | None) -> Answer:
-        owner, intent = self.owner(spec.name), self.intents[spec.name]
-        if owner is None and not intent.want:
-            return Answer(False, E_STATE, f"Group {spec.name} is already stopped.")
-        self.intents[spec.name] = Intent(False, None, "STOP", True, set())
-        self.pending.pop(spec.name, None)
-        self.reasons[spec.name] = "stopped by the operator"
-        return Answer(True, OK, f"Stopping group {spec.name}.")
-
-    def _req_move(self, spec: GroupSpec, server: str | None) -> Answer:
-        owner = self.owner(spec.name)
-        if owner is None or self._where[spec.name][owner] != G.ONLINE:
-            return Answer(False, E_STATE, f"Group {spec.name} is not online.")
-        if server == owner:
-            return Answer(False, E_STATE, f"Group {spec.name} is already online on {server}.")
-        if server is None:
-            others = {g: s for g, s in self._active_map().items() if g != spec.name}
-            cands = [s for s in self._online if s != owner and s not in self._leaving]
-            server, _ = target_server(spec, cands, others, self._exclusive())
-            if server is None:
-                return Answer(False, E_SERVER, f"No server can take group {spec.name}.")
-        intent = self.intents[spec.name]
-        intent.want, intent.server, intent.event, intent.stopped = True, server, "MOVE", False
-        intent.failed.clear()
-        self._joined[spec.name] = []
-        self.reasons[spec.name] = f"moved by the operator to {server}"
-        return Answer(True, OK, f"Moving group {spec.name} to {server}.")

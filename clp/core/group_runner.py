@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from clp.core.group_states import (
+    GROUP_EDGES,
     GroupState,
     ResourceState,
     change_group_state,
     change_resource_state,
 )
+from clp.core.group_types import E_STATE, OK
 
 G, R = GroupState, ResourceState
 
@@ -85,6 +87,7 @@ class Outcome:
     action: RecoveryAction | None = None
     lines: list[str] = field(default_factory=list)  # state changes and decisions, to log
     done: bool = False  # the activation/deactivation is over
+    code: int = OK  # for a refused request (resource_op): the reply code
 
 
 @dataclass
@@ -181,7 +184,7 @@ class GroupRunner:
         if self.busy or self.state not in (G.ONLINE, G.ONLINE_FAILURE):
             return Outcome(lines=[f"group {self.name}: {op} of {name} refused, the group is "
                                   f"{self.state.value}{' and busy' if self.busy else ''}"],
-                           done=True)
+                           done=True, code=E_STATE)
         r = self._r[name]
         want = R.ONLINE if op == "start" else R.OFFLINE
         if r.state == want:
@@ -277,13 +280,7 @@ class GroupRunner:
 
     def _start_failed(self, out: Outcome, name: str, reason: str) -> Outcome:
         rec: _Recovery = self._rc[name].activation
-        tried = self._retries.get(name, 0)
-        if tried < rec.retry:
-            self._retries[name] = tried + 1
-            out.lines.append(change_resource_state(
-                self._r[name], R.ONLINE_PENDING, f"activation retry {tried + 1}/{rec.retry}"))
-            out.step = ResourceStep("start", name, self.event,
-                                    f"retry {tried + 1}/{rec.retry} of start {name}: {reason}")
+        if self._retry(out, "start", name, rec.retry, reason):
             return out
         if self.failovers[name] < rec.failover_threshold:
             self.failovers[name] += 1
@@ -308,6 +305,42 @@ class GroupRunner:
         out.action = RecoveryAction(action, self.name, name, why)
         return out
 
+    def _retry(self, out: Outcome, op: str, name: str, retries: int, reason: str) -> bool:
+        """Issue the next retry of ``op`` (start or stop) of ``name``; False when none is left."""
+        tried = self._retries.get(name, 0)
+        if tried >= retries:
+            return False
+        self._retries[name] = tried + 1
+        pending, what = (R.ONLINE_PENDING, "activation") if op == "start" else \
+            (R.OFFLINE_PENDING, "deactivation")
+        out.lines.append(change_resource_state(self._r[name], pending,
+                                               f"{what} retry {tried + 1}/{retries}"))
+        out.step = ResourceStep(op, name, self.event,
+                                f"retry {tried + 1}/{retries} of {op} {name}: {reason}")
+        return True
+
+    def abort(self, cause: str) -> Outcome:
+        """The operation in progress broke off (a bug or an unexpected error in its driver): put
+        the group in a failure state and free it, so it can still be stopped or failed over.
+
+        Activation (and a single resource operation) ends Online Failure, deactivation Offline
+        Failure; the resource being worked on goes to the matching failure state.
+        """
+        op, self.op, self._after_cleanup = self.op, None, None
+        out = Outcome(done=True)
+        for r in self._r.values():
+            if r.state == R.ONLINE_PENDING:
+                out.lines.append(change_resource_state(r, R.ONLINE_FAILURE, cause))
+            elif r.state == R.OFFLINE_PENDING:
+                out.lines.append(change_resource_state(r, R.OFFLINE_FAILURE, cause))
+        self._queue = []
+        new = G.OFFLINE_FAILURE if op == "deactivate" else G.ONLINE_FAILURE
+        if self.state == G.ONLINE_PENDING:
+            new = G.ONLINE_FAILURE
+        if new != self.state and new in GROUP_EDGES[self.state]:
+            out.lines.append(change_group_state(self._g, new, cause))
+        return out
+
     def _cleanup(self, out: Outcome, action: RecoveryAction) -> Outcome:
         """Stop what this activation left running, then report ``action``."""
         out.lines.append(f"group {self.name}: {action.reason}")
@@ -323,13 +356,7 @@ class GroupRunner:
 
     def _stop_failed(self, out: Outcome, name: str, reason: str) -> Outcome:
         rec: _Recovery = self._rc[name].deactivation
-        tried = self._retries.get(name, 0)
-        if tried < rec.retry:
-            self._retries[name] = tried + 1
-            out.lines.append(change_resource_state(
-                self._r[name], R.OFFLINE_PENDING, f"deactivation retry {tried + 1}/{rec.retry}"))
-            out.step = ResourceStep("stop", name, self.event,
-                                    f"retry {tried + 1}/{rec.retry} of stop {name}: {reason}")
+        if self._retry(out, "stop", name, rec.retry, reason):
             return out
         action = rec.final_action
         why = f"stop of {name} failed ({reason}) after {rec.retry} retries: final action {action}"

@@ -51,16 +51,14 @@ class ResourceState(enum.Enum):
 
 G, R = GroupState, ResourceState
 
-# A group in one of these states on a server may have resources running there: it must not be
-# activated anywhere else until that server reports it stopped (or leaves the cluster).
+# A deactivation has ended in one of these states (successfully or not).
 GROUP_STOPPED_STATES: frozenset[GroupState] = frozenset({G.OFFLINE, G.OFFLINE_FAILURE})
-GROUP_ACTIVE_STATES: frozenset[GroupState] = frozenset(GroupState) - GROUP_STOPPED_STATES
-GROUP_RUNNING_STATES: frozenset[GroupState] = frozenset({G.ONLINE, G.ONLINE_PENDING})
+# Only in these states is nothing of the group running on a server, so that it may be activated
+# elsewhere. Offline Failure is not one: a resource failed to stop (a disk still mounted), so the
+# group stays where it failed, like Online Failure, until the operator stops it again
+# (``clpgrp -t``) or the server leaves the cluster.
+GROUP_FREE_STATES: frozenset[GroupState] = frozenset({G.OFFLINE})
 GROUP_BUSY_STATES: frozenset[GroupState] = frozenset({G.ONLINE_PENDING, G.OFFLINE_PENDING})
-
-RESOURCE_STOPPED_STATES: frozenset[ResourceState] = frozenset({R.OFFLINE})
-RESOURCE_FAILED_STATES: frozenset[ResourceState] = frozenset({R.ONLINE_FAILURE,
-                                                              R.OFFLINE_FAILURE})
 
 GROUP_EDGES: Mapping[GroupState, frozenset[GroupState]] = {
     G.OFFLINE: frozenset({G.ONLINE_PENDING}),

@@ -16,12 +16,13 @@ EVENTS = ("START", "FAILOVER", "MOVE", "FAILBACK", "STOP", "RECOVER")
 
 # Reply codes of operator requests (the command's exit code).
 OK = 0
-E_BAD_ARGS = 2  # unknown group or server, server not in the group's policy
+E_BAD_ARGS = 2  # unknown group, server, resource or operation; server not in the policy
+E_INTERNAL = 11  # the handler of a request failed (a bug): see the daemon's log
 E_STATE = 14  # already started, already stopped, not online, in a failure state
 E_SERVER = 15  # the server is not online, or no server can take the group
 E_TIMEOUT = 16  # the operation did not finish in time (daemon)
 E_FAILED = 17  # the operation ended in a failure state (daemon)
-E_NO_MASTER = 18  # the master could not be reached (daemon)
+E_NO_MASTER = 18  # the master (or the server running the group) could not be reached (daemon)
 
 
 class GroupSpec(Protocol):
@@ -42,7 +43,6 @@ class ServerReport:
     """What one server says about itself: the state of each group on it."""
 
     groups: Mapping[str, GroupState]
-    at: float = 0.0
     failover: frozenset[str] = frozenset()  # groups whose activation gave up there: move them
     intents: Mapping[str, Any] | None = None  # sent by the master: its intent table
     leaving: bool = False  # its cluster service is stopping: place nothing there

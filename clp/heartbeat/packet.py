@@ -12,7 +12,7 @@ Layout (network byte order, 96 bytes)::
         16    2 sender       index of the sending server in clp.conf
         18    2 path         index of the heartbeat path (interconnect) in clp.conf
         20    4 reserved     0
-        24    8 incarnation  the sending daemon's start time in ns (grows on every restart)
+        24    8 incarnation  grows on every restart of the sender (see clusterd.marks)
         32    8 sequence     per (incarnation, path), from 1
         40    8 send time    sender's wall clock, seconds (float64; informational)
         48   16 reserved     zeros

@@ -35,7 +35,11 @@ def _frame(src_mac: bytes, sender_ip: bytes, target_ip: bytes) -> bytes:
 
 def _socket(iface: str) -> socket.socket:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-    s.bind((iface, ETH_P_ARP))
+    try:
+        s.bind((iface, ETH_P_ARP))
+    except BaseException:  # no such interface: do not leak the socket
+        s.close()
+        raise
     return s
 
 
@@ -71,7 +75,11 @@ def announce(iface: str, ip: str, count: int = 3, spacing: float = 0.2) -> None:
     addr = ipaddress.IPv4Address(ip).packed
     frame = _frame(_mac(iface), addr, addr)
     s = _socket(iface)
-    s.send(frame)
+    try:
+        s.send(frame)
+    except BaseException:  # the caller logs the error; the socket must not leak
+        s.close()
+        raise
     if count == 1:
         s.close()
         return

@@ -4,6 +4,9 @@ processes holding a mount point.
 Command lines are built by ``*_argv`` methods (pure, unit-tested) and run through
 ``clp.platform.proc.run``; reading state (addresses, mounts) parses ``ip -j`` and
 ``/proc/self/mountinfo``. ``SolarisPlatform`` overrides the builders and readers.
+
+A reader that cannot read (``ip`` fails or hangs) raises ``PlatformError`` rather than answering
+"nothing here": an empty answer would let a stop report an address gone while it is still up.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IfaceAddr = tuple[str, Network, Address]  # (interface, its subnet, its address)
 
 
+class PlatformError(Exception):
+    """The state of this server could not be read (the command failed, hung or answered junk)."""
+
+
 @dataclass(frozen=True)
 class Mount:
     device: str  # major:minor
@@ -38,26 +45,32 @@ def _unescape(field: str) -> str:
     return field
 
 
+def _iface_addr(name: str, cidr: str) -> IfaceAddr:
+    iface = ipaddress.ip_interface(cidr)
+    return name, iface.network, iface.ip
+
+
 class LinuxPlatform:
     name = "linux"
 
     # -- addresses -----------------------------------------------------------------------------
     def interfaces(self, log: logging.Logger | None = None) -> list[IfaceAddr]:
-        """(interface, its subnet, its address) for every address configured here."""
+        """(interface, its subnet, its address) for every address configured here; raises
+        ``PlatformError`` when ``ip`` fails, hangs or answers something unreadable."""
         result = run(["ip", "-j", "addr", "show"], timeout=10, log=None)
         if not result.ok:
-            if log is not None:
-                log.error("ip addr show failed: %s", result.output)
-            return []
-        found = []
-        for link in json.loads(result.output or "[]"):
-            for info in link.get("addr_info", []):
-                iface = ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}")
-                found.append((str(link["ifname"]), iface.network, iface.ip))
-        return found
+            why = "timed out" if result.timed_out else f"exited {result.returncode}"
+            raise PlatformError(f"ip addr show {why}: {result.output.strip()}")
+        try:
+            return [_iface_addr(str(link["ifname"]), f"{info['local']}/{info['prefixlen']}")
+                    for link in json.loads(result.output or "[]")
+                    for info in link.get("addr_info", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PlatformError(f"cannot read the output of ip addr show: {exc!r}") from exc
 
     def interface_for(self, ip: str) -> tuple[str, int] | None:
-        """The interface whose subnet contains ``ip`` (not a host route), and the prefix length."""
+        """The interface whose subnet contains ``ip`` (not a host route), and the prefix length;
+        raises ``PlatformError`` as ``interfaces``."""
         addr = ipaddress.ip_address(ip)
         for name, net, _own in self.interfaces():
             if addr.version == net.version and addr in net and net.prefixlen < net.max_prefixlen:
@@ -65,7 +78,7 @@ class LinuxPlatform:
         return None
 
     def has_address(self, ip: str) -> str | None:
-        """The interface carrying ``ip`` on this server, or None."""
+        """The interface carrying ``ip`` on this server, or None; raises ``PlatformError``."""
         addr = ipaddress.ip_address(ip)
         return next((name for name, _net, own in self.interfaces() if own == addr), None)
 

@@ -20,10 +20,12 @@ log = logging.getLogger("clp.power")
 LAB_SIGNALS = {"shutdown": signal.SIGTERM, "reboot": signal.SIGUSR1, "panic": signal.SIGUSR2}
 LINUX_ARGV = {"shutdown": ["systemctl", "poweroff"], "reboot": ["systemctl", "reboot"]}
 LINUX_FALLBACK = {"shutdown": ["shutdown", "-h", "now"], "reboot": ["shutdown", "-r", "now"]}
+PROC = Path("/proc")  # tests point it elsewhere
 
 
 class PowerRefused(RuntimeError):
-    """The power action is disabled here (``CLP_NO_POWER=1``)."""
+    """The power action did not happen: disabled here (``CLP_NO_POWER=1``), or the kernel
+    refused it (a panic needs to write ``/proc/sysrq-trigger``)."""
 
 
 def _act(action: str) -> None:
@@ -39,8 +41,11 @@ def _act(action: str) -> None:
         subprocess.run(POWER_ARGV[action], check=False, timeout=60)
         return
     if action == "panic":
-        Path("/proc/sys/kernel/sysrq").write_text("1")
-        Path("/proc/sysrq-trigger").write_text("c")
+        try:
+            (PROC / "sys/kernel/sysrq").write_text("1")
+            (PROC / "sysrq-trigger").write_text("c")
+        except OSError as e:
+            raise PowerRefused(f"panic failed: cannot write /proc/sysrq-*: {e}") from e
         return
     try:
         done = subprocess.run(LINUX_ARGV[action], check=False, timeout=60).returncode == 0

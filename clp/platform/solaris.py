@@ -13,7 +13,7 @@ import logging
 import re
 from pathlib import Path
 
-from clp.platform.linux import IfaceAddr, LinuxPlatform, Mount
+from clp.platform.linux import IfaceAddr, LinuxPlatform, Mount, PlatformError
 from clp.platform.proc import run
 
 _IF_LINE = re.compile(r"^(\S+?):(?: |\d+:)")
@@ -25,7 +25,13 @@ class SolarisPlatform(LinuxPlatform):
 
     def interfaces(self, log: logging.Logger | None = None) -> list[IfaceAddr]:
         result = run(["ifconfig", "-a"], timeout=10, log=None)
-        return parse_ifconfig(result.output) if result.ok else []
+        if not result.ok:
+            why = "timed out" if result.timed_out else f"exited {result.returncode}"
+            raise PlatformError(f"ifconfig -a {why}: {result.output.strip()}")
+        try:
+            return parse_ifconfig(result.output)
+        except ValueError as exc:
+            raise PlatformError(f"cannot read the output of ifconfig -a: {exc}") from exc
 
     def add_address_argv(self, ip: str, prefix: int, iface: str) -> list[str]:
         return ["ifconfig", iface, "addif", f"{ip}/{prefix}", "up"]

@@ -17,7 +17,21 @@ from typing import Any, ClassVar
 
 from clp.paths import InstallRoot
 
-EVENTS = ("START", "FAILOVER", "RECOVER", "STOP")
+# The values an exec script sees in CLP_EVENT (the product's): START, FAILOVER, RECOVER. The
+# group logic's own events (clp.core.group_types: MOVE, FAILBACK, STOP...) reach a script mapped
+# onto these by ``script_event``.
+SCRIPT_EVENTS = ("START", "FAILOVER", "RECOVER")
+
+
+def script_event(event: str, stopping: bool) -> str:
+    """The CLP_EVENT a script sees for the group event ``event`` (see docs/resources.md).
+
+    A start script: FAILOVER and RECOVER as they are, every other start (a plain start, a move, a
+    failback) is START. A stop script: FAILOVER when the group stops for a failover, else START.
+    """
+    if stopping:
+        return "FAILOVER" if event == "FAILOVER" else "START"
+    return event if event in SCRIPT_EVENTS else "START"
 
 
 class Status(enum.Enum):
@@ -55,7 +69,7 @@ class Context:
     server: str  # this server
     group: str
     resource: str
-    event: str  # START | FAILOVER | RECOVER | STOP
+    event: str  # the group event (clp.core.group_types.EVENTS); scripts see script_event()
     home: bool  # this server is first in the group's failover policy
     priority: int  # 1-based position of this server in the policy
     failover_servers: tuple[str, ...]

@@ -4,6 +4,10 @@ Start refuses a device that is already mounted here (at any mount point) or a mo
 already has something mounted: mounting twice is how shared file systems get corrupted. Stop
 unmounts with retries, ending the processes that keep the file system busy between tries (SIGTERM
 first, SIGKILL after), because a stop that cannot unmount blocks the failover.
+
+The whole start is bounded by ``timeout_start`` (the runner's timeout): its default covers the
+worst sequence of its own steps, mount + fsck + mount again (``START_STEPS``), so that a slow but
+progressing fsck is not killed by the runner halfway through.
 """
 
 from __future__ import annotations
@@ -13,13 +17,27 @@ import time
 from typing import Any, ClassVar
 
 from clp import platform
+from clp.platform import proc
 from clp.resources.base import Context, Params, ResourceType, Result, Status, done, error
 
 _APPLY = {"x-apply": "stop_resource"}
+MOUNT_TIMEOUT, FSCK_TIMEOUT = 180, 1800
+START_STEPS = FSCK_TIMEOUT + 2 * MOUNT_TIMEOUT  # on_error: mount, fsck, mount again
 
 
 def _num(default: float, minimum: float = 0) -> dict[str, Any]:
     return {"type": "number", "minimum": minimum, "default": default, **_APPLY}
+
+
+def short_start_timeout(params: Params) -> str | None:
+    """Why ``timeout_start`` cannot cover the start's own steps, or None when it can."""
+    if params["fsck"]["policy"] == "never":
+        return None
+    steps = params["fsck"]["timeout"] + 2 * params["timeout_mount"]
+    if params["timeout_start"] >= steps:
+        return None
+    return (f"timeout_start ({params['timeout_start']:g} s) is shorter than fsck.timeout + "
+            f"2 x timeout_mount ({steps:g} s): a slow fsck will be killed as a timeout")
 
 
 class DiskResource(ResourceType):
@@ -34,14 +52,17 @@ class DiskResource(ResourceType):
                             "x-error": {"pattern": "{value!r} is not an absolute path"}},
             "fs": {"enum": ["ext4", "ext3", "xfs", "zfs", "ufs"], "default": "ext4", **_APPLY},
             "mount_options": {"type": "string", "default": "rw", **_APPLY},
-            "timeout_mount": _num(180, 1),
+            "timeout_mount": _num(MOUNT_TIMEOUT, 1),
+            # the runner's bound on the whole start: keep >= fsck.timeout + 2 x timeout_mount
+            "timeout_start": _num(START_STEPS, 1),
+            "timeout_stop": _num(1800, 1),
             "fsck": {
                 "type": "object", "default": {}, "additionalProperties": False, **_APPLY,
                 "properties": {
                     # on_error: check only when the first mount fails, then mount again
                     "policy": {"enum": ["always", "never", "on_error"], "default": "on_error",
                                **_APPLY},
-                    "timeout": _num(1800, 1),
+                    "timeout": _num(FSCK_TIMEOUT, 1),
                 },
             },
             "umount": {
@@ -67,6 +88,9 @@ class DiskResource(ResourceType):
         if host.is_mount_point(mount_point):
             return error(f"{mount_point} is already a mount point")
         os.makedirs(mount_point, exist_ok=True)
+        short = short_start_timeout(params)
+        if short is not None:
+            ctx.log.warning("%s: %s", ctx.resource, short)
         if params["fsck"]["policy"] == "always":
             checked = self._fsck(params, ctx)
             if checked is not None:
@@ -84,6 +108,8 @@ class DiskResource(ResourceType):
         opts = params["umount"]
         tries = opts["retry"] + 1
         for attempt in range(1, tries + 1):
+            if proc.expired():  # the runner already reported the timeout; stop retrying
+                return Result(Status.TIMEOUT, 0, f"umount of {mount_point} timed out")
             if not host.is_mount_point(mount_point):
                 return done(f"{mount_point} is not mounted")
             result = host.execute(host.umount_argv(mount_point), opts["timeout"], ctx.log)

@@ -2,8 +2,9 @@
 
 Sync mode waits for the script (non-zero exit = error with that code). Async mode launches
 start.sh and returns once it has run 1 s or exited 0; stop ends the still-running start script's
-process group, then runs stop.sh. The async process group id is kept in the work directory so a
-restarted clusterpro can still stop it.
+process group, then runs stop.sh. The async process group id is kept in the install root's
+volatile directory (tmpfs) so a restarted clusterpro can still stop it, while a reboot forgets it:
+a pid file surviving the reboot would name whatever process reused that pid.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from clp.platform import proc
-from clp.resources.base import Context, Params, ResourceType, Result, Status, done, error
+from clp.resources.base import (
+    Context,
+    Params,
+    ResourceType,
+    Result,
+    Status,
+    done,
+    error,
+    script_event,
+)
 
 ASYNC_GRACE = 1.0  # an async start that is still running (or exited 0) after this is a success
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -26,13 +36,11 @@ def _timeout(default: int) -> dict[str, Any]:
 
 
 def script_env(ctx: Context, stopping: bool) -> dict[str, str]:
-    """The product's script environment (see docs/resources.md)."""
-    event = ctx.event
-    if stopping:  # a stop script sees why the group stops: FAILOVER, or START for a plain stop
-        event = "FAILOVER" if ctx.event == "FAILOVER" else "START"
+    """The product's script environment (see docs/resources.md): CLP_EVENT is one of the
+    product's values (SCRIPT_EVENTS), never clp's own MOVE or FAILBACK."""
     return {
         "PATH": os.environ.get("PATH", PATH),
-        "CLP_EVENT": event,
+        "CLP_EVENT": script_event(ctx.event, stopping),
         "CLP_SERVER": "HOME" if ctx.home else "OTHER",
         "CLP_PRIORITY": str(ctx.priority),
         "CLP_GROUPNAME": ctx.group,
@@ -93,14 +101,18 @@ class ExecResource(ResourceType):
         try:
             child, _pump, _lines = proc.spawn([str(script)], env=env, cwd=ctx.scripts_dir,
                                               log=ctx.log)
+        except TimeoutError as exc:  # the operation expired: start nothing
+            return Result(Status.TIMEOUT, proc.NOT_STARTED, str(exc))
         except OSError as exc:
             return error(f"cannot run {script}: {exc}", 126)
         try:
             code = child.wait(timeout=ASYNC_GRACE)
         except subprocess.TimeoutExpired:
-            self._async[_pid_file(ctx)] = child
-            _pid_file(ctx).parent.mkdir(parents=True, exist_ok=True)
-            _pid_file(ctx).write_text(f"{child.pid}\n")
+            pid_file = _pid_file(ctx)
+            self._async[pid_file] = child
+            for folder in (ctx.root.volatile_dir, pid_file.parent):  # root-only, like run/
+                folder.mkdir(mode=0o700, exist_ok=True)
+            pid_file.write_text(f"{child.pid}\n")
             return done(f"{script.name} is running (pid {child.pid})")
         if code == 0:
             return done(f"{script.name} exited 0")
@@ -121,7 +133,8 @@ class ExecResource(ResourceType):
 
 
 def _pid_file(ctx: Context) -> Path:
-    return ctx.root.work_dir / "exec" / f"{ctx.group}.{ctx.resource}.pgid"
+    """In the volatile (tmpfs) directory: valid across a restart of clusterpro, gone at reboot."""
+    return ctx.root.volatile_dir / "exec" / f"{ctx.group}.{ctx.resource}.pgid"
 
 
 def _read_pgid(path: Path) -> int | None:

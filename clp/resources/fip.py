@@ -2,7 +2,9 @@
 
 Start refuses an address that already answers on the network (another server still holds it, or
 someone else uses it): bringing it up too would break both. After adding it, gratuitous ARP tells
-the LAN's switches and neighbours where the address now lives.
+the LAN's switches and neighbours where the address now lives. When the server's addresses cannot
+be read (``PlatformError``), start and stop fail naming why and probe cannot tell: answering "not
+active" then would let a failover bring the address up twice.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import ipaddress
 from typing import Any, ClassVar
 
 from clp import platform
+from clp.platform.linux import PlatformError
 from clp.resources.base import Context, Params, ResourceType, Result, Status, done, error
 
 
@@ -38,9 +41,12 @@ class FipResource(ResourceType):
     def start(self, params: Params, ctx: Context) -> Result:
         ip = params["ip"]
         host = platform.current()
-        if host.has_address(ip):
-            return done(f"{ip} is already active on this server")
-        found = host.interface_for(ip)
+        try:
+            if host.has_address(ip):
+                return done(f"{ip} is already active on this server")
+            found = host.interface_for(ip)
+        except PlatformError as exc:
+            return error(f"cannot start {ip}: cannot read the addresses of {ctx.server}: {exc}")
         if found is None:
             return Result(Status.ERROR_HARD, 0, f"no interface of {ctx.server} has a subnet "
                                                 f"containing {ip}")
@@ -61,7 +67,10 @@ class FipResource(ResourceType):
         ip = params["ip"]
         host = platform.current()
         addr = ipaddress.ip_address(ip)
-        held = [(name, net) for name, net, own in host.interfaces(ctx.log) if own == addr]
+        try:
+            held = [(name, net) for name, net, own in host.interfaces(ctx.log) if own == addr]
+        except PlatformError as exc:
+            return error(f"cannot stop {ip}: cannot read the addresses of {ctx.server}: {exc}")
         if not held:
             return done(f"{ip} is not active on this server")
         for iface, net in held:
@@ -72,4 +81,8 @@ class FipResource(ResourceType):
         return done(f"{ip} removed from {', '.join(i for i, _ in held)}")
 
     def probe(self, params: Params, ctx: Context) -> bool | None:
-        return platform.current().has_address(params["ip"]) is not None
+        try:
+            return platform.current().has_address(params["ip"]) is not None
+        except PlatformError as exc:
+            ctx.log.warning("cannot tell whether %s is active: %s", params["ip"], exc)
+            return None

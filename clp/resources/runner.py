@@ -4,12 +4,18 @@ The group logic asks for ``start``/``stop``/``probe`` and gets a Future of a ``R
 exception becomes ``Result(ERROR)`` with its traceback in the log; an operation that exceeds its
 timeout becomes ``Result(TIMEOUT)`` and every process group it started is ended (SIGTERM, then
 SIGKILL), so a hung script never outlives its timeout.
+
+An expired operation starts nothing more (``proc.Operation``: a timed-out disk start does not go
+on to fsck and mount), one still queued never starts, and the TIMEOUT is delivered only once the
+worker has returned or ``proc.KILL_GRACE`` more seconds have passed, so that the caller's cleanup
+stop does not race the operation's last steps.
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from clp.config.model import ResourceConfig
@@ -44,46 +50,63 @@ class ResourceRunner:
     def run(self, op: str, rc: ResourceConfig, ctx: Context, timeout: float) -> Future[Result]:
         outer: Future[Result] = Future()
         outer.set_running_or_notify_cancel()
-        groups: set[int] = set()
-        lock = threading.Lock()
+        operation = proc.Operation()
+        lock = threading.Lock()  # orders the worker's result against the timer's expiry
 
-        def finish(result: Result) -> bool:
+        def finish(result: Result) -> None:
             with lock:
-                if outer.done():
-                    return False
-                outer.set_result(result)
-                return True
+                if not outer.done():
+                    outer.set_result(result)
 
-        def expire() -> None:
-            reason = f"{op} of {rc.name} did not finish in {timeout:g} s"
-            if finish(Result(Status.TIMEOUT, 0, reason)):
-                ctx.log.error("%s; ending its processes", reason)
-                for pgid in list(groups):
-                    proc.kill_group(pgid)
-
-        timer = threading.Timer(timeout, expire)
-        timer.daemon = True
         try:
-            inner = self._pool.submit(self._call, op, rc, ctx, groups)
+            inner = self._pool.submit(self._call, op, rc, ctx, operation)
         except RuntimeError as exc:  # pool shut down
             finish(Result(Status.ERROR, 0, f"cannot run {op} of {rc.name}: {exc}"))
             return outer
+
+        def expire() -> None:
+            with lock:
+                if outer.done():
+                    return
+                pgids = operation.expire()  # from now on the worker starts no process
+            reason = f"{op} of {rc.name} did not finish in {timeout:g} s"
+            if inner.cancel():  # still queued behind other operations: it never starts
+                ctx.log.error("%s; it never started", reason)
+            else:
+                ctx.log.error("%s; ending its processes", reason)
+                proc.kill_groups(pgids)
+                # the caller's next step (a cleanup stop) must not race the worker's last steps
+                futures.wait([inner], timeout=proc.KILL_GRACE)
+                if not inner.done():
+                    ctx.log.error("%s is still running %g s after its timeout", op, proc.KILL_GRACE)
+            finish(Result(Status.TIMEOUT, 0, reason))
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
         timer.start()
 
         def done(f: Future[Result]) -> None:
             timer.cancel()
-            result = (Result(Status.ERROR, 0, f"{op} of {rc.name} cancelled: runner shut down")
-                      if f.cancelled() else f.result())
-            if not finish(result):
-                ctx.log.info("%s of %s ended after its timeout: %s", op, rc.name, result)
+            if f.cancelled():  # by the pool's shutdown, or by expire() (which reports it)
+                if not operation.expired:
+                    finish(Result(Status.ERROR, 0, f"{op} of {rc.name} cancelled: "
+                                                   "runner shut down"))
+                return
+            with lock:
+                if not operation.expired:
+                    outer.set_result(f.result())
+                    return
+            ctx.log.info("%s of %s ended after its timeout: %s", op, rc.name, f.result())
 
         inner.add_done_callback(done)
         return outer
 
     @staticmethod
-    def _call(op: str, rc: ResourceConfig, ctx: Context, groups: set[int]) -> Result:
-        proc.track(groups)
+    def _call(op: str, rc: ResourceConfig, ctx: Context, operation: proc.Operation) -> Result:
+        proc.track(operation)
         try:
+            if operation.expired:  # picked up by a worker just as its timeout passed
+                return Result(Status.TIMEOUT, 0, f"{op} of {rc.name} not started: timed out")
             if op not in OPERATIONS:
                 return Result(Status.ERROR_HARD, 0, f"unknown operation {op!r}")
             kind = registry.get(rc.type)

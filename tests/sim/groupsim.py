@@ -27,7 +27,7 @@ from typing import Any
 from clp.config.model import GroupConfig, Recovery, ResourceConfig
 from clp.core.coordinator import Command, Coordinator, ServerReport
 from clp.core.group_runner import CALLER_ACTIONS, GroupRunner, Outcome
-from clp.core.group_states import GROUP_STOPPED_STATES, GroupState
+from clp.core.group_states import GROUP_FREE_STATES, GroupState
 
 G = GroupState
 
@@ -76,6 +76,7 @@ class GroupSim:
         self.reports: dict[str, ServerReport] = {}  # as last sent (seen next tick by others)
         self.inflight: list[tuple[int, str, Command]] = []  # (deliver at, sender, command)
         self.fail: set[tuple[str, str]] = set()  # (server, resource) whose start fails
+        self.fail_stop: set[tuple[str, str]] = set()  # (server, resource) whose stop fails
         self.log: list[Record] = []
         self.alerts: list[tuple[int, str]] = []
         self.actions: list[tuple[int, str, str, str]] = []  # (t, server, action, reason)
@@ -145,7 +146,7 @@ class GroupSim:
     def _report(self, node: Node) -> ServerReport:
         c = node.coord
         return ServerReport(
-            {g: r.state for g, r in node.runners.items()}, self.t,
+            {g: r.state for g, r in node.runners.items()},
             frozenset(g for g, r in node.runners.items()
                       if r.wants_failover and r.state == G.ONLINE_FAILURE),
             c.export_intents() if c.master == node.name else None)
@@ -175,7 +176,7 @@ class GroupSim:
             if at > self.t or node.name not in self.nodes:
                 continue
             del node.busy[group]
-            ok = not (op == "start" and (node.name, rsc) in self.fail)
+            ok = (node.name, rsc) not in (self.fail if op == "start" else self.fail_stop)
             out = node.runners[group].on_result(rsc, ok, "done" if ok else "injected failure")
             self._apply(node, group, out)
 
@@ -183,7 +184,7 @@ class GroupSim:
 
     def active_on(self, group: str) -> list[str]:
         return [n for n, node in self.nodes.items()
-                if node.runners[group].state not in GROUP_STOPPED_STATES]
+                if node.runners[group].state not in GROUP_FREE_STATES]
 
     def online_on(self, group: str) -> list[str]:
         return [n for n, node in self.nodes.items() if node.runners[group].state == G.ONLINE]

@@ -3,10 +3,11 @@
 Each ``scenarios/*.yaml`` holds ``servers``, ``groups`` (as in clp.conf, resources are dummies),
 optional ``sync_wait``, ``boot`` ({server: time}, default 0) and ``until``; ``events`` ``[{at,
 crash|boot: server}, {at, op: start|stop|move, group, server?}, {at, fail: {server, resource}},
-{at, heal: {server, resource}}]``; and ``expect``, an ordered list that must appear in that order
-in the run's timeline of commands (``kind: activate|deactivate``, with ``group``, ``server``,
-``event``), recovery actions (``kind: action``, with ``server``, ``action``) and alerts
-(``kind: alert``). Every item may carry ``reason_contains``, ``after`` and ``before`` (times).
+{at, heal: {server, resource}}]`` (``fail`` with ``op: stop`` makes the stop fail); and
+``expect``, an ordered list that must appear in that order in the run's timeline of commands
+(``kind: activate|deactivate``, with ``group``, ``server``, ``event``), recovery actions
+(``kind: action``, with ``server``, ``action``) and alerts (``kind: alert``). Every item may
+carry ``reason_contains``, ``after`` and ``before`` (times).
 ``final`` maps a group to the server it must be Online on at the end (null: nowhere), and
 ``reasons`` a group to text its last reason on the master must contain.
 """
@@ -66,9 +67,11 @@ def play(spec: dict[str, Any]) -> GroupSim:
         elif "crash" in ev:
             sim.crash(ev["crash"])
         elif "fail" in ev:
-            sim.fail.add((ev["fail"]["server"], ev["fail"]["resource"]))
+            failing = sim.fail_stop if ev["fail"].get("op") == "stop" else sim.fail
+            failing.add((ev["fail"]["server"], ev["fail"]["resource"]))
         elif "heal" in ev:
             sim.fail.discard((ev["heal"]["server"], ev["heal"]["resource"]))
+            sim.fail_stop.discard((ev["heal"]["server"], ev["heal"]["resource"]))
         else:
             sim.request(ev["op"], ev["group"], ev.get("server"))
     sim.run_until(spec.get("until", 60))

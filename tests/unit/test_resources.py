@@ -19,7 +19,8 @@ from clp.paths import InstallRoot
 from clp.platform import power
 from clp.platform.solaris import POWER_ARGV, SolarisPlatform, parse_ifconfig
 from clp.resources import registry
-from clp.resources.base import Context, Status
+from clp.resources.base import SCRIPT_EVENTS, Context, Status
+from clp.resources.exec import script_env
 from clp.resources.runner import ResourceRunner, probe_state
 
 log = logging.getLogger("test.resources")
@@ -77,6 +78,27 @@ def test_exec_environment_and_exit_code(root: InstallRoot, runner: ResourceRunne
     assert "STOP=START" in out.read_text()
 
 
+@pytest.mark.parametrize(("event", "start", "stop"), [
+    ("START", "START", "START"), ("FAILOVER", "FAILOVER", "FAILOVER"),
+    ("RECOVER", "RECOVER", "START"), ("MOVE", "START", "START"),
+    ("FAILBACK", "START", "START"), ("STOP", "START", "START"),
+])
+def test_scripts_see_only_the_products_events(root: InstallRoot, event: str, start: str,
+                                              stop: str) -> None:
+    ctx = context(root, "exec1", event)
+    assert script_env(ctx, stopping=False)["CLP_EVENT"] == start
+    assert script_env(ctx, stopping=True)["CLP_EVENT"] == stop
+    assert {start, stop} <= set(SCRIPT_EVENTS)
+
+
+def test_exec_move_runs_the_start_script_with_start(root: InstallRoot,
+                                                    runner: ResourceRunner) -> None:
+    out = root.root / "event.txt"
+    script(root, "mv", "start.sh", f"echo $CLP_EVENT > {out}\n")
+    assert runner.run("start", rc("mv", "exec"), context(root, "mv", "MOVE"), 10).result(15).ok
+    assert out.read_text() == "START\n"
+
+
 def test_exec_missing_script_is_a_hard_error(root: InstallRoot, runner: ResourceRunner) -> None:
     result = runner.run("start", rc("nope", "exec"), context(root, "nope"), 10).result(15)
     assert result.status is Status.ERROR_HARD and "does not exist" in result.reason
@@ -126,7 +148,11 @@ def test_exec_async(root: InstallRoot, runner: ResourceRunner) -> None:
     ctx = context(root, "a1")
     assert runner.run("start", conf, ctx, 10).result(10).status is Status.DONE
     assert probe_state(runner.run("probe", conf, ctx, 10).result(10)) is True
-    pgid = int((root.work_dir / "exec" / "g.a1.pgid").read_text())
+    pid_file = root.volatile_dir / "exec" / "g.a1.pgid"  # tmpfs: a reboot forgets it
+    pgid = int(pid_file.read_text())
+    assert not (root.work_dir / "exec").exists()
+    assert (pid_file.parent.stat().st_mode & 0o777) == 0o700
+    assert (root.volatile_dir.stat().st_mode & 0o777) == 0o700
     assert runner.run("stop", conf, ctx, 10).result(15).status is Status.DONE
     assert marker.exists()
     with pytest.raises(ProcessLookupError):
