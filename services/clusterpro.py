@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from clp.config import ConfigError, load_config
 from clp.evt.logsetup import setup_logging
 from clp.keys import KeyFileError, load_key
 from clp.paths import InstallRoot
+from clp.platform.priority import raise_priority
 
 
 @click.command()
@@ -32,6 +34,7 @@ def main(root: str | None) -> None:
     from clp.clusterd.service import ClusterService
 
     service = ClusterService(install, config, key)
+    raise_priority(logging.getLogger("clp.nm"))
     os.umask(0o022)
     sys.exit(asyncio.run(service.run()))
 
