@@ -229,8 +229,12 @@ class Lab(Faults, Probes):
     def _wait_ready(self, server: str) -> None:
         client = SupervisorClient(InstallRoot(self.root_of(server)), timeout=2.0)
 
+        booted = self.doc["nodes"][server]["init_pid"]
+
         def answers() -> bool:
-            if self._init_pid(server) is None:
+            # the pid just booted, not _init_pid(): its environ reads empty while it is in execve,
+            # a window that a busy machine stretches enough to be seen
+            if not nx.alive(booted):
                 log = self.root_of(server) / "log" / "init.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise LabError(f"{server}: init exited during boot; {log}:\n{tail}")
@@ -261,8 +265,8 @@ class Lab(Faults, Probes):
         pid = self.doc["nodes"].get(server, {}).get("init_pid")
         if not pid or not nx.alive(pid):
             return None
-        env = nx.environ_of(pid)
-        if env.get("CLPLAB") != self.name or env.get("CLPLAB_SERVER") != server:
+        env = nx.environ_of(pid)  # empty while the process is in execve: not a mismatch
+        if env and (env.get("CLPLAB") != self.name or env.get("CLPLAB_SERVER") != server):
             return None
         return int(pid)
 
