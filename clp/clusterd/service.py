@@ -36,6 +36,7 @@ from clp.control.protocol import Reply
 from clp.control.server import ControlServer
 from clp.core.group_types import E_BAD_ARGS, OK
 from clp.core.membership import Decision, Membership, ServerState
+from clp.evt import logsetup
 from clp.heartbeat import packet
 from clp.heartbeat.lanhb import LanHeartbeat, LanPath
 from clp.paths import InstallRoot
@@ -47,6 +48,8 @@ log = logging.getLogger("clp.nm")
 # Event ids of the node-manager module ("nm"), as shown in the alert log.
 # a receive deadline is "strictly more than the timeout ago": wake just after it
 DEADLINE_SLACK = 0.001
+# before a self-fence, how long to wait for clusterpro_evt to write the alert that explains it
+FENCE_LOG_WAIT = 0.5
 
 EVENT_SERVER_UP = 1
 EVENT_SERVER_DOWN = 2
@@ -198,6 +201,7 @@ class ClusterService:
         log.critical("%s: the other servers may have taken over its groups; panic to protect "
                      "the data", why, extra={"event_id": EVENT_HANG_FENCE, "alert": True})
         self._stop_groups = False
+        logsetup.drain(FENCE_LOG_WAIT)  # the alert above must reach the alert log first
         try:
             power.panic()
         except power.PowerRefused as e:

@@ -96,3 +96,10 @@ def setup_logging(root: InstallRoot, module: str, level: int | str | None = None
         setattr(h, _MARK, True)
         logger.addHandler(h)
     return handler
+
+
+def drain(timeout: float = 1.0) -> bool:
+    """Wait until ``clusterpro_evt`` has taken what this process logged (see EventSender.drain):
+    called before a power action that ends the machine, so the alert saying why is written."""
+    handlers = [h for h in logging.getLogger("clp").handlers if isinstance(h, EventHandler)]
+    return all(h.sender.drain(timeout) for h in handlers)

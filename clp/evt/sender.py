@@ -26,6 +26,7 @@ QUEUE_DEPTH = 256
 MAX_MESSAGE = 8192
 QUEUE_MODE = 0o600
 REOPEN_INTERVAL = 1.0  # seconds between attempts to open a missing queue
+DRAIN_WRITE_GRACE = 0.05  # a record taken off the queue is on disk this long after
 
 
 def _sysctl(name: str, default: int) -> int:
@@ -117,6 +118,20 @@ class EventSender:
         if count:
             self.dropped += 1
         return False
+
+    def drain(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until ``clusterpro_evt`` has taken every queued record:
+        for a process about to end the machine (a self-fence), so its last alert is written."""
+        deadline = time.monotonic() + timeout
+        while self._queue is not None and time.monotonic() < deadline:
+            try:
+                if self._queue.current_messages == 0:
+                    time.sleep(DRAIN_WRITE_GRACE)  # taken off the queue: now being written
+                    return True
+            except posix_ipc.ExistentialError:
+                return False
+            time.sleep(0.01)
+        return self._queue is None
 
     def close(self) -> None:
         if self._queue is not None:

@@ -250,3 +250,14 @@ def test_stop_drains_queue(root: InstallRoot):
         q.close()
     lines = (root.log_dir / "trn.log").read_text().splitlines()
     assert [x.split("] ", 1)[1] for x in lines] == ["queued 0", "queued 1", "queued 2"]
+
+
+def test_drain_waits_until_the_queue_is_empty(root):
+    sender = EventSender(root)
+    assert sender.send(make_record("nm", "ERROR", "fenced", alert=True))
+    assert not sender.drain(0.05)  # nobody reads it: times out
+    queue = open_queue(root, create=False)
+    queue.receive(timeout=1)
+    queue.close()
+    assert sender.drain(1.0)
+    sender.close()

@@ -98,6 +98,12 @@ class Cluster:
         self.ops[server] = GroupOps(m, send, down)
         return m
 
+    def close(self) -> None:
+        """Stop the runners and remove what the managers left in volatile storage."""
+        for m in self.mgr.values():
+            m.runner.shutdown()
+            shutil.rmtree(m.root.volatile_dir, ignore_errors=True)
+
     async def tick(self, n: int = 1) -> None:
         for _ in range(n):
             self.now += 1
@@ -119,9 +125,7 @@ class Cluster:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(config(tmp_path), tmp_path)
     yield c
-    for m in c.mgr.values():
-        m.runner.shutdown()
-        shutil.rmtree(m.root.volatile_dir, ignore_errors=True)
+    c.close()
 
 
 async def boot(c: Cluster) -> None:

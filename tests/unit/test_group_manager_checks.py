@@ -195,10 +195,11 @@ def test_group_start_ending_in_a_final_action_fails_at_once(tmp_path: Path) -> N
         assert (r.code, r.message) == (E_FAILED, "Group bad failed to start on server1.")
         assert time.monotonic() - started < 10
         ticking.cancel()
-        for m in c.mgr.values():
-            m.runner.shutdown()
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    finally:
+        c.close()
 
 
 def test_adopt_refuses_active_resources_when_told(cluster: Cluster) -> None:
