@@ -29,7 +29,7 @@ demo: venv
 	@echo "The lab cluster '$(LAB)' is up: ManagementGroup and failover1 run on server1."
 	@echo "A shell on a server:        $(BIN)/clplab --name $(LAB) shell server1"
 	@echo "Move the group:             $(BIN)/clplab --name $(LAB) exec server1 -- clpgrp -m failover1"
-	@echo "Crash a server and watch:   $(BIN)/clplab --name $(LAB) crash server2; $(BIN)/clplab --name $(LAB) exec server1 -- clpstat"
+	@echo "Crash its server and watch: $(BIN)/clplab --name $(LAB) crash server1; sleep 12; $(BIN)/clplab --name $(LAB) exec server2 -- clpstat"
 	@echo "Stop everything:            make demo-down"
 
 demo-down:
