@@ -88,13 +88,7 @@ class PeerServer:
         except Exception as e:  # noqa: BLE001 - one bad message must not stop the cluster
             log.exception("cluster RPC %s from %s failed", request["op"], request["from"])
             reply = {"ok": False, "code": E_INTERNAL, "message": f"internal error: {e}"}
-        try:
-            writer.write(frames.pack(self.key, {"nonce": request["nonce"], "reply": reply}))
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+        await frames.send_reply(writer, self.key, request, reply)
 
 
 class PeerClient:

@@ -62,6 +62,19 @@ async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]
     return unpack_body(key, head, rest)
 
 
+async def send_reply(writer: asyncio.StreamWriter, key: bytes, request: dict[str, Any],
+                     reply: dict[str, Any]) -> None:
+    """Answer ``request`` (echoing its nonce) and close the connection; a peer that went away
+    meanwhile is not an error."""
+    try:
+        writer.write(pack(key, {"nonce": request["nonce"], "reply": reply}))
+        await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
 def new_request(cluster: str, sender: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
     return {"cluster": cluster, "from": sender, "nonce": secrets.token_hex(16),
             "time": time.time(), "op": op, "args": args}

@@ -46,14 +46,12 @@ class Gateway:
             return
         try:
             reply = await asyncio.to_thread(self.handle, request["op"], request["args"])
-            log.info("%s from %s (%s): %s", request["op"], request.get("from"), peer,
-                     reply.get("message") or ("ok" if reply.get("ok") else "failed"))
-            writer.write(frames.pack(self.key, {"nonce": request["nonce"], "reply": reply}))
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+        except Exception as e:  # noqa: BLE001 - answer, and keep serving the others
+            log.exception("%s from %s (%s) failed", request["op"], request.get("from"), peer)
+            reply = {"ok": False, "code": 11, "message": f"internal error: {e}"}
+        log.info("%s from %s (%s): %s", request["op"], request.get("from"), peer,
+                 reply.get("message") or ("ok" if reply.get("ok") else "failed"))
+        await frames.send_reply(writer, self.key, request, reply)
 
     def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         if op == "service":

@@ -12,24 +12,12 @@ from click.testing import CliRunner
 
 from clp.cli.clpcfchk import main as clpcfchk
 from clp.config import ConfigError, Recovery, load_config
-
-HEAD = """\
-cluster:
-  name: cluster
-servers:
-  server1: {}
-  server2: {}
-interconnects:
-  - type: lan
-    addresses: {server1: 198.18.1.1, server2: 198.18.1.2}
-  - type: lan
-    addresses: {server1: 198.18.0.1, server2: 198.18.0.2}
-"""
+from tests.unit.test_config_schema import BASE
 
 
 def write(tmp_path: Path, groups: str, scripts: bool = True) -> Path:
     (tmp_path / "scripts").mkdir(exist_ok=True)
-    (tmp_path / "clp.conf").write_text(HEAD + groups)
+    (tmp_path / "clp.conf").write_text(BASE + groups)
     if scripts:
         CliRunner().invoke(clpcfchk, [str(tmp_path), "--scripts"])
     return tmp_path
