@@ -131,12 +131,19 @@ class GroupOps:
             return Reply(False, E_BAD_ARGS, f"Group {name} does not exist.")
         return [str(name)]
 
-    async def group_start(self, args: dict[str, Any]) -> Reply:
+    def _groups_and_timeout(self, args: dict[str, Any]) -> tuple[list[str], float] | Reply:
         groups, timeout = self._groups(args), self._timeout(args)
         if isinstance(groups, Reply):
             return groups
         if isinstance(timeout, Reply):
             return timeout
+        return groups, timeout
+
+    async def group_start(self, args: dict[str, Any]) -> Reply:
+        parsed = self._groups_and_timeout(args)
+        if isinstance(parsed, Reply):
+            return parsed
+        groups, timeout = parsed
         accepted = []
         for g in groups:
             r = await self.request("start", g, args.get("server"), force=bool(args.get("force")))
@@ -171,11 +178,10 @@ class GroupOps:
 
     async def group_stop(self, args: dict[str, Any]) -> Reply:
         """Stop groups, also those in a failure state (Offline Failure: deactivated again)."""
-        groups, timeout = self._groups(args), self._timeout(args)
-        if isinstance(groups, Reply):
-            return groups
-        if isinstance(timeout, Reply):
-            return timeout
+        parsed = self._groups_and_timeout(args)
+        if isinstance(parsed, Reply):
+            return parsed
+        groups, timeout = parsed
         before = {g: self._where(g) for g in groups}
         moved: set[str] = set()
         for g in groups:
@@ -203,13 +209,10 @@ class GroupOps:
     async def group_move(self, args: dict[str, Any]) -> Reply:
         if not args.get("group"):
             return Reply(False, E_BAD_ARGS, "group_move needs a group.")
-        groups = self._groups(args)
-        if isinstance(groups, Reply):
-            return groups
-        timeout = self._timeout(args)
-        if isinstance(timeout, Reply):
-            return timeout
-        g = groups[0]
+        parsed = self._groups_and_timeout(args)
+        if isinstance(parsed, Reply):
+            return parsed
+        (g,), timeout = parsed
         r = await self.request("move", g, args.get("server"))
         if not r["ok"]:
             return Reply(False, r["code"], r["message"])
