@@ -229,12 +229,8 @@ class Lab(Faults, Probes):
     def _wait_ready(self, server: str) -> None:
         client = SupervisorClient(InstallRoot(self.root_of(server)), timeout=2.0)
 
-        booted = self.doc["nodes"][server]["init_pid"]
-
         def answers() -> bool:
-            # the pid just booted, not _init_pid(): its environ reads empty while it is in execve,
-            # a window that a busy machine stretches enough to be seen
-            if not nx.alive(booted):
+            if self._init_pid(server) is None:
                 log = self.root_of(server) / "log" / "init.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise LabError(f"{server}: init exited during boot; {log}:\n{tail}")
