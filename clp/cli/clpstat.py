@@ -68,6 +68,11 @@ def render(doc: dict[str, Any], detail: bool) -> str:
     lines = [f" {'  CLUSTER STATUS  ':=^69}"]
     suspended = " (suspended)" if doc.get("suspended") else ""
     lines.append(f"  Cluster : {doc['cluster']}{suspended}")
+    ratio = doc["membership"].get("ratio", 1)
+    if ratio != 1:
+        lines.append(f"  Timeout ratio : {ratio:g} (heartbeat timeout "
+                     f"{doc['membership']['timeout']:g} s)")
+    local = doc.get("counters", {}).get("paths", {})
     lines.append("  <server>")
     members = doc["membership"]["servers"]
     for server in doc["servers"]:
@@ -80,7 +85,11 @@ def render(doc: dict[str, Any], detail: bool) -> str:
                    f"{PATH_TYPES.get(p['type'], p['type'])}"
             if detail and entry.get("last_rx_time"):
                 text += f"  last rx {time.time() - entry['last_rx_time']:.1f} s ago"
+            error = local.get(p["name"], {}).get("local_error")
+            if server == doc["me"] and error:
+                text += f"  ({error})"
             lines.append(text.rstrip())
+    lines += _partition_lines(doc.get("partition") or {})
     lines.append("  <group>")
     for name, group in doc.get("groups", {}).items():
         lines.append(f"    {name} {'.' * max(1, 16 - len(name))}: {group.get('state', 'Unknown')}")
@@ -94,6 +103,22 @@ def render(doc: dict[str, Any], detail: bool) -> str:
         lines.append(f"    {name:<17}: {mon.get('state', 'Unknown')}")
     lines.append(f" {RULE}")
     return "\n".join(lines)
+
+
+def _partition_lines(np: dict[str, Any]) -> list[str]:
+    resolvers = np.get("resolvers") or {}
+    if not resolvers and not np.get("verdict"):
+        return []
+    lines = ["  <network partition resolution>"]
+    for name, r in resolvers.items():
+        state = "Error" if r.get("failing") else ("Normal" if r.get("ok") else "Unknown")
+        lines.append(f"    {name:<17}: {state:<15}{r.get('target', '')}")
+    lines.append(f"    {'action':<17}: {str(np.get('action', '')).replace('_', ' ')}")
+    if np.get("pending"):
+        lines.append(f"    {'resolving':<17}: {', '.join(np['pending'])}")
+    if np.get("verdict"):
+        lines.append(f"    {'stopping':<17}: {np['verdict']['reason']}")
+    return lines
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})

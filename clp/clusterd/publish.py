@@ -60,9 +60,10 @@ class StatePublisher:
         name = svc.config.servers[server].name
         state = PATH_CODES[svc.membership.path_state(name, svc.path_names[path]).value]
         drops = 0
-        if server == svc.my_index:  # drops are per path, shown on this server's own row
-            lan = next((p for p in svc.lan.paths if p.index == path), None)
-            drops = sum(lan.drops.values()) if lan else 0
+        if server == svc.my_index:  # drops and local device errors: on this server's own row
+            drops = svc.heartbeats.drops(path)
+            if state == PATH_NORMAL and svc.heartbeats.local_error(path):
+                state = PATH_ERROR
         self._writer.set_path(server, path, last_rx=self._last_rx[server][path],
                               seq=self._seq[server][path], state=state,
                               rx_count=self._count[server][path], drops=drops)
@@ -70,6 +71,7 @@ class StatePublisher:
     def snapshot(self) -> dict[str, Any]:
         svc = self.svc
         cfg = svc.config
+        wall = time.time() - time.monotonic()
         return {
             "cluster": cfg.name,
             "me": svc.me,
@@ -77,20 +79,34 @@ class StatePublisher:
             "paths": [{"name": ic.name, "type": ic.type, "servers": list(ic.servers)}
                       for ic in cfg.interconnects],
             "heartbeat": {"interval": cfg.heartbeat_interval, "timeout": cfg.heartbeat_timeout},
-            "membership": svc.membership.snapshot(wall_offset=time.time() - time.monotonic()),
+            "membership": svc.membership.snapshot(wall_offset=wall),
+            "partition": self._partition(wall),
             "suspended": svc.suspended,
             "started": svc.started,
             "incarnation": svc.incarnation,
             "pid": os.getpid(),
             # rpc_rejected: refused frames by error, and dropped parts of group reports
             # ("report.groups", "report.stale", ...)
-            "counters": {"lanhb": svc.lan.counters(),
+            "counters": {"paths": svc.heartbeats.counters(),
                          "rpc_rejected": dict(svc.peer.rejected + svc.groups.rejected)},
             "master": svc.groups.coord.master,
             "groups": svc.groups.group_snapshot(),
             "updated": time.time(),
         }
 
+    def _partition(self, wall: float) -> dict[str, Any]:
+        live = self.svc.liveness
+        verdict = live.verdict
+        return {
+            "action": self.svc.config.network_partition.action,
+            "resolvers": self.svc.resolution.snapshot(),
+            "pending": list(live.partition.pending),
+            "down": {s: {"takeover_at": at + wall} for s, at in live.down.items()},
+            "verdict": None if verdict is None else {"kind": verdict.kind,
+                                                     "reason": verdict.reason},
+        }
+
     def publish(self) -> None:
         if self._writer is not None:
+            self.refresh_paths()  # local device errors change without a decision
             self._writer.publish(self.snapshot())

@@ -1,8 +1,9 @@
 """The ``clusterpro`` service: heartbeats, membership, groups, the state region and the control API.
 
 Everything runs on one asyncio loop. The loop only moves data: decisions come from the pure core
-(:mod:`clp.core.membership`, :mod:`clp.core.coordinator`), packets are verified by
-:mod:`clp.heartbeat.lanhb`, group reports and commands travel over :mod:`clp.clusterd.peer`,
+(:mod:`clp.core.liveness`: membership and partition resolution; :mod:`clp.core.coordinator`),
+heartbeats travel on every path of :mod:`clp.clusterd.heartbeats`, partition probes run in
+:mod:`clp.clusterd.resolution`, group reports and commands travel over :mod:`clp.clusterd.peer`,
 resource actions run in threads (:mod:`clp.clusterd.groups`), and the state is published through
 :mod:`clp.state`. Signal handlers only set a flag; the loop acts on it.
 
@@ -28,17 +29,21 @@ from typing import Any
 
 from clp.clusterd.group_ops import GroupOps
 from clp.clusterd.groups import GroupManager
+from clp.clusterd.heartbeats import HeartbeatSet
 from clp.clusterd.marks import ServiceMarks, boottime
 from clp.clusterd.peer import PeerClient, PeerServer
 from clp.clusterd.publish import StatePublisher
+from clp.clusterd.resolution import Resolution, resolver_specs
+from clp.clusterd.toratio import TimeoutRatio
 from clp.config import ClusterConfig
 from clp.control.protocol import Reply
 from clp.control.server import ControlServer
 from clp.core.group_types import E_BAD_ARGS, OK
-from clp.core.membership import Decision, Membership, ServerState
+from clp.core.liveness import Liveness, Step
+from clp.core.membership import Decision
+from clp.core.partition import Verdict
 from clp.evt import logsetup
 from clp.heartbeat import packet
-from clp.heartbeat.lanhb import LanHeartbeat, LanPath
 from clp.paths import InstallRoot
 from clp.platform import power
 from clp.resources.runner import ResourceRunner
@@ -58,6 +63,9 @@ EVENT_PATH_LOST = 6
 EVENT_SUSPENDED = 10
 EVENT_RESUMED = 11
 EVENT_HANG_FENCE = 20
+EVENT_NP_DOWN = 30
+EVENT_NP_ISOLATED = 31
+EVENT_NP_PROBING = 32
 POWER_ACTIONS = ("shutdown", "reboot")
 
 FINAL_POWER = {"stop_cluster_service": None, "stop_cluster_service_and_shutdown": "shutdown",
@@ -91,14 +99,18 @@ class ClusterService:
         self._stop_groups = True  # False when fencing: a fenced server touches no resource
         self._power_action: str | None = None
         self.path_names = [ic.name for ic in config.interconnects]
-        self.membership = Membership(
-            self.me, config.server_names,
+        self.liveness = Liveness(
+            self.me, list(config.server_names),
             {ic.name: set(ic.servers) for ic in config.interconnects},
-            config.heartbeat_timeout, time.monotonic())
-        self.lan = LanHeartbeat(
-            key=key, cluster_name=config.name, my_index=self.my_index, paths=self._lan_paths(),
-            port=config.ports.heartbeat, incarnation=self.incarnation,
-            on_heartbeat=self._on_heartbeat)
+            config.heartbeat_timeout, self.interval, resolver_specs(config), time.monotonic(),
+            config.network_partition.action)
+        self.membership = self.liveness.membership
+        self.toratio = TimeoutRatio(root, self.membership)
+        self.sender_state = packet.SENDER_RUNNING
+        self.heartbeats = HeartbeatSet(config, self.me, key, self.incarnation,
+                                       self._on_heartbeat)
+        self.resolution = Resolution(config, self.me, self.liveness, self._on_step)
+        self._group_view: list[str] = []
         self.runner = ResourceRunner()
         self.peer_client = PeerClient(config, self.me, key)
         self.groups = GroupManager(config, self.me, root, self.runner, self.peer_client.send,
@@ -111,18 +123,9 @@ class ClusterService:
         self.control = ControlServer(root.control_socket, {
             "status": self._op_status, "stop": self._op_stop,
             "suspend": self._op_suspend, "resume": self._op_resume,
+            "toratio": self.toratio.op,
             **self.group_ops.handlers(),
         })
-
-    def _lan_paths(self) -> list[LanPath]:
-        paths = []
-        for i, ic in enumerate(self.config.interconnects):
-            if ic.type != "lan" or self.me not in ic.addresses:
-                continue
-            peers = {self.config.server_index(s): a
-                     for s, a in ic.addresses.items() if s != self.me}
-            paths.append(LanPath(i, ic.name, ic.addresses[self.me], peers))
-        return paths
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -132,7 +135,8 @@ class ClusterService:
             loop.add_signal_handler(sig, self.request_stop, 0)
         self.publisher.open()
         try:
-            await self.lan.start()
+            await self.heartbeats.start()
+            self.resolution.start()
             await self.peer.start()
             await self.control.start()
             adopt = asyncio.ensure_future(self.groups.adopt(
@@ -171,10 +175,6 @@ class ClusterService:
             {"shutdown": power.shutdown, "reboot": power.reboot}[self._power_action]()
         except power.PowerRefused as e:
             log.error("%s", e, extra={"alert": True})
-
-    def _online(self) -> list[str]:
-        return [s for s in self.config.server_names
-                if self.membership.server_state(s) == ServerState.ONLINE]
 
     def _fence_if_hung(self, late: float) -> bool:
         """Panic when the loop was stopped longer than the heartbeat timeout (see the module)."""
@@ -223,8 +223,9 @@ class ClusterService:
                     break
                 last_round = this_round
                 self.marks.write_tick(this_round)
+                self.toratio.expire(time.time())
                 if not self.suspended:
-                    self.lan.send_all()
+                    self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())
                     self._decide(now, always=True)
                 self.publisher.publish()
                 next_tick += self.interval
@@ -234,29 +235,31 @@ class ClusterService:
             elif not self.suspended and self._decide(now, always=False):
                 self.publisher.publish()
             wake = next_tick
-            deadline = None if self.suspended else self.membership.next_deadline()
+            deadline = None if self.suspended else self.liveness.next_deadline(now)
             if deadline is not None:
                 wake = min(wake, deadline + DEADLINE_SLACK)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit.wait(), timeout=max(0.0, wake - time.monotonic()))
 
     def _decide(self, now: float, always: bool) -> bool:
-        """Membership, then groups; at a deadline wake the groups only if membership changed."""
-        decisions = self.membership.tick(now)
-        self._apply(decisions)
-        if always or decisions:
-            unheard = frozenset(s for s in self.config.server_names
-                                if self.membership.server_state(s) == ServerState.UNKNOWN)
-            self.groups.set_online(self._online(), unheard)
+        """Liveness, then groups; at a deadline wake the groups only if what they may count
+        on changed (a server lost, resolved down, or past its takeover wait)."""
+        step = self.liveness.tick(now)
+        self._on_step(step, decide=False)
+        view = self.liveness.group_online(now)
+        changed = view != self._group_view
+        if always or changed:
+            self._group_view = view
+            self.groups.set_online(view, self.liveness.unheard())
             try:
                 self.groups.tick(now)
             except Exception:  # noqa: BLE001 - a bug in one round must not stop the heartbeats
                 log.exception("group decision round failed", extra={"alert": True})
-        return bool(decisions)
+        return bool(step.decisions or step.verdicts or changed)
 
     async def _shutdown(self) -> None:
-        self.lan.state = packet.SENDER_STOPPING
-        self.lan.close()
+        self.resolution.close()
+        self.heartbeats.close()
         await self.peer.close()
         await self.control.close()
         self.runner.shutdown()
@@ -270,8 +273,34 @@ class ClusterService:
             return
         server = self.config.servers[sender].name
         path_name = self.path_names[path]
-        self._apply(self.membership.heartbeat(time.monotonic(), server, path_name))
+        self._on_step(self.liveness.heartbeat(time.monotonic(), server, path_name, hb.heard,
+                                              hb.offline))
         self.publisher.record_rx(sender, path, hb.seq)
+
+    def _on_step(self, step: Step, decide: bool = True) -> None:
+        """Log and act on what liveness decided; ``decide``: run a group round if it matters
+        (the heartbeat loop's own rounds pass False: they decide right after)."""
+        self._apply(step.decisions)
+        for v in step.verdicts:
+            self._verdict(v)
+        if step.probe:
+            log.warning("every heartbeat to %s lost; network partition resolution: probing %s",
+                        ", ".join(self.liveness.partition.pending), ", ".join(step.probe),
+                        extra={"event_id": EVENT_NP_PROBING})
+            self.resolution.probe_now(step.probe)
+        if decide and (step.verdicts or step.decisions) and not self.suspended:
+            self._decide(time.monotonic(), always=False)
+        if step.verdicts or step.decisions:
+            self.publisher.publish()
+
+    def _verdict(self, v: Verdict) -> None:
+        if v.kind == "down":
+            log.error(v.reason, extra={"event_id": EVENT_NP_DOWN, "alert": True})
+            return
+        action = self.config.network_partition.action
+        log.critical("%s; network partition action: %s", v.reason, action.replace("_", " "),
+                     extra={"event_id": EVENT_NP_ISOLATED, "alert": True})
+        self._final_action_stop(action)
 
     def _apply(self, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -335,7 +364,7 @@ class ClusterService:
         if self.suspended:
             return Reply(False, 12, "The cluster is already suspended.")
         self.suspended = True
-        self.lan.state = packet.SENDER_SUSPENDED
+        self.sender_state = packet.SENDER_SUSPENDED
         self.membership.suspend(time.monotonic())
         log.info("Cluster suspended on %s", self.me,
                  extra={"event_id": EVENT_SUSPENDED, "alert": True})
@@ -347,7 +376,7 @@ class ClusterService:
             return Reply(False, 13, "The cluster is not suspended.")
         self.membership.resume(time.monotonic())
         self.suspended = False
-        self.lan.state = packet.SENDER_RUNNING
+        self.sender_state = packet.SENDER_RUNNING
         log.info("Cluster resumed on %s", self.me,
                  extra={"event_id": EVENT_RESUMED, "alert": True})
         self.publisher.refresh_paths()

@@ -1,8 +1,8 @@
-"""LAN heartbeat (``lanhb``): UDP datagrams on every LAN interconnect.
+"""LAN heartbeat (``lanhb``): UDP datagrams on one LAN interconnect.
 
-One socket per LAN interconnect, bound to this server's address on it. Every interval the daemon
-calls :meth:`LanHeartbeat.send_all`; every datagram received is verified here and either handed to
-the ``on_heartbeat`` callback as ``(sender_index, path_index, Heartbeat)`` or counted as a drop.
+One socket bound to this server's address on the interconnect and the heartbeat port; every
+round the record goes to each peer's address on it. A datagram is accepted only from the address
+the configuration gives its sender on this interconnect.
 """
 
 from __future__ import annotations
@@ -11,124 +11,75 @@ import asyncio
 import logging
 import socket
 import time
-from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from typing import Any, ClassVar
 
-from clp.heartbeat import packet
-from clp.heartbeat.packet import Drop, Heartbeat, PacketError, ReplayGuard
+from clp.config.model import Interconnect
+from clp.heartbeat.base import HeartbeatPath, Outgoing, PathContext
 
 log = logging.getLogger("clp.lanhb")
 
-OnHeartbeat = Callable[[int, int, Heartbeat], None]
-
-
-@dataclass
-class LanPath:
-    """One LAN interconnect as this server sees it."""
-
-    index: int                      # path index in clp.conf (shared by every server)
-    name: str                       # lanhb1 ...
-    my_address: str
-    peers: dict[int, str]           # server index -> address on this interconnect
-    sent: int = 0
-    send_errors: int = 0
-    received: int = 0
-    drops: Counter[str] = field(default_factory=Counter)
-    # one-way delays (receive time - send time) of the last heartbeats; meaningful when the
-    # servers' clocks are synchronized (the seed asks for it), exact in the lab (one clock)
-    delays: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
-
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: LanHeartbeat, path: LanPath) -> None:
-        self.owner, self.path = owner, path
+    def __init__(self, owner: LanHeartbeat) -> None:
+        self.owner = owner
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.owner.receive(self.path, data, addr[0])
+        self.owner.receive(data, addr[0])
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (peer down, unreachable) are normal while a server is down.
-        self.path.send_errors += 1
+        self.owner.send_errors += 1
 
 
-class LanHeartbeat:
-    def __init__(self, *, key: bytes, cluster_name: str, my_index: int, paths: list[LanPath],
-                 port: int, incarnation: int, on_heartbeat: OnHeartbeat) -> None:
-        self.key = key
-        self.cluster_id = packet.cluster_id(cluster_name)
-        self.my_index = my_index
-        self.paths = paths
-        self.port = port
-        self.incarnation = incarnation
-        self.on_heartbeat = on_heartbeat
-        self.state = packet.SENDER_RUNNING
-        self._seq = 0
-        self._guard = ReplayGuard()
-        self._transports: dict[int, asyncio.DatagramTransport] = {}
+class LanHeartbeat(HeartbeatPath):
+    type: ClassVar[str] = "lan"
+
+    def __init__(self, ctx: PathContext, ic: Interconnect, index: int) -> None:
+        super().__init__(ctx, ic, index, log)
+        self.port = ctx.heartbeat_port
+        self.my_address = ic.addresses[ctx.me]
+        self.peer_addresses = {i: ic.addresses[s] for i, s in self.peers.items()}
+        self._sender_of = {a: i for i, a in self.peer_addresses.items()}
+        # one-way delays (receive time - send time) of the last heartbeats; meaningful when the
+        # servers' clocks are synchronized (the seed asks for it), exact in the lab (one clock)
+        self.delays: deque[float] = deque(maxlen=1000)
+        self._transport: asyncio.DatagramTransport | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for path in self.paths:
-            family = socket.AF_INET6 if ":" in path.my_address else socket.AF_INET
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda p=path: _Protocol(self, p),
-                local_addr=(path.my_address, self.port), family=family)
-            self._transports[path.index] = transport
+        family = socket.AF_INET6 if ":" in self.my_address else socket.AF_INET
+        self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=(self.my_address, self.port), family=family)
 
     def close(self) -> None:
-        for t in self._transports.values():
-            t.close()
-        self._transports.clear()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
 
-    def send_all(self) -> None:
-        self._seq += 1
-        for path in self.paths:
-            transport = self._transports.get(path.index)
-            if transport is None:
-                continue
-            data = packet.encode(self.key, Heartbeat(
-                self.cluster_id, self.my_index, path.index, self.incarnation, self._seq,
-                time.time(), self.state))
-            for addr in path.peers.values():
-                try:
-                    transport.sendto(data, (addr, self.port))
-                    path.sent += 1
-                except OSError:
-                    path.send_errors += 1
-
-    def receive(self, path: LanPath, data: bytes, source: str) -> None:
-        try:
-            hb = packet.decode(self.key, data, self.cluster_id)
-        except PacketError as e:
-            self._drop(path, e.drop, source, str(e))
+    def send(self, out: Outgoing) -> None:
+        if self._transport is None:
             return
-        if hb.path != path.index or path.peers.get(hb.sender) != source:
-            self._drop(path, Drop.UNKNOWN_SENDER, source,
-                       f"server #{hb.sender} on path #{hb.path} from {source}")
+        data = self.ctx.encode(out, self.index)
+        for addr in self.peer_addresses.values():
+            try:
+                self._transport.sendto(data, (addr, self.port))
+                self.sent += 1
+            except OSError:
+                self.send_errors += 1
+
+    def receive(self, data: bytes, source: str) -> None:
+        sender = self._sender_of.get(source, -1)
+        hb = self.receiver.accept(data, source, expect_sender=sender)
+        if hb is None:
             return
-        if not self._guard.accept(hb):
-            self._drop(path, Drop.REPLAY, source, f"seq {hb.seq} not newer")
-            return
-        path.received += 1
-        path.delays.append(time.time() - hb.sent)
-        self.on_heartbeat(hb.sender, path.index, hb)
+        self.delays.append(time.time() - hb.sent)
+        self.receiver.deliver(hb)
 
-    def _drop(self, path: LanPath, drop: Drop, source: str, detail: str) -> None:
-        first = path.drops[drop.value] == 0
-        path.drops[drop.value] += 1
-        # Logged on the first of each kind per path only: a flood must not flood the log.
-        if first:
-            log.warning("%s: dropped a packet from %s (%s); further drops are only counted",
-                        path.name, source, detail)
-
-    def counters(self) -> dict[str, dict]:
-        return {p.name: {"sent": p.sent, "send_errors": p.send_errors, "received": p.received,
-                         "drops": dict(p.drops), "delay": _percentiles(p.delays)}
-                for p in self.paths}
+    def counters(self) -> dict[str, Any]:
+        return {**super().counters(), "delay": percentiles(self.delays)}
 
 
-def _percentiles(values: deque[float]) -> dict[str, float] | None:
+def percentiles(values: deque[float]) -> dict[str, float] | None:
     if not values:
         return None
     ordered = sorted(values)

@@ -4,7 +4,7 @@ Layout (network byte order, 96 bytes)::
 
     offset size field
          0    4 magic        b"CLPH"
-         4    1 version      1
+         4    1 version      2
          5    1 kind         1 = heartbeat
          6    1 state        sender's own state (SENDER_RUNNING, _SUSPENDED, _STOPPING)
          7    1 reserved     0
@@ -15,8 +15,13 @@ Layout (network byte order, 96 bytes)::
         24    8 incarnation  grows on every restart of the sender (see clusterd.marks)
         32    8 sequence     per (incarnation, path), from 1
         40    8 send time    sender's wall clock, seconds (float64; informational)
-        48   16 reserved     zeros
+        48    4 heard        bitmap: bit i set when the sender counts server i Online
+        52    4 offline      bitmap: bit i set when the sender declared server i Offline
+        56    8 reserved     zeros
         64   32 mac          HMAC-SHA256(key, bytes 0..63)
+
+The two bitmaps let a server learn that a peer no longer hears it (asymmetric loss, see
+``clp.core.partition``). Every heartbeat path (LAN, disk, COM, witness) carries this same record.
 
 Decoding never trusts the packet: every way it can be wrong has its own reason, so the daemon
 counts drops by reason and acts on nothing it could not verify.
@@ -31,13 +36,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 MAGIC = b"CLPH"
-VERSION = 1
+VERSION = 2
 KIND_HEARTBEAT = 1
 SENDER_RUNNING = 0
 SENDER_SUSPENDED = 1
 SENDER_STOPPING = 2
 
-_BODY = struct.Struct("!4sBBBxQHH4xQQd16x")
+_BODY = struct.Struct("!4sBBBxQHH4xQQdII8x")
 PACKET_SIZE = _BODY.size + 32
 assert _BODY.size == 64
 
@@ -67,6 +72,8 @@ class Heartbeat:
     seq: int
     sent: float
     state: int
+    heard: int = 0  # bitmap of servers the sender counts Online (bit = server index)
+    offline: int = 0  # bitmap of servers the sender declared Offline
 
 
 def cluster_id(name: str) -> int:
@@ -75,7 +82,7 @@ def cluster_id(name: str) -> int:
 
 def encode(key: bytes, hb: Heartbeat) -> bytes:
     body = _BODY.pack(MAGIC, VERSION, KIND_HEARTBEAT, hb.state, hb.cluster_id, hb.sender,
-                      hb.path, hb.incarnation, hb.seq, hb.sent)
+                      hb.path, hb.incarnation, hb.seq, hb.sent, hb.heard, hb.offline)
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
@@ -84,14 +91,14 @@ def decode(key: bytes, data: bytes, expected_cluster: int) -> Heartbeat:
     if len(data) != PACKET_SIZE:
         raise PacketError(Drop.MALFORMED, f"size {len(data)} != {PACKET_SIZE}")
     body, mac = data[:64], data[64:]
-    magic, version, kind, state, cid, sender, path, inc, seq, sent = _BODY.unpack(body)
+    magic, version, kind, state, cid, sender, path, inc, seq, sent, heard, off = _BODY.unpack(body)
     if magic != MAGIC or version != VERSION or kind != KIND_HEARTBEAT:
         raise PacketError(Drop.MALFORMED, f"magic/version/kind {magic!r}/{version}/{kind}")
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
         raise PacketError(Drop.BAD_MAC, "authentication failed")
     if cid != expected_cluster:
         raise PacketError(Drop.UNKNOWN_CLUSTER, f"cluster id {cid:#x}")
-    return Heartbeat(cid, sender, path, inc, seq, sent, state)
+    return Heartbeat(cid, sender, path, inc, seq, sent, state, heard, off)
 
 
 class ReplayGuard:

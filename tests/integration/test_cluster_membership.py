@@ -146,7 +146,7 @@ def test_forged_replayed_and_malformed_packets_change_nothing_and_are_counted():
         time.sleep(TIMEOUT)
 
         def drops():
-            return status(lab, "server1")["counters"]["lanhb"]["lanhb1"]["drops"]
+            return status(lab, "server1")["counters"]["paths"]["lanhb1"]["drops"]
 
         got = wait_for("all hostile packets counted", lambda: (d := drops()).get("unknown_sender")
                        and d.get("replay") and d)

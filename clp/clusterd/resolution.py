@@ -1,0 +1,117 @@
+"""Network-partition resolution as the service runs it: the probes, in the background and at a loss.
+
+The decisions are :mod:`clp.core.partition`'s (through :class:`clp.core.liveness.Liveness`); this
+module only runs the probes of :mod:`clp.np` on the event loop and feeds their results back:
+
+- In the background, every resolver this server uses is probed every ``interval`` seconds, so an
+  operator is alerted when resolution would not work (a ping target already down), before it is
+  needed, and so the seed's "already failing before the loss" rule can be applied.
+- At a loss (membership declared servers Offline), the resolvers named by the core are probed
+  at once, all in parallel, and the results decide (:meth:`Liveness.resolved`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clp.config import ClusterConfig
+from clp.config.model import Resolver
+from clp.core.liveness import Liveness, Step
+from clp.core.partition import ResolverSpec
+
+log = logging.getLogger("clp.np")
+
+
+def describe(r: Resolver) -> str:
+    if r.type == "ping":
+        return "ping " + ", ".join(r.targets)
+    return f"HTTP HEAD http://{r.target}{r.path}"
+
+
+def budget(r: Resolver) -> float:
+    """Worst-case seconds of one probe of ``r`` at a loss."""
+    if r.type == "ping":
+        from clp.np import ping
+        return ping.budget(r.timeout, r.retry)
+    from clp.np import http
+    return http.budget(r.timeout)
+
+
+def resolver_specs(config: ClusterConfig) -> tuple[ResolverSpec, ...]:
+    return tuple(ResolverSpec(r.name, r.type, frozenset(r.servers), budget(r),
+                              r.retry if r.type == "ping" else 0, describe(r))
+                 for r in config.network_partition.resolvers)
+
+
+async def probe(r: Resolver) -> bool:
+    """True when the resolver's target answered (ping: any of its targets)."""
+    try:
+        if r.type == "ping":
+            from clp.np import ping
+            return await ping.probe(list(r.targets), r.timeout, r.retry)
+        from clp.np import http
+        return await http.probe(r.target or "", r.timeout, r.path)
+    except OSError as e:  # no raw socket, no route: the target is not reachable from here
+        log.warning("%s: probe failed: %s", describe(r), e)
+        return False
+
+
+class Resolution:
+    def __init__(self, config: ClusterConfig, me: str, liveness: Liveness,
+                 on_step: Callable[[Step], None]) -> None:
+        self.liveness = liveness
+        self.on_step = on_step
+        self.mine = {r.name: r for r in config.network_partition.resolvers if me in r.servers}
+        self.last: dict[str, dict[str, Any]] = {}  # name -> {"ok", "at"} of the last probe
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        for r in self.mine.values():
+            self._spawn(self._background(r))
+
+    def probe_now(self, names: tuple[str, ...]) -> None:
+        self._spawn(self._at_loss(names))
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: {"type": r.type, "target": describe(r),
+                       "failing": self.liveness.partition.failing(name),
+                       **self.last.get(name, {})} for name, r in self.mine.items()}
+
+    async def _background(self, r: Resolver) -> None:
+        while True:
+            ok = await probe(r)
+            self.last[r.name] = {"ok": ok, "at": time.time()}
+            alert = self.liveness.background(r.name, ok)
+            if alert is not None:
+                log.log(logging.INFO if ok else logging.WARNING, alert, extra={"alert": True})
+            await asyncio.sleep(r.interval)
+
+    async def _at_loss(self, names: tuple[str, ...]) -> None:
+        rs = [self.mine[n] for n in names]
+        results = await asyncio.gather(*(probe(r) for r in rs))
+        for r, ok in zip(rs, results, strict=True):
+            log.info("%s: %s", describe(r), "answered" if ok else "did not answer")
+        self.on_step(self.liveness.resolved(time.monotonic(), dict(zip(names, results,
+                                                                      strict=True))))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            with contextlib.suppress(Exception):
+                log.error("network partition resolution task failed: %r", task.exception(),
+                          extra={"alert": True})

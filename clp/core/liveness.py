@@ -1,0 +1,138 @@
+"""Which servers the group layer may count on: membership plus network-partition resolution.
+
+Pure, like the two parts it joins (:mod:`clp.core.membership`, :mod:`clp.core.partition`); the
+cluster service drives one :class:`Liveness` and the safety simulation drives one per simulated
+server, so what is proved there is what runs.
+
+- A server membership declares Offline is first *pending*: the resolvers this server uses are
+  probed (:attr:`Step.probe`), and until :meth:`resolved` it still counts as online for the groups
+  (nothing moves on a guess).
+- Resolved *down*: it is declared Offline in every heartbeat this server sends (the ``offline``
+  bitmap) and its groups may move at ``takeover_at`` (see ``Partition.grace``).
+- Resolved *isolated*, or told by a peer that it was declared down (*yield*): :attr:`verdict` is
+  set and the service takes the network-partition action. Nothing else is decided after that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clp.core.membership import Decision, Membership, ServerState
+from clp.core.partition import Partition, ResolverSpec, Verdict
+
+
+@dataclass
+class Step:
+    decisions: list[Decision] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    probe: tuple[str, ...] = ()  # resolvers to probe now, then call resolved()
+
+
+class Liveness:
+    def __init__(self, me: str, servers: list[str], paths: dict[str, set[str]], timeout: float,
+                 interval: float, resolvers: tuple[ResolverSpec, ...], now: float,
+                 action: str = "stop_cluster_service") -> None:
+        self.me = me
+        self.servers = list(servers)
+        self.membership = Membership(me, servers, paths, timeout, now)
+        self.partition = Partition(me, tuple(servers), resolvers, interval, action)
+        self.down: dict[str, float] = {}  # resolved down -> when its groups may move
+        self.verdict: Verdict | None = None  # isolated or yield: this server must stop
+        self._frozen: tuple[str, ...] | None = None
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def online(self) -> list[str]:
+        return [s for s in self.servers
+                if self.membership.server_state(s) == ServerState.ONLINE]
+
+    def group_online(self, now: float) -> list[str]:
+        """The servers the group layer counts as up: Online, pending resolution, or down but
+        still inside the takeover wait. Once this server must stop (isolated, yield), the view is
+        frozen as it was, the lost servers included: a stopping server takes nothing over."""
+        if self._frozen is not None:
+            return list(self._frozen)
+        keep = set(self.online()) | set(self.partition.pending)
+        keep |= {s for s, at in self.down.items() if at > now}
+        return [s for s in self.servers if s in keep]
+
+    def unheard(self) -> frozenset[str]:
+        return frozenset(s for s in self.servers
+                         if self.membership.server_state(s) == ServerState.UNKNOWN)
+
+    def bitmaps(self) -> tuple[int, int]:
+        """(heard, offline) for this server's heartbeats."""
+        heard = sum(1 << i for i, s in enumerate(self.servers)
+                    if self.membership.server_state(s) == ServerState.ONLINE)
+        offline = sum(1 << self.servers.index(s) for s in self.down)
+        return heard, offline
+
+    def next_deadline(self, now: float) -> float | None:
+        times = [at for at in self.down.values() if at > now]
+        deadline = self.membership.next_deadline()
+        if deadline is not None:
+            times.append(deadline)
+        return min(times, default=None)
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def heartbeat(self, now: float, server: str, path: str, heard: int = 0,
+                  offline: int = 0) -> Step:
+        step = Step()
+        if self.verdict is not None:
+            return step
+        was_down = server in self.down
+        step.decisions = self.membership.heartbeat(now, server, path)
+        if self.membership.suspended:
+            return step
+        verdict = self.partition.heartbeat(server, heard, offline, was_down)
+        if self.membership.server_state(server) == ServerState.ONLINE:
+            self.down.pop(server, None)
+        if verdict is not None:
+            self._stop(now, step, verdict)
+        return step
+
+    def tick(self, now: float) -> Step:
+        step = Step()
+        if self.verdict is not None:
+            return step
+        step.decisions = self.membership.tick(now)
+        lost = tuple(d.server for d in step.decisions if d.kind == "server_down")
+        if lost:
+            out = self.partition.lost(now, lost)
+            if isinstance(out, Verdict):
+                self._apply(now, step, out)
+            else:
+                step.probe = out
+        return step
+
+    def resolved(self, now: float, results: dict[str, bool]) -> Step:
+        step = Step()
+        verdict = self.partition.resolved(now, results)
+        if self.verdict is None:
+            self._apply(now, step, verdict)
+        return step
+
+    def background(self, name: str, ok: bool) -> str | None:
+        return self.partition.background(name, ok)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _apply(self, now: float, step: Step, verdict: Verdict) -> None:
+        if verdict.kind != "down":
+            self._stop(now, step, verdict)
+            return
+        # a server that came back while we probed is not down
+        lost = tuple(s for s in verdict.servers
+                     if self.membership.server_state(s) == ServerState.OFFLINE)
+        if not lost:
+            return
+        for s in lost:
+            self.down[s] = verdict.takeover_at
+        step.verdicts.append(Verdict("down", lost, verdict.reason, verdict.takeover_at))
+
+    def _stop(self, now: float, step: Step, verdict: Verdict) -> None:
+        view = set(self.group_online(now)) | set(verdict.servers)
+        self._frozen = tuple(s for s in self.servers if s in view)
+        self.verdict = verdict
+        step.verdicts.append(verdict)

@@ -1,0 +1,215 @@
+"""Network-partition resolution: is a silent server down, or is this server cut off?
+
+Pure: no I/O and no clock. The service asks it when membership declares servers Offline (every
+heartbeat path to them lost), runs the probes it names, and feeds the results back; it also feeds
+every background probe result and every heartbeat's bitmaps. The outputs are :class:`Verdict`
+objects, each with the one-line reason the service logs.
+
+The seed's rules (chapter 2, "ネットワークパーティション解決リソースを理解する"):
+
+- No resolver used by this server: a lost server is down; its groups fail over at once.
+- ``ping``: a resolver answers "reachable" when at least one of its targets answers; when none
+  does, this server is isolated. A ping resolver that was already failing in the background
+  before the loss (``retry`` consecutive failed rounds) cannot resolve: it is ignored and the
+  lost server counts as down (the seed: every server fails over; clpcfchk warns about it).
+- ``http``: a HEAD request answered means reachable; no answer means isolated, even if the web
+  server was already down before (the seed: every server shuts down).
+- Several resolvers: isolated if any resolver used by this server says so.
+- Isolated: the configured action (stop the cluster service, or stop it and shut down).
+
+Safer than the seed, because the two sides of a partition decide at different speeds (a target
+that answers decides in a millisecond, one that does not only after its timeout):
+
+- **Takeover wait.** When resolution is configured, the groups of a server found down move only
+  after ``grace`` = the slowest probe the lost server itself could be running (its resolvers'
+  ``budget``) plus two heartbeat intervals, so an isolated server has decided and released its
+  resources before anyone else takes them. A crashed server costs that much more failover time;
+  without resolvers there is no wait (the seed's behaviour, and clpcfchk's warning).
+- **Declared down.** Every heartbeat carries the sender's ``heard`` bitmap (servers it counts
+  Online) and ``offline`` bitmap (servers it *resolved down*: not while still probing, and never
+  by an isolated server, which stops instead). A server that hears a peer which had heard it
+  before and now has resolved it down knows the peer will take its groups after the takeover
+  wait (one-way loss: it still hears the peer, the peer does not hear it), so it *yields*: the
+  isolated action. When both had resolved each other down (a partition healed after both sides
+  went on alone), the lower-priority server yields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VERDICT_KINDS = ("down", "isolated", "yield")
+
+
+@dataclass(frozen=True)
+class ResolverSpec:
+    name: str  # pingnp1, httpnp1
+    type: str  # ping | http
+    servers: frozenset[str]  # the servers that use it
+    budget: float  # worst-case seconds of one probe at a loss (all tries of all targets)
+    retry: int = 0  # ping: consecutive failed background rounds that make it "failing before"
+    describe: str = ""  # "ping 198.18.0.254" for reasons
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # one of VERDICT_KINDS
+    servers: tuple[str, ...]  # "down": the lost servers; otherwise the peers involved
+    reason: str
+    takeover_at: float = 0.0  # "down": when their groups may move
+
+
+@dataclass
+class _Pending:
+    servers: tuple[str, ...]
+    since: float
+    resolvers: tuple[str, ...]
+
+
+@dataclass
+class Partition:
+    me: str
+    servers: tuple[str, ...]  # priority order
+    resolvers: tuple[ResolverSpec, ...]
+    interval: float
+    action: str = "stop_cluster_service"
+    _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
+    _failing_at_loss: frozenset[str] = frozenset()
+    _pending: _Pending | None = None
+    _heard_me: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.resolvers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate resolver names in {names!r}")
+        for r in self.resolvers:
+            stray = sorted(r.servers - set(self.servers))
+            if stray:
+                raise ValueError(f"resolver {r.name!r} names unknown servers {stray!r}")
+            if r.budget < 0:
+                raise ValueError(f"resolver {r.name!r}: negative budget {r.budget!r}")
+
+    # --- what this server uses --------------------------------------------------------------
+
+    def mine(self) -> tuple[ResolverSpec, ...]:
+        return tuple(r for r in self.resolvers if self.me in r.servers)
+
+    def grace(self, lost: tuple[str, ...]) -> float:
+        """How long the groups of ``lost`` wait before moving (see the module)."""
+        if not self.resolvers:
+            return 0.0
+        budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
+        return max(budgets, default=0.0) + 2 * self.interval
+
+    def failing(self, name: str) -> bool:
+        """Whether resolver ``name`` fails in the background now (``retry`` rounds in a row)."""
+        spec = self._spec(name)
+        return self._fails.get(name, 0) >= max(1, spec.retry)
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Servers lost and not yet resolved: their groups must not move yet."""
+        return self._pending.servers if self._pending else ()
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def background(self, name: str, ok: bool) -> str | None:
+        """One background probe round of a resolver; returns an alert text on a change of its
+        usability (so an operator learns before a loss that resolution would not work)."""
+        spec = self._spec(name)
+        before = self.failing(name)
+        self._fails[name] = 0 if ok else self._fails.get(name, 0) + 1
+        after = self.failing(name)
+        if after and not before:
+            if spec.type == "ping":
+                return (f"network partition resolution {name} cannot work: {spec.describe} has "
+                        f"not answered {self._fails[name]} rounds in a row; if every heartbeat "
+                        f"is lost now, every server fails over")
+            return (f"network partition resolution {name}: {spec.describe} does not answer; if "
+                    f"every heartbeat is lost now, this server stops as isolated")
+        if before and not after:
+            return f"network partition resolution {name} works again: {spec.describe} answers"
+        return None
+
+    def lost(self, now: float, servers: tuple[str, ...]) -> tuple[str, ...] | Verdict:
+        """Membership declared ``servers`` Offline. Returns the names of the resolvers to probe
+        now (then call :meth:`resolved`), or at once the Verdict when this server uses none."""
+        lost = tuple(s for s in servers if s != self.me)
+        if not lost:
+            raise ValueError("lost() needs at least one server other than this one")
+        mine = self.mine()
+        if self._pending is not None:  # more servers lost while probing: one decision for all
+            merged = tuple(s for s in self.servers
+                           if s in self._pending.servers or s in lost)
+            self._pending = _Pending(merged, self._pending.since, self._pending.resolvers)
+            return ()
+        if not mine:
+            return Verdict("down", lost, self._down_reason(lost, "no network partition "
+                           "resolution is used by " + self.me), now + self.grace(lost))
+        self._failing_at_loss = frozenset(r.name for r in mine if self.failing(r.name))
+        self._pending = _Pending(lost, now, tuple(r.name for r in mine))
+        return tuple(r.name for r in mine)
+
+    def resolved(self, now: float, results: dict[str, bool]) -> Verdict:
+        """The probes asked by :meth:`lost` answered (True: the target answered)."""
+        if self._pending is None:
+            raise ValueError("resolved() without a pending loss")
+        pending, self._pending = self._pending, None
+        missing = sorted(set(pending.resolvers) - set(results))
+        if missing:
+            raise ValueError(f"no probe result for {', '.join(missing)}")
+        lost = pending.servers
+        isolated, ignored, reached = [], [], []
+        for name in pending.resolvers:
+            spec = self._spec(name)
+            if results[name]:
+                reached.append(f"{spec.describe} answered")
+            elif spec.type == "ping" and name in self._failing_at_loss:
+                ignored.append(f"{spec.describe} was already failing before the loss")
+            else:
+                isolated.append(f"{spec.describe} did not answer")
+        if isolated:
+            return Verdict("isolated", lost, (
+                f"{self.me} is isolated from the network: lost every heartbeat to "
+                f"{', '.join(lost)} and {'; '.join(isolated)}"))
+        why = "; ".join(reached + [f"{x} (cannot resolve; failing over as the seed does)"
+                                   for x in ignored])
+        return Verdict("down", lost, self._down_reason(lost, why), now + self.grace(lost))
+
+    def heartbeat(self, server: str, heard: int, offline: int,
+                  was_offline: bool) -> Verdict | None:
+        """A heartbeat from ``server`` with its bitmaps; ``was_offline``: whether this server
+        had resolved ``server`` down before this heartbeat. Returns a "yield" Verdict when
+        this server must give up its groups (see the module)."""
+        bit = 1 << self.servers.index(self.me)
+        before = self._heard_me.get(server, False)
+        self._heard_me[server] = bool(heard & bit)
+        if not (offline & bit) or not before:
+            return None
+        if was_offline:
+            mine, theirs = self.servers.index(self.me), self.servers.index(server)
+            if mine < theirs:
+                return None  # both went on alone; the higher-priority server keeps running
+            return Verdict("yield", (server,), (
+                f"{self.me} and {server} each declared the other Offline and both went on; "
+                f"{self.me} has the lower priority and gives way"))
+        return Verdict("yield", (server,), (
+            f"{server} no longer hears {self.me} and declared it Offline while {self.me} still "
+            f"hears {server}: {server} takes over, {self.me} gives way"))
+
+    def forget(self, server: str) -> None:
+        """``server`` restarted (a new incarnation): what it heard before does not count."""
+        self._heard_me.pop(server, None)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _down_reason(self, lost: tuple[str, ...], why: str) -> str:
+        wait = self.grace(lost)
+        then = f"; their groups move in {wait:.2f} s" if wait else ""
+        return f"{', '.join(lost)} down: {why}{then}"
+
+    def _spec(self, name: str) -> ResolverSpec:
+        for r in self.resolvers:
+            if r.name == name:
+                return r
+        raise ValueError(f"unknown resolver {name!r}")
