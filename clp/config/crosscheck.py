@@ -14,6 +14,7 @@ from typing import Any
 
 from clp.config.group_check import GROUP_CHECKS
 from clp.config.issues import ConfigIssue, join_path
+from clp.config.partition_check import check_partition
 
 # Product: letters, digits, '-', '_' and up to 31 characters. Not starting with '-', so a name
 # can never be mistaken for a command option.
@@ -162,6 +163,7 @@ CHECKS = (
     check_second_path,
     check_heartbeat,
     check_addresses,
+    check_partition,
     *GROUP_CHECKS,
 )
 

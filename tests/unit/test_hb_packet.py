@@ -49,3 +49,11 @@ def test_replay_guard_accepts_only_newer_per_sender_and_path():
     assert g.accept(hb(seq=1, path=1))      # other path has its own sequence
     assert g.accept(hb(seq=1, inc=200))     # sender restarted: new incarnation
     assert not g.accept(hb(seq=99, inc=100))  # the old incarnation is over
+
+
+def test_bitmaps_of_heard_and_resolved_down_servers_round_trip():
+    hb = Heartbeat(CID, 3, 1, 7, 9, 1.0, packet.SENDER_RUNNING, heard=(1 << 31) | 5,
+                   offline=1 << 30)
+    data = packet.encode(KEY, hb)
+    assert len(data) == packet.PACKET_SIZE == 96
+    assert packet.decode(KEY, data, CID) == hb
