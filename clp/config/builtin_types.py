@@ -71,6 +71,13 @@ COM = _typed("com", ["devices"], {"devices": _server_map(_DEVICE, 2, 2, what="a 
 WITNESS = _typed("witness", ["target", "servers"], {"target": _HOST_PORT, "servers": _SERVER_LIST})
 
 _NP = {**_SERVER_LIST, "x-apply": "suspend_cluster"}
+
+
+def _seconds(default: float) -> dict[str, Any]:
+    return {"type": "number", "exclusiveMinimum": 0, "default": default,
+            "x-apply": "suspend_cluster"}
+
+
 # clp/np/ping.py: isolated when none of the targets answers a ping.
 PING = _typed(
     "ping",
@@ -83,6 +90,11 @@ PING = _typed(
             "x-apply": "suspend_cluster",
         },
         "servers": _NP,
+        # the product's Ping NP defaults: a probe every 5 s, 3 s per try, 3 retries
+        "interval": _seconds(5),
+        "timeout": _seconds(3),
+        "retry": {"type": "integer", "minimum": 0, "maximum": 100, "default": 3,
+                  "x-apply": "suspend_cluster"},
     },
 )
 # clp/np/http.py: isolated when the web server does not answer a HEAD request.
@@ -92,6 +104,13 @@ HTTP = _typed(
     {
         "target": {**_HOST_PORT, "x-apply": "suspend_cluster"},
         "servers": _NP,
+        # a probe every 5 s (as ping), 10 s for the whole HEAD exchange (a web server is slower
+        # to answer than a router's ICMP), at the site's root
+        "interval": _seconds(5),
+        "timeout": _seconds(10),
+        "path": {"type": "string", "pattern": "^/[\\x21-\\x7e]*$", "default": "/",
+                 "x-apply": "suspend_cluster",
+                 "x-error": {"pattern": "{value!r} is not a URL path (/..., no spaces)"}},
     },
 )
 

@@ -162,6 +162,10 @@ def build_model(
             targets=tuple(item.get("targets", ())),
             target=item.get("target"),
             servers=members(item),
+            interval=float(item.get("interval", 5)),
+            timeout=float(item.get("timeout", 10 if item["type"] == "http" else 3)),
+            retry=int(item.get("retry", 0 if item["type"] == "http" else 3)),
+            path=item.get("path", "/"),
         )
         for name, item in zip(
             _numbered(np_data["resolvers"], "np"), np_data["resolvers"], strict=True

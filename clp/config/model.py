@@ -57,6 +57,10 @@ class Resolver:
     targets: tuple[str, ...] = ()
     target: str | None = None
     servers: tuple[str, ...] = ()
+    interval: float = 5.0  # seconds between background probes
+    timeout: float = 3.0  # ping: per try; http: the whole request (schema default 10)
+    retry: int = 3  # ping: tries after the first, and failed rounds that make it "failing"
+    path: str = "/"  # http: the HEAD request's path
 
 
 @dataclass(frozen=True)
