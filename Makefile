@@ -10,7 +10,7 @@ PYTHON  ?= python3
 deps:
 	@tools/install-deps.sh
 
-$(VENV)/.installed: setup.py pyproject.toml
+$(VENV)/.installed: setup.py pyproject.toml $(wildcard native/*.c native/*.h native/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -1,18 +1,19 @@
 """Build and install clp.
 
-The cffi module for the disk-heartbeat hot path (``native/``) is added to ``cffi_modules`` by the
-heartbeat-paths work; the wiring (``setup_requires`` and the list) is ready for it.
+The cffi module ``clp._diskhb_native`` (the disk heartbeat's I/O hot path, ``native/diskhb.c``) is
+built by ``native/build_diskhb.py``; ``pip install -e .`` compiles it in place next to ``clp/``.
 """
 
 from setuptools import find_packages, setup
 
-CFFI_MODULES: list[str] = []  # e.g. "native/build_diskhb.py:ffibuilder"
+CFFI_MODULES: list[str] = ["native/build_diskhb.py:ffibuilder"]
 
 SERVICES = {
     "clusterpro": "services.clusterpro:main",
     "clusterpro_evt": "services.clusterpro_evt:main",
     "clusterpro_trn": "services.clusterpro_trn:main",
     "clpsupervise": "services.clpsupervise:main",
+    "clpwitnessd": "services.clpwitnessd:main",
 }
 COMMANDS = {
     "clpcl": "clp.cli.clpcl:main",
@@ -23,6 +24,7 @@ COMMANDS = {
     "clpstdn": "clp.cli.clpstdn:main",
     "clplogcmd": "clp.cli.clplogcmd:main",
     "clpcfchk": "clp.cli.clpcfchk:main",
+    "clptoratio": "clp.cli.clptoratio:main",
     "clpshm": "clp.cli.clpshm:main",
     "clplab": "clp.lab.cli:main",
 }
