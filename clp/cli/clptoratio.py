@@ -12,6 +12,7 @@ down at that moment keeps its old ratio; the command says so and exits with code
 from __future__ import annotations
 
 import re
+import sys
 import time
 
 import click
@@ -79,8 +80,9 @@ def _show(t: ClusterTargets, as_json: bool) -> None:
     out = t.control(t.me, "toratio", {"show": True})
     if not out.ok:
         finish(out.code, out.message)
-    if as_json:
+    if as_json:  # JSON alone on stdout, as clpstat --json
         print_json({"server": t.me, **out.data})
+        sys.exit(0)
     else:
         click.echo(f"present toratio : {out.data['ratio']:g}")
         click.echo(f"heartbeat timeout : {out.data['timeout']:g} s")

@@ -123,7 +123,7 @@ class ClusterService:
         self.control = ControlServer(root.control_socket, {
             "status": self._op_status, "stop": self._op_stop,
             "suspend": self._op_suspend, "resume": self._op_resume,
-            "toratio": self.toratio.op,
+            "toratio": self._op_toratio,
             **self.group_ops.handlers(),
         })
 
@@ -359,6 +359,11 @@ class ClusterService:
     async def _op_stop(self, args: dict[str, Any]) -> Reply:
         asyncio.get_running_loop().call_soon(self.request_stop, 0)
         return Reply(True, 0, f"Cluster service on {self.me} is stopping.")
+
+    async def _op_toratio(self, args: dict[str, Any]) -> Reply:
+        reply = await self.toratio.op(args)
+        self.publisher.publish()
+        return reply
 
     async def _op_suspend(self, args: dict[str, Any]) -> Reply:
         if self.suspended:

@@ -7,12 +7,20 @@ host number i on both.
 
 from __future__ import annotations
 
+import yaml
+
 MIN_SERVERS = 2
 MAX_SERVERS = 32
 
 
-def generate_lab_config(n: int, interval: float, timeout: float) -> str:
-    """YAML text for servers server1..serverN with lanhb1 (interconnect) and lanhb2 (public)."""
+def generate_lab_config(n: int, interval: float, timeout: float, diskhb: bool = False,
+                        com: bool = False, witness: bool = False,
+                        ping: bool = False, http: bool = False) -> str:
+    """YAML text for servers server1..serverN with lanhb1 (interconnect) and lanhb2 (public);
+    ``diskhb``: and diskhb1 on the lab's heartbeat disk (clp.lab.hb_disk); ``com``: and comhb1
+    on the lab's serial cable between server1 and server2 (clp.lab.com_cable).
+    ``witness``: and witnesshb1 through the lab router's witness; ``ping`` / ``http``: network
+    partition resolvers pinging the router / sending HEAD to its witness (clp.lab.router)."""
     if not MIN_SERVERS <= n <= MAX_SERVERS:
         raise ValueError(f"a lab cluster has {MIN_SERVERS} to {MAX_SERVERS} servers, not {n}")
     names = [f"server{i}" for i in range(1, n + 1)]
@@ -34,6 +42,77 @@ def generate_lab_config(n: int, interval: float, timeout: float) -> str:
         f"    addresses: {lan('1')}\n"
         "  - type: lan            # lanhb2: public LAN\n"
         f"    addresses: {lan('0')}\n"
+        + (_diskhb(names) if diskhb else "")
+        + (_comhb() if com else "")
+        + (_witnesshb(names) if witness else "") +
         "network_partition:\n"
         "  action: stop_cluster_service\n"
+        + _resolvers(names, ping, http)
     )
+
+
+DISKHB_DEVICE = "/dev/lab/diskhb1"  # each server's own loop device of the heartbeat disk
+
+
+def _diskhb(names: list[str]) -> str:
+    devices = ", ".join(f"{name}: {DISKHB_DEVICE}" for name in names)
+    return ("  - type: disk           # diskhb1: the lab's heartbeat disk\n"
+            f"    devices: {{{devices}}}\n")
+
+
+# each server's end of the lab's serial cable (a link made by its init, see clp.lab.com_cable)
+COM_DEVICE = "/dev/lab/comhb1"
+
+
+def _comhb() -> str:
+    devices = ", ".join(f"{s}: {COM_DEVICE}" for s in ("server1", "server2"))
+    return ("  - type: com            # comhb1: the lab's serial cable (a socat pty pair)\n"
+            f"    devices: {{{devices}}}\n")
+
+
+# the lab's router (clp.lab.router): host 254 on the public LAN, clpwitnessd on port 29005
+ROUTER_ADDRESS = "198.18.0.254"
+ROUTER_ADDRESS_IC = "198.18.1.254"  # the router on the interconnect LAN
+WITNESS_TARGET = f"{ROUTER_ADDRESS}:29005"
+ROUTER_USES = ("witness", "ping", "http")
+
+
+def _witnesshb(names: list[str]) -> str:
+    return ("  - type: witness        # witnesshb1: through the lab router's witness\n"
+            f"    target: {WITNESS_TARGET}\n"
+            f"    servers: [{', '.join(names)}]\n")
+
+
+def _resolvers(names: list[str], ping: bool, http: bool) -> str:
+    """Probes fast enough for lab tests: ping budget 0.2 s x 2 tries, HEAD within 0.5 s."""
+    servers = f"servers: [{', '.join(names)}]"
+    items = []
+    if ping:
+        items.append(f"    - {{type: ping, targets: [{ROUTER_ADDRESS}], {servers}, interval: 1, "
+                     "timeout: 0.2, retry: 1}\n")
+    if http:
+        items.append(f"    - {{type: http, target: {WITNESS_TARGET}, {servers}, interval: 1, "
+                     "timeout: 0.5}\n")
+    return "  resolvers:\n" + "".join(items) if items else ""
+
+
+def lab_needs(conf: str) -> dict[str, bool]:
+    """What of the lab a clp.conf uses: the heartbeat disk (/dev/lab/diskhb1), the serial
+    cable (a com interconnect), the router (its witness, ping or HTTP target)."""
+    try:
+        doc = yaml.safe_load(conf) or {}
+    except yaml.YAMLError:
+        doc = {}
+    doc = doc if isinstance(doc, dict) else {}
+    ics = [i for i in doc.get("interconnects") or [] if isinstance(i, dict)]
+    resolvers = [r for r in (doc.get("network_partition") or {}).get("resolvers") or []
+                 if isinstance(r, dict)]
+    router = {ROUTER_ADDRESS, ROUTER_ADDRESS_IC}
+    targets = [str(x.get("target", "")).rsplit(":", 1)[0] for x in ics + resolvers]
+    targets += [str(t) for r in resolvers for t in r.get("targets") or []]
+    return {
+        "diskhb": any(i.get("type") == "disk" and DISKHB_DEVICE in (i.get("devices") or {})
+                      .values() for i in ics),
+        "com": any(i.get("type") == "com" for i in ics),
+        "router": bool(router & set(targets)),
+    }

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from clp.config.lab import ROUTER_USES
+from clp.lab import com_cable, hb_disk
 from clp.lab.lab import Lab
 from clp.lab.netns import LINKS, LabError
 
@@ -68,13 +70,27 @@ def main(ctx: click.Context, name: str | None) -> None:
               help="Shared disks (/dev/lab/disk1...) seen by every server.")
 @click.option("--client/--no-client", default=True, show_default=True,
               help="A client namespace on both LANs (198.18.0.200, 198.18.1.200).")
+@click.option("--diskhb", is_flag=True,
+              help="A heartbeat disk /dev/lab/diskhb1 (one loop device per server) and, in a "
+                   "generated config, a disk interconnect on it.")
+@click.option("--com", is_flag=True,
+              help="A serial cable between server1 and server2 (a socat pty pair, "
+                   "/dev/lab/comhb1 in each) and, in a generated config, comhb1 on it.")
+@click.option("--router", is_flag=True,
+              help="A router on both LANs (198.18.0.254, 198.18.1.254): ping target, and a "
+                   "witness / HTTP target on port 29005.")
+@click.option("--use", "router_uses", multiple=True, type=click.Choice(ROUTER_USES),
+              help="A generated config uses the router (implies --router): witness (witnesshb1),"
+                   " ping or http (network partition resolvers); repeatable.")
 @click.pass_context
 def up(ctx: click.Context, servers: int, config_dir: str | None, interval: float,
-       timeout: float, services: tuple[str, ...], disks: int, client: bool) -> None:
+       timeout: float, services: tuple[str, ...], disks: int, client: bool,
+       diskhb: bool, com: bool, router: bool, router_uses: tuple[str, ...]) -> None:
     """Build the lab and boot every server."""
     lab = Lab.up(name=_name(ctx), n=servers, config_dir=Path(config_dir) if config_dir else None,
                  interval=interval, timeout=timeout, services=list(services) or None,
-                 disks=disks, client=client)
+                 disks=disks, client=client, diskhb=diskhb, com=com, router=router,
+                 router_uses=router_uses)
     click.echo(f"lab {lab.name!r} is up: {', '.join(lab.servers)}")
 
 
@@ -112,6 +128,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  /dev/lab/{disk} = {loop}")
     if doc["client"]:
         click.echo("  client     198.18.0.200 198.18.1.200")
+    if doc.get("router"):
+        r = doc["router"]
+        click.echo(f"  router     {' '.join(r['addresses'].values())}  witness {r['witness']} "
+                   f"{'pid ' + str(r['witness_pid']) if r['witness_pid'] else 'stopped'}"
+                   + (f"  unplugged: {','.join(r['unplugged'])}" if r["unplugged"] else ""))
 
 
 def _replace_with(lab: Lab, server: str, argv: list[str]) -> None:
@@ -213,15 +234,27 @@ def _cable(action: str, doc: str) -> None:
     @main.command(action, help=doc)
     @_name_option
     @click.argument("server")
-    @click.argument("link", type=click.Choice(list(LINKS)))
+    @click.argument("link", type=click.Choice([*LINKS, hb_disk.LINK, com_cable.LINK]))
     @click.pass_context
     def command(ctx: click.Context, server: str, link: str) -> None:
         getattr(Lab.load(_name(ctx)), action)(server, link)
         click.echo(f"{server}: {link} {action}ged")
 
 
-_cable("unplug", "Pull SERVER's cable on LINK (pub or ic1).")
+_cable("unplug", "Pull SERVER's cable on LINK (pub or ic1; diskhb: its heartbeat disk path; "
+                 "comhb: the serial cable, both ends). SERVER may be 'router'.")
 _cable("plug", "Plug SERVER's cable on LINK back in.")
+
+
+@main.command()
+@_name_option
+@click.argument("action", type=click.Choice(["stop", "start"]))
+@click.pass_context
+def witness(ctx: click.Context, action: str) -> None:
+    """Stop or start the witness on the lab's router (unplug/plug router LINK cuts its cables)."""
+    lab = Lab.load(_name(ctx))
+    getattr(lab, f"witness_{action}")()
+    click.echo(f"witness {'stopped' if action == 'stop' else 'started'}")
 
 
 @main.command()

@@ -8,7 +8,9 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING, Any
 
+from clp.lab import com_cable, hb_disk
 from clp.lab import netns as nx
+from clp.lab import router as lab_router
 from clp.lab.netns import LINKS, LabError
 
 if TYPE_CHECKING:
@@ -88,28 +90,50 @@ class Faults:
             raise LabError(f"unknown link {link!r} (links: {', '.join(LINKS)})")
 
     def unplug(self, server: str, link: str) -> None:
+        if link == hb_disk.LINK:
+            return self._set_diskhb(server, plugged=False)
+        if link == com_cable.LINK:  # the serial cable: socat stops, both ends lose it
+            return com_cable.unplug(self, server)
         self._check_link(link)
-        nx.set_port(self.name, self.index(server), link, up=False)
+        nx.set_port(self.name, self._port_index(server), link, up=False)
         if [server, link] not in self.doc["unplugged"]:
             self.doc["unplugged"].append([server, link])
         self._save()
 
     def plug(self, server: str, link: str) -> None:
         """Plug the cable back; a hung server's cable stays dark until it is resumed."""
+        if link == hb_disk.LINK:
+            return self._set_diskhb(server, plugged=True)
+        if link == com_cable.LINK:
+            return com_cable.plug(self, server)
         self._check_link(link)
         if server not in self.doc.get("hung", []):
-            nx.set_port(self.name, self.index(server), link, up=True)
+            nx.set_port(self.name, self._port_index(server), link, up=True)
         self.doc["unplugged"] = [u for u in self.doc["unplugged"] if u != [server, link]]
         self._save()
 
+    def _set_diskhb(self, server: str, plugged: bool) -> None:
+        """``server``'s path to the heartbeat disk dies or comes back (see clp.lab.hb_disk)."""
+        self.index(server)
+        loop = hb_disk.loop_of(self.doc, server)
+        if plugged:
+            hb_disk.repair(loop)
+        else:
+            hb_disk.fail(loop)
+        self.doc["unplugged"] = [u for u in self.doc["unplugged"] if u != [server, hb_disk.LINK]]
+        if not plugged:
+            self.doc["unplugged"].append([server, hb_disk.LINK])
+        self._save()
+
     def partition(self, groups: list[list[str]]) -> None:
-        """No frame crosses between two groups, on either LAN; servers in no group see all."""
+        """No frame crosses between two groups, on either LAN; servers in no group see all.
+        The lab's router may be put in a group too (``router``)."""
         flat = [s for g in groups for s in g]
         if len(groups) < 2 or any(not g for g in groups):
             raise LabError("a partition needs at least two non-empty groups")
         if len(set(flat)) != len(flat):
             raise LabError("a server can be in only one group of a partition")
-        nx.apply_partition(self.name, [[self.index(s) for s in g] for g in groups])
+        nx.apply_partition(self.name, [[self._port_index(s) for s in g] for g in groups])
         self.doc["partition"] = groups
         self._save()
 
@@ -117,3 +141,18 @@ class Faults:
         nx.delete_partition(self.name)
         self.doc["partition"] = None
         self._save()
+
+    # the router (clp.lab.router): its cables are unplugged as "router", its witness stops
+    def _port_index(self, server: str) -> int | str:
+        """What names ``server``'s cables on the host (clp.lab.netns.host_port)."""
+        if server == lab_router.ROUTER and self.doc.get("router"):
+            return lab_router.PORT_INDEX
+        return self.index(server)
+
+    def witness_stop(self) -> None:
+        """The witness server dies (SIGTERM); the router still answers pings."""
+        lab_router.stop_witness(self)
+
+    def witness_start(self) -> None:
+        """Start the witness again (nothing if it runs); returns once it listens."""
+        lab_router.start_witness(self)

