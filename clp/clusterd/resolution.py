@@ -49,16 +49,13 @@ def resolver_specs(config: ClusterConfig) -> tuple[ResolverSpec, ...]:
 
 
 async def probe(r: Resolver) -> bool:
-    """True when the resolver's target answered (ping: any of its targets)."""
-    try:
-        if r.type == "ping":
-            from clp.np import ping
-            return await ping.probe(list(r.targets), r.timeout, r.retry)
-        from clp.np import http
-        return await http.probe(r.target or "", r.timeout, r.path)
-    except OSError as e:  # no raw socket, no route: the target is not reachable from here
-        log.warning("%s: probe failed: %s", describe(r), e)
-        return False
+    """True when the resolver's target answered (ping: any of its targets). Raises OSError when
+    the probe cannot even be sent (no ICMP socket at all)."""
+    if r.type == "ping":
+        from clp.np import ping
+        return await ping.probe(list(r.targets), r.timeout, r.retry)
+    from clp.np import http
+    return await http.probe(r.target or "", r.timeout, r.path)
 
 
 class Resolution:
@@ -69,6 +66,7 @@ class Resolution:
         self.mine = {r.name: r for r in config.network_partition.resolvers if me in r.servers}
         self.last: dict[str, dict[str, Any]] = {}  # name -> {"ok", "at"} of the last probe
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cannot: set[str] = set()  # resolvers whose probe could not be sent (logged once)
 
     def start(self) -> None:
         for r in self.mine.values():
@@ -87,9 +85,24 @@ class Resolution:
                        "failing": self.liveness.partition.failing(name),
                        **self.last.get(name, {})} for name, r in self.mine.items()}
 
+    async def _probe(self, r: Resolver) -> bool:
+        """A probe that cannot be sent counts as no answer (this server cannot reach the
+        target); logged with an alert when it starts and when it ends."""
+        try:
+            ok = await probe(r)
+        except OSError as e:
+            if r.name not in self._cannot:
+                self._cannot.add(r.name)
+                log.error("%s: cannot probe: %s", describe(r), e, extra={"alert": True})
+            return False
+        if r.name in self._cannot:
+            self._cannot.discard(r.name)
+            log.info("%s: probes can be sent again", describe(r), extra={"alert": True})
+        return ok
+
     async def _background(self, r: Resolver) -> None:
         while True:
-            ok = await probe(r)
+            ok = await self._probe(r)
             self.last[r.name] = {"ok": ok, "at": time.time()}
             alert = self.liveness.background(r.name, ok)
             if alert is not None:
@@ -98,7 +111,7 @@ class Resolution:
 
     async def _at_loss(self, names: tuple[str, ...]) -> None:
         rs = [self.mine[n] for n in names]
-        results = await asyncio.gather(*(probe(r) for r in rs))
+        results = await asyncio.gather(*(self._probe(r) for r in rs))
         for r, ok in zip(rs, results, strict=True):
             log.info("%s: %s", describe(r), "answered" if ok else "did not answer")
         self.on_step(self.liveness.resolved(time.monotonic(), dict(zip(names, results,
