@@ -27,3 +27,16 @@ def test_generated_config_with_com_is_clean_and_names_the_cable_links(tmp_path: 
 
 def test_no_com_by_default() -> None:
     assert "type: com" not in generate_lab_config(2, 1, 10)
+
+
+def test_a_given_config_says_what_the_lab_must_provide() -> None:
+    from clp.config.lab import lab_needs
+    from clp.lab.samples import LAB2
+
+    assert lab_needs((LAB2 / "clp.conf").read_text()) == {"diskhb": True, "com": True,
+                                                          "router": True}
+    assert lab_needs(generate_lab_config(3, 1, 10)) == {"diskhb": False, "com": False,
+                                                        "router": False}
+    witness = generate_lab_config(2, 1, 10, witness=True)
+    assert lab_needs(witness)["router"] and not lab_needs(witness)["diskhb"]
+    assert lab_needs("::: not yaml") == {"diskhb": False, "com": False, "router": False}
