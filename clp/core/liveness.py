@@ -11,6 +11,10 @@ server, so what is proved there is what runs.
   bitmap) and its groups may move at ``takeover_at`` (see ``Partition.grace``).
 - Resolved *isolated*, or told by a peer that it was declared down (*yield*): :attr:`verdict` is
   set and the service takes the network-partition action. Nothing else is decided after that.
+- Declared down by a peer while this server has run less than a timeout and an interval (not
+  :meth:`settled`): the mark may be left from this server's previous run and the peer clears it
+  once it hears this one, so it does not yield yet; but it does not count itself for the groups
+  either until the mark clears, or it has settled and yields (the peer may be taking over).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Liveness:
         self.partition = Partition(me, tuple(servers), resolvers, interval, action)
         self.down: dict[str, float] = {}  # resolved down -> when its groups may move
         self.verdict: Verdict | None = None  # isolated or yield: this server must stop
+        self.started = now
         self._frozen: tuple[str, ...] | None = None
 
     # --- queries ----------------------------------------------------------------------------
@@ -54,7 +59,13 @@ class Liveness:
             return list(self._frozen)
         keep = set(self.online()) | set(self.partition.pending)
         keep |= {s for s, at in self.down.items() if at > now}
+        if self.partition.marked_by and not self.settled(now):
+            keep.discard(self.me)  # a peer counts it down: see the module
         return [s for s in self.servers if s in keep]
+
+    def settled(self, now: float) -> bool:
+        """Whether this server has run long enough for a peer's Offline mark to be current."""
+        return now - self.started > self.membership.timeout + self.partition.interval
 
     def unheard(self) -> frozenset[str]:
         return frozenset(s for s in self.servers
@@ -85,7 +96,7 @@ class Liveness:
         step.decisions = self.membership.heartbeat(now, server, path)
         if self.membership.suspended:
             return step
-        verdict = self.partition.heartbeat(server, heard, offline, was_down)
+        verdict = self.partition.heartbeat(server, heard, offline, was_down, self.settled(now))
         if self.membership.server_state(server) == ServerState.ONLINE:
             self.down.pop(server, None)
         if verdict is not None:

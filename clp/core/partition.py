@@ -12,6 +12,10 @@ The seed's rules (chapter 2, "ネットワークパーティション解決リ�
   does, this server is isolated. A ping resolver that was already failing in the background
   before the loss (``retry`` consecutive failed rounds) cannot resolve: it is ignored and the
   lost server counts as down (the seed: every server fails over; clpcfchk warns about it).
+  *Before the loss* means when the lost servers were last heard (a server never heard: silent
+  since this one started, so nothing failed before), not when the timeout ran out: the
+  background probes of an isolated server fail during the timeout too, and must not turn its own
+  isolation into "the target was already failing".
 - ``http``: a HEAD request answered means reachable; no answer means isolated, even if the web
   server was already down before (the seed: every server shuts down).
 - Several resolvers: isolated if any resolver used by this server says so.
@@ -23,7 +27,9 @@ that answers decides in a millisecond, one that does not only after its timeout)
 - **Takeover wait.** When resolution is configured, the groups of a server found down move only
   after ``grace`` = the slowest probe the lost server itself could be running (its resolvers'
   ``budget``) plus two heartbeat intervals, so an isolated server has decided and released its
-  resources before anyone else takes them. A crashed server costs that much more failover time;
+  resources before anyone else takes them, when both sides lost each other within an interval or
+  so (not when the lost server kept hearing this one longer: it times out up to a timeout later;
+  a known gap, see the safety simulation). A crashed server costs that much more failover time;
   without resolvers there is no wait (the seed's behaviour, and clpcfchk's warning).
 - **Declared down.** Every heartbeat carries the sender's ``heard`` bitmap (servers it counts
   Online) and ``offline`` bitmap (servers it *resolved down*: not while still probing, and never
@@ -31,7 +37,11 @@ that answers decides in a millisecond, one that does not only after its timeout)
   before and now has resolved it down knows the peer will take its groups after the takeover
   wait (one-way loss: it still hears the peer, the peer does not hear it), so it *yields*: the
   isolated action. When both had resolved each other down (a partition healed after both sides
-  went on alone), the lower-priority server yields.
+  went on alone), the lower-priority server yields. "Had heard it before" only protects a server
+  that just started from the mark a peer still keeps for its previous run: once it has run longer
+  than a timeout and an interval (``settled``), a peer that could hear it would have cleared the
+  mark, so the mark counts even if that peer never heard it (one-way loss since its start).
+  Until then a marked server takes no group (:attr:`marked_by`, used by the liveness layer).
 """
 
 from __future__ import annotations
@@ -77,6 +87,8 @@ class Partition:
     _failing_at_loss: frozenset[str] = frozenset()
     _pending: _Pending | None = None
     _heard_me: dict[str, bool] = field(default_factory=dict)
+    _failing_heard: dict[str, frozenset[str]] = field(default_factory=dict)  # at its last heartbeat
+    _marked: set[str] = field(default_factory=set)  # peers whose last heartbeat marks me Offline
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.resolvers]
@@ -105,6 +117,11 @@ class Partition:
         """Whether resolver ``name`` fails in the background now (``retry`` rounds in a row)."""
         spec = self._spec(name)
         return self._fails.get(name, 0) >= max(1, spec.retry)
+
+    @property
+    def marked_by(self) -> tuple[str, ...]:
+        """Peers whose last heartbeat declared this server Offline (resolved down)."""
+        return tuple(s for s in self.servers if s in self._marked)
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -146,7 +163,9 @@ class Partition:
         if not mine:
             return Verdict("down", lost, self._down_reason(lost, "no network partition "
                            "resolution is used by " + self.me), now + self.grace(lost))
-        self._failing_at_loss = frozenset(r.name for r in mine if self.failing(r.name))
+        failing = frozenset(r.name for r in mine if self.failing(r.name))
+        self._failing_at_loss = failing.intersection(  # never heard: silent since our start
+            *(self._failing_heard.get(s, frozenset()) for s in lost))
         self._pending = _Pending(lost, now, tuple(r.name for r in mine))
         return tuple(r.name for r in mine)
 
@@ -176,15 +195,22 @@ class Partition:
                                    for x in ignored])
         return Verdict("down", lost, self._down_reason(lost, why), now + self.grace(lost))
 
-    def heartbeat(self, server: str, heard: int, offline: int,
-                  was_offline: bool) -> Verdict | None:
+    def heartbeat(self, server: str, heard: int, offline: int, was_offline: bool,
+                  settled: bool = False) -> Verdict | None:
         """A heartbeat from ``server`` with its bitmaps; ``was_offline``: whether this server
-        had resolved ``server`` down before this heartbeat. Returns a "yield" Verdict when
-        this server must give up its groups (see the module)."""
+        had resolved ``server`` down before this heartbeat; ``settled``: whether this server has
+        run longer than a timeout. Returns a "yield" Verdict when this server must give up its
+        groups (see the module)."""
+        self._failing_heard[server] = frozenset(r.name for r in self.mine()
+                                                if self.failing(r.name))
         bit = 1 << self.servers.index(self.me)
         before = self._heard_me.get(server, False)
         self._heard_me[server] = bool(heard & bit)
-        if not (offline & bit) or not before:
+        if offline & bit:
+            self._marked.add(server)
+        else:
+            self._marked.discard(server)
+        if not (offline & bit) or not (before or settled):
             return None
         if was_offline:
             mine, theirs = self.servers.index(self.me), self.servers.index(server)
@@ -196,10 +222,6 @@ class Partition:
         return Verdict("yield", (server,), (
             f"{server} no longer hears {self.me} and declared it Offline while {self.me} still "
             f"hears {server}: {server} takes over, {self.me} gives way"))
-
-    def forget(self, server: str) -> None:
-        """``server`` restarted (a new incarnation): what it heard before does not count."""
-        self._heard_me.pop(server, None)
 
     # --- helpers ----------------------------------------------------------------------------
 

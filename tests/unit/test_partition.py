@@ -47,6 +47,7 @@ def test_ping_failing_before_the_loss_cannot_resolve_and_the_seed_fails_over():
     assert p.background("pingnp1", False) is None  # one failed round is not yet "failing"
     alert = p.background("pingnp1", False)
     assert alert and "cannot work" in alert and "every server fails over" in alert
+    p.heartbeat("server2", heard=0, offline=0, was_offline=False)  # failing while still heard
     p.lost(10.0, ("server2",))
     v = p.resolved(10.5, {"pingnp1": False})
     assert v.kind == "down" and "already failing" in v.reason

@@ -1,0 +1,393 @@
+"""A deterministic simulated cluster driving one :class:`Liveness` per server, with one shared-disk
+group G: is G ever active on two servers, and if so, do the product's own rules allow it?
+
+The model (the paths, resolvers and faults are in :mod:`tests.sim.partitionworld`):
+
+- Servers ``s1..sN`` (priority order), heartbeat interval 1.0. Every server runs a *round* every
+  interval (own phase): it sends a heartbeat on each of its paths to every other member, with the
+  bitmaps of :meth:`Liveness.bitmaps` at send time, then ``tick``. Like the service it also wakes
+  at :meth:`Liveness.next_deadline` to ``tick``. A packet the world does not lose arrives after a
+  delay in ``[0, max_delay)``.
+- When a Step names probes, each result is the world's reachability of that target at probe
+  time; they arrive together after 0.01 if every target answered, else after the budget of the
+  slowest silent one (``resolved``). A background round per resolver every 3 intervals.
+- ``hang``: the server sends, ticks and processes nothing; at resume the service's fence: rounds
+  more than ``interval + timeout`` apart, it panics, holding nothing from then on. ``crash``: it
+  stops and releases at once; restarts with a fresh Liveness at the window's end if finite.
+- The group, as the coordinator: a running server with no verdict that has heard (or declared
+  down) every server activates G, after 0.1 s, when it is the first of its ``group_online`` (for
+  ``SETTLE`` already, unless alone there: the coordinator's settle) and the owner it knows of is
+  not in it, and it has a report from every other server in it (reports ride on LAN heartbeats:
+  whether the sender holds or is activating G; dropped when the sender is declared down). A
+  verdict (isolated, yield) releases G after 0.2 s and ends the service (no heartbeat after).
+  *Active* = holds G and is not hung.
+
+Checked after every event and every quarter interval (:meth:`PartitionSim.check`): no two active
+holders, unless one of the product's rules allows it (:meth:`PartitionSim.classify`); each such
+case is recorded once in :attr:`PartitionSim.allowed`, any other raises :class:`Unsafe` with the
+timeline. Events run in time order from one seeded ``random.Random``, so a scenario always plays
+out the same way.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from clp.core.liveness import Liveness, Step
+from clp.core.partition import ResolverSpec, Verdict
+from tests.sim.partitionworld import INF, INTERVAL, LAN, Config, Fault, Scenario, World
+
+__all__ = ["INTERVAL", "Config", "Fault", "PartitionSim", "Scenario", "Unsafe"]
+
+ACTIVATE, STOP, ANSWER, SLACK = 0.1, 0.2, 0.01, 0.001
+SETTLE = 2 * INTERVAL  # the coordinator's settle, as the service configures it
+BACKGROUND = 3 * INTERVAL
+EPS = 1e-9
+ROUND, DELIVER, OTHER, CHECK = 0, 1, 2, 3  # order of events at the same time
+NO_RESOLVER = "no network partition resolution is used by"
+FAILING = "already failing"
+
+
+@dataclass(frozen=True)
+class Down:
+    """Why ``server`` counts as down for a node: the verdict and the world at probe time."""
+    verdict: Verdict
+    at: float
+    peer_inc: int
+    peer_alive: bool
+    peer_reach: bool  # it reached every target the node probed
+
+
+@dataclass
+class Node:
+    name: str
+    live: Liveness
+    inc: int = 0
+    state: str = "running"  # running | stopping | stopped | fenced | crashed
+    holds: bool = False
+    activating: bool = False
+    act_id: int = 0
+    owner: str | None = None
+    reports: dict[str, bool] = field(default_factory=dict)
+    heard_me: dict[str, bool] = field(default_factory=dict)  # did its last heartbeat say so
+    downs: dict[str, Down] = field(default_factory=dict)
+    basis: dict[str, Down] = field(default_factory=dict)  # downs when it activated
+    kept: dict[str, Down] = field(default_factory=dict)  # heard again, kept running by the rule
+    last_round: float | None = None
+    master_since: float | None = None  # first of its group_online since
+    wake_at: float = INF
+    probed: dict[str, tuple[int, bool, bool]] | None = None  # the world when it probed
+
+
+class Unsafe(AssertionError):
+    pass
+
+
+class PartitionSim:
+    def __init__(self, sc: Scenario) -> None:
+        self.sc, self.cfg = sc, sc.cfg
+        self.rng = random.Random(sc.seed)
+        self.world = World(sc.faults, self.rng)
+        self.servers, self.paths, self.specs = self.cfg.servers, self.cfg.paths(), self.cfg.specs()
+        self.now = 0.0
+        self._queue: list[tuple[float, int, int, tuple]] = []
+        self._seq = 0
+        self.nodes: dict[str, Node] = {}
+        self.timeline: list[tuple[float, str, str]] = []
+        self.holdings: list[tuple[float, str, bool]] = []
+        self.allowed: list[tuple[str, float, str, str, str]] = []  # class, t, a, b, reason
+        self.verdicts: list[tuple[float, str, Verdict]] = []
+        self.episodes: dict[tuple, str] = {}
+        self.rx: dict[tuple[str, str], list[tuple[float, float, bool]]] = defaultdict(list)
+        for s in self.servers:
+            self._boot(s, 0.0, 0)
+        first = self.nodes["s1"]
+        self._set_holds(first, True, 0.0)
+        for n in self.nodes.values():
+            n.owner = "s1"
+        for k in range(int(sc.horizon * 4 / INTERVAL) + 1):
+            self._push(k * INTERVAL / 4, CHECK, ("check",))
+        for f in sc.faults:
+            self._push(f.start, OTHER, ("fault", f, "begins"))
+            if f.end < INF:
+                self._push(f.end, OTHER, ("fault", f, "ends"))
+
+    # --- the world ----------------------------------------------------------------------------
+
+    def active(self, n: Node, t: float) -> bool:
+        return n.holds and n.state in ("running", "stopping") and not self.world.hung(n.name, t)
+
+    def holders(self, t: float) -> list[str]:
+        """Who held G at ``t`` (hung or not), from the record of changes."""
+        now: dict[str, bool] = {}
+        for at, s, h in self.holdings:
+            if at <= t:
+                now[s] = h
+        return [s for s in self.servers if now.get(s)]
+
+    # --- running ------------------------------------------------------------------------------
+
+    def _push(self, t: float, prio: int, what: tuple) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (t, prio, self._seq, what))
+
+    def run(self) -> PartitionSim:
+        while self._queue:
+            t, _, _, what = heapq.heappop(self._queue)
+            if t > self.sc.horizon:
+                break
+            self.now = t
+            getattr(self, "_on_" + what[0])(t, *what[1:])
+            self.check(t)
+        return self
+
+    def log(self, t: float, who: str, text: str) -> None:
+        self.timeline.append((t, who, text))
+
+    def _boot(self, s: str, t: float, inc: int) -> None:
+        live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t)
+        self.nodes[s] = Node(s, live, inc)
+        self._push(t + self.rng.uniform(0, INTERVAL), ROUND, ("round", s, inc))
+        for r in live.partition.mine():
+            self._push(t + self.rng.uniform(0, BACKGROUND), OTHER, ("background", s, inc, r))
+
+    def _node(self, s: str, inc: int, t: float, what: tuple | None = None) -> Node | None:
+        """The node if this event is still for it and it runs; a hung node gets ``what`` again
+        at the end of its hang."""
+        n = self.nodes[s]
+        if n.inc != inc or n.state not in ("running", "stopping"):
+            return None
+        if self.world.hung(s, t):
+            if what is not None:
+                self._push(self.world.hang_end(s, t), OTHER, what)
+            return None
+        return n
+
+    def _on_fault(self, t: float, f: Fault, edge: str) -> None:
+        who = f.who or f.path or "network"
+        self.log(t, who, f"fault {edge}: {f}")
+        if f.kind != "crash":
+            return
+        n = self.nodes[f.who]
+        if any(g.who == f.who for g in self.world.on("crash", t)) != (edge == "begins"):
+            return  # overlapping crash windows: one crash
+        if edge == "begins" and n.state != "crashed":
+            n.state, n.activating = "crashed", False
+            self._set_holds(n, False, t)
+        elif edge == "ends" and n.state == "crashed":
+            self._boot(f.who, t, n.inc + 1)
+            self.log(t, f.who, "restarted: a fresh Liveness, holding nothing")
+
+    def _on_round(self, t: float, s: str, inc: int) -> None:
+        n = self._node(s, inc, t)
+        if n is None:
+            if self.nodes[s].inc == inc and self.nodes[s].state in ("running", "stopping"):
+                self._push(self.world.hang_end(s, t), ROUND, ("round", s, inc))  # hung
+            return
+        late = None if n.last_round is None else t - n.last_round - INTERVAL
+        if late is not None and late > self.cfg.timeout:
+            n.state, n.activating = "fenced", False
+            self._set_holds(n, False, t)
+            self.log(t, s, f"hang fence: rounds {late + INTERVAL:.2f} s apart; panic")
+            return
+        n.last_round = t
+        self._push(t + INTERVAL, ROUND, ("round", s, inc))
+        heard, offline = n.live.bitmaps()
+        for path, members in self.paths.items():
+            for to in sorted(members - {s}) if s in members else ():
+                if self.world.delivers(path, s, to, t):
+                    delay = self.rng.uniform(0, self.cfg.max_delay) if self.cfg.max_delay else 0
+                    self._push(t + delay, DELIVER,
+                               ("deliver", to, s, path, t, n.holds or n.activating, heard,
+                                offline))
+        self._after(n, t, n.live.tick(t))
+
+    def _on_deliver(self, t: float, to: str, sender: str, path: str, sent: float, holds: bool,
+                    heard: int, offline: int) -> None:
+        n = self._node(to, self.nodes[to].inc, t)
+        if n is None:
+            return
+        bit = 1 << self.servers.index(to)
+        keeps = sender in n.live.down and self.servers.index(to) < self.servers.index(sender)
+        if n.live.verdict is None:  # would a mark of `to` in `offline` make it give way?
+            gives_way = (n.heard_me.get(sender, False) or n.live.settled(t)) and not keeps
+            self.rx[(to, sender)].append((t, sent, gives_way))
+        if offline & bit and keeps:  # both resolved the other down: `to` keeps running
+            n.kept[sender] = n.downs[sender]
+        elif not offline & bit:
+            n.kept.pop(sender, None)
+        n.heard_me[sender] = bool(heard & bit)
+        if path in LAN:
+            n.reports[sender] = holds
+            if holds:
+                n.owner = sender
+            elif n.owner == sender:
+                n.owner = None
+        self._after(n, t, n.live.heartbeat(t, sender, path, heard, offline))
+
+    def _on_wake(self, t: float, s: str, inc: int) -> None:
+        n = self._node(s, inc, t)
+        if n is not None and abs(t - n.wake_at) < EPS:
+            n.wake_at = INF
+            self._after(n, t, n.live.tick(t))
+
+    def _on_probed(self, t: float, s: str, inc: int, results: dict[str, bool]) -> None:
+        n = self._node(s, inc, t, ("probed", s, inc, results))
+        if n is not None:
+            self._after(n, t, n.live.resolved(t, results))
+            n.probed = None
+
+    def _on_background(self, t: float, s: str, inc: int, r: ResolverSpec) -> None:
+        if self.nodes[s].inc == inc and self.nodes[s].state in ("running", "stopping"):
+            self._push(t + BACKGROUND, OTHER, ("background", s, inc, r))
+        n = self._node(s, inc, t)
+        if n is not None:
+            alert = n.live.background(r.name, self.world.reach(s, r.type, t))
+            if alert:
+                self.log(t, s, alert)
+
+    def _on_activated(self, t: float, s: str, inc: int) -> None:
+        n = self._node(s, inc, t, ("activated", s, inc))
+        if n is not None and n.activating:
+            n.activating, n.owner = False, s
+            self._set_holds(n, True, t)
+
+    def _on_released(self, t: float, s: str, inc: int) -> None:
+        n = self._node(s, inc, t, ("released", s, inc))
+        if n is not None:
+            n.state = "stopped"
+            self._set_holds(n, False, t)
+            self.log(t, s, "released G; the cluster service ends")
+
+    def _on_consider(self, t: float, s: str, inc: int) -> None:
+        n = self._node(s, inc, t, ("consider", s, inc))
+        if n is not None:
+            self._consider(n, t)
+
+    def _on_check(self, t: float) -> None:
+        pass  # run() checks after every event
+
+    # --- a node's decisions -------------------------------------------------------------------
+
+    def _after(self, n: Node, t: float, step: Step) -> None:
+        for d in step.decisions:
+            self.log(t, n.name, d.reason)
+            if d.kind == "server_down":
+                n.reports.pop(d.server, None)
+        for v in step.verdicts:
+            self._verdict(n, t, v)
+        if step.probe:
+            specs = [r for r in self.specs if r.name in step.probe]
+            results = {r.name: self.world.reach(n.name, r.type, t) for r in specs}
+            wait = max([ANSWER] + [r.budget for r in specs if not results[r.name]])
+            n.probed = self._snapshot(t, specs)
+            self.log(t, n.name, f"probes {', '.join(step.probe)}: {results}")
+            self._push(t + wait, OTHER, ("probed", n.name, n.inc, results))
+        self._consider(n, t)
+        d = n.live.next_deadline(t) if self.cfg.wake else None
+        if n.wake_at < t:
+            n.wake_at = INF  # that wake-up was lost in a hang
+        if d is not None and max(d, t) + SLACK < n.wake_at - EPS:
+            n.wake_at = max(d, t) + SLACK
+            self._push(n.wake_at, OTHER, ("wake", n.name, n.inc))
+
+    def _snapshot(self, t: float, specs: list[ResolverSpec]) -> dict[str, tuple[int, bool, bool]]:
+        """Each server's incarnation, whether it runs, whether it reaches every target probed."""
+        return {s: (m.inc, m.state in ("running", "stopping"),
+                    all(self.world.reach(s, r.type, t) for r in specs))
+                for s, m in self.nodes.items()}
+
+    def _verdict(self, n: Node, t: float, v: Verdict) -> None:
+        self.verdicts.append((t, n.name, v))
+        self.log(t, n.name, f"verdict {v.kind}: {v.reason}")
+        if v.kind != "down":
+            n.state = "stopping"
+            self._push(t + STOP, OTHER, ("released", n.name, n.inc))
+            return
+        world = n.probed or self._snapshot(t, [])
+        for s in v.servers:
+            n.downs[s] = Down(v, t, *world[s])
+
+    def _consider(self, n: Node, t: float) -> None:
+        live = n.live
+        up = live.group_online(t)
+        if not up or up[0] != n.name:
+            n.master_since = None
+        elif n.master_since is None:
+            n.master_since = t
+            self._push(t + SETTLE, OTHER, ("consider", n.name, n.inc))
+        if n.state != "running" or n.holds or n.activating or live.verdict or live.unheard():
+            return
+        if n.master_since is None or (len(up) > 1 and t - n.master_since < SETTLE - EPS):
+            return
+        if n.owner in up or any(s not in n.reports for s in up[1:]):
+            return
+        n.activating, n.act_id = True, n.act_id + 1
+        n.basis = {s: n.downs[s] for s in live.down if s in n.downs}
+        self.log(t, n.name, f"activates G: first of {up}, owner {n.owner} not among them")
+        self._push(t + ACTIVATE, OTHER, ("activated", n.name, n.inc))
+
+    def _set_holds(self, n: Node, holds: bool, t: float) -> None:
+        if n.holds != holds:
+            n.holds = holds
+            self.holdings.append((t, n.name, holds))
+            self.log(t, n.name, "holds G" if holds else "holds G no more")
+
+    # --- the invariant ------------------------------------------------------------------------
+
+    def check(self, t: float) -> None:
+        """No two active holders of G, except where :meth:`classify` finds an allowing rule."""
+        act = [n for n in self.nodes.values() if self.active(n, t)]
+        for i, a in enumerate(act):
+            for b in act[i + 1:]:
+                key = (a.name, a.inc, a.act_id, b.name, b.inc, b.act_id)
+                if key in self.episodes:
+                    continue
+                found = self.classify(a, b, t) or self.classify(b, a, t)
+                if found is None:
+                    raise Unsafe(f"G active on {a.name} and {b.name} at t={t:.3f}, allowed by "
+                                 f"no rule\n{self.story()}")
+                self.episodes[key] = found[0]
+                self.allowed.append((found[0], t, a.name, b.name, found[1]))
+
+    def classify(self, x: Node, y: Node, t: float) -> tuple[str, str] | None:
+        """Which rule lets ``x`` go on while ``y`` holds G, from the down verdict about ``y`` in
+        force in ``x`` (also when ``x`` heard ``y`` again but keeps running because both had
+        resolved the other down; else, if ``x`` heard ``y`` since, the one it activated on):
+
+        (a) made with no resolver used by ``x`` (the seed: every server fails over);
+        (b) every target ``x`` probed answered, ``y`` was alive and reached them too at probe
+            time, and no heartbeat ``x`` sent after the verdict reached ``y`` early enough for
+            ``y`` to give way (``STOP`` before now; not counting those the rule lets ``y`` run
+            through: ``y`` had also resolved ``x`` down and has the higher priority, or ``y`` had
+            just started and ``x`` had not heard it): nothing could tell the two sides apart;
+        (c) a ping resolver failing before the loss was ignored ("already failing")."""
+        rec = x.downs.get(y.name) if y.name in x.live.down else x.kept.get(y.name)  # in force
+        if rec is None and x.act_id and y.name in x.basis:  # heard again since it activated
+            rec = x.basis[y.name] if x.basis[y.name].peer_inc == y.inc else None
+        if rec is None:
+            return None
+        why = rec.verdict.reason
+        if NO_RESOLVER in why:
+            return "a", why
+        if FAILING in why:
+            return "c", why
+        joined = any(sent >= rec.at and r + STOP <= t + EPS and gives_way
+                     for r, sent, gives_way in self.rx[(y.name, x.name)])
+        if rec.peer_alive and rec.peer_reach and not joined:
+            return "b", why
+        return None
+
+    def story(self, last: int = 30) -> str:
+        return "\n".join(f"  {t:8.3f} {who:>8}  {text}" for t, who, text in self.timeline[-last:])
+
+    # --- queries for tests --------------------------------------------------------------------
+
+    def verdicts_of(self, s: str, kind: str | None = None) -> list[tuple[float, Verdict]]:
+        return [(t, v) for t, w, v in self.verdicts if w == s and kind in (None, v.kind)]
+
+    def changes(self, s: str, holds: bool) -> list[float]:
+        return [t for t, w, h in self.holdings if w == s and h == holds]

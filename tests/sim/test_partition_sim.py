@@ -1,0 +1,236 @@
+"""Network-partition safety: a shared-disk group is never active on two servers, except where the
+product's own rules allow it.
+
+The model is :mod:`tests.sim.partitionsim`: 2-4 servers each running the real
+:class:`~clp.core.liveness.Liveness`, LAN, disk, com and witness heartbeat paths, ping and http
+resolvers, one group G on s1; hypothesis draws the configuration and the faults (path cuts,
+one-way loss, isolated servers, network splits, unreachable targets, random loss, hangs, crashes
+and restarts). The simulation raises :class:`Unsafe` with the timeline on any double activation
+that is not (a) a down verdict made with no resolver, (b) a resolver answering on both sides of a
+partition no heartbeat crossed, or (c) a ping resolver ignored because it was failing before the
+loss. Derandomized with fixed example counts (300 in all), so CI always runs the same cases;
+``--hypothesis-show-statistics`` shows how often each class came up.
+
+Below them: targeted scenarios, regressions for the unsafe cases the simulation found in the core
+(fixed), and the two known limits it also found, pinned as strict xfails (the test fails if a
+change closes one, so the documentation is updated with it); docs/network-partition.md, "Known
+limits", says why they are accepted."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import strategies as st
+
+from tests.sim.partitionsim import INTERVAL, Config, Fault, PartitionSim, Scenario, Unsafe
+
+HORIZON = 32.0
+STEP = INTERVAL / 4
+KINDS = ("cut", "oneway", "isolate", "split", "target", "loss", "hang", "crash")
+SETTINGS = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow]}
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> Config:
+    n = draw(st.integers(2, 4))
+    resolvers = draw(st.sampled_from([(), ("ping",), ("http",), ("ping", "http")]))
+    nonuser = draw(st.sampled_from([None, None, None, *[f"s{i}" for i in range(1, n + 1)]]))
+    return Config(n=n, timeout=draw(st.sampled_from([2.0, 3.0, 5.0])),
+                  disk=draw(st.sampled_from([False, False, True])),
+                  com=draw(st.booleans()), witness=draw(st.booleans()), resolvers=resolvers,
+                  retry=draw(st.integers(0, 2)), nonuser=nonuser if resolvers else None,
+                  max_delay=draw(st.sampled_from([0.0, 0.0, 0.05])))
+
+
+def at(draw: st.DrawFn, lo: float, hi: float) -> float:
+    return draw(st.integers(int(lo / STEP), int(hi / STEP))) * STEP
+
+
+@st.composite
+def fault(draw: st.DrawFn, cfg: Config, kinds: tuple[str, ...] = KINDS) -> Fault:
+    servers, paths = cfg.servers, sorted(cfg.paths())
+    paths += ["*"] * len(paths)  # every path as often as one of them
+    kind = draw(st.sampled_from(kinds))
+    start = at(draw, 0, HORIZON * 0.6)
+    end = start + at(draw, STEP, 20) if draw(st.integers(0, 3)) else float("inf")
+    who = draw(st.sampled_from(servers))
+    if kind == "hang":
+        return Fault(kind, start, start + at(draw, STEP, 2 * cfg.timeout + 3), who=who)
+    if kind in ("cut", "loss"):
+        return Fault(kind, start, end, path=draw(st.sampled_from(paths)),
+                     loss=draw(st.sampled_from([0.3, 0.7])))
+    if kind == "oneway":
+        path = draw(st.sampled_from(paths))
+        a, b = draw(st.permutations(sorted(cfg.paths().get(path, servers))))[:2]
+        return Fault(kind, start, end, who=a, to=b, path=path)
+    if kind == "split":
+        side = frozenset(draw(st.permutations(servers))[:draw(st.integers(1, cfg.n - 1))])
+        return Fault(kind, start, end, side=side, reach=(draw(st.booleans()), draw(st.booleans())))
+    targets = [*cfg.resolvers, *(["witness"] if cfg.witness else [])]
+    if kind == "target" and targets:
+        return Fault(kind, start, end, who=draw(st.sampled_from(targets)))
+    if kind == "isolate":
+        return Fault(kind, start, end, who=who, disk=draw(st.sampled_from([False, True, True])))
+    return Fault("crash", start, end, who=who)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, kinds: tuple[str, ...] = KINDS, most: int = 4) -> Scenario:
+    cfg = draw(configs())
+    faults = tuple(draw(st.lists(fault(cfg, kinds), min_size=1, max_size=most)))
+    return Scenario(cfg, faults, HORIZON, draw(st.integers(0, 2**32 - 1)))
+
+
+def run(sc: Scenario) -> PartitionSim:
+    sim = PartitionSim(sc).run()  # raises Unsafe on a double activation no rule allows
+    if currently_in_test_context():
+        for cls in sorted({c for c, *_ in sim.allowed}):
+            event(f"allowed double activation ({cls})")
+        for kind in sorted({v.kind for _, _, v in sim.verdicts}):
+            event(f"verdict {kind}")
+        event("G moved" if len(sim.holdings) > 1 else "G stayed")
+    return sim
+
+
+@settings(max_examples=160, **SETTINGS)
+@given(scenarios())
+def test_no_double_activation_beyond_the_rules_under_any_faults(sc: Scenario):
+    run(sc)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(scenarios(("cut", "oneway", "isolate", "split", "target"), most=3))
+def test_no_double_activation_beyond_the_rules_under_partitions(sc: Scenario):
+    run(sc)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(configs(), st.one_of(st.none(), st.integers(2, 16)), st.integers(0, 2**32 - 1))
+def test_a_crash_of_the_owner_fails_over_and_nothing_moves_when_nothing_is_wrong(
+        cfg: Config, crash: int | None, seed: int):
+    faults = () if crash is None else (Fault("crash", float(crash), who="s1"),)
+    sim = run(Scenario(cfg, faults, HORIZON, seed))
+    if crash is None:
+        assert sim.verdicts == [] and sim.holdings == [(0.0, "s1", True)], sim.story()
+        return
+    survivor = sim.nodes["s2"]
+    due = crash + cfg.timeout + survivor.live.partition.grace(("s1",)) + 3 * INTERVAL
+    assert sim.holders(due) == ["s2"], f"due {due}\n{sim.story()}"
+    assert sim.allowed == []
+
+
+# --- targeted scenarios ---------------------------------------------------------------------
+
+def sim_of(faults: list[Fault], seed: int = 1, horizon: float = 30.0, **cfg) -> PartitionSim:
+    return run(Scenario(Config(**cfg), tuple(faults), horizon, seed))
+
+
+def test_every_lan_cut_while_the_disk_lives_moves_nothing():
+    for n in (2, 3, 4):
+        for resolvers in ((), ("ping",), ("http",)):
+            cuts = [Fault("cut", 5.0, path=p) for p in ("lan1", "lan2", "witness")]
+            sim = sim_of(cuts, n=n, disk=True, witness=True, resolvers=resolvers)
+            assert sim.verdicts == [] and sim.holdings == [(0.0, "s1", True)], sim.story()
+
+
+def test_an_isolated_owner_stops_and_is_taken_over_only_after_the_grace_and_its_release():
+    sim = sim_of([Fault("isolate", 5.0, who="s1", disk=True)], n=3, disk=True)
+    (t_iso, iso), = sim.verdicts_of("s1")
+    assert iso.kind == "isolated" and "ping target did not answer" in iso.reason
+    (t_down, down), = sim.verdicts_of("s2", "down")
+    assert down.servers == ("s1",) and down.takeover_at == t_down + 0.6 + 2 * INTERVAL
+    released, = sim.changes("s1", False)
+    activated, = sim.changes("s2", True)
+    assert released < activated and activated >= down.takeover_at
+    assert sim.allowed == [] and sim.holders(29.0) == ["s2"]
+
+
+def test_one_way_loss_makes_the_deaf_side_keep_the_group_and_the_heard_side_yield():
+    cuts = [Fault("oneway", 5.0, who="s2", to="s1", path=p) for p in ("lan1", "lan2", "disk")]
+    sim = sim_of(cuts, n=2, disk=True)
+    (_, y), = sim.verdicts_of("s2")
+    assert y.kind == "yield" and y.servers == ("s1",) and "s1 no longer hears s2" in y.reason
+    assert all(len(sim.holders(k * 0.25)) == 1 for k in range(120)), sim.story()
+    assert sim.allowed == [] and sim.holders(29.0) == ["s1"]
+
+
+def test_a_partition_without_resolver_activates_both_sides_as_the_seed_allows():
+    sim = sim_of([Fault("split", 5.0, side=frozenset({"s1"}))], n=2, resolvers=())
+    assert {c for c, *_ in sim.allowed} == {"a"}
+    assert sim.holders(29.0) == ["s1", "s2"]
+
+
+def test_a_partition_where_both_sides_ping_the_target_activates_both_as_the_seed_allows():
+    sim = sim_of([Fault("split", 5.0, side=frozenset({"s1"}))], n=2, resolvers=("ping",))
+    assert {c for c, *_ in sim.allowed} == {"b"}
+    assert sim.holders(29.0) == ["s1", "s2"]
+
+
+def test_a_ping_target_failing_before_the_loss_is_ignored_and_both_sides_go_on():
+    faults = [Fault("target", 2.0, who="ping"), Fault("split", 8.0, side=frozenset({"s1"}))]
+    sim = sim_of(faults, n=2, resolvers=("ping",))
+    assert {c for c, *_ in sim.allowed} == {"c"}
+
+
+def test_a_server_hung_longer_than_the_timeout_never_becomes_active_again():
+    for hang in (3.5, 4.5, 8.0):
+        sim = sim_of([Fault("hang", 5.0, 5.0 + hang, who="s1")], n=2, disk=True, timeout=3.0)
+        assert sim.changes("s1", True) == [0.0]
+        assert sim.nodes["s1"].state in ("fenced", "stopped"), sim.story()
+        assert sim.holders(29.0) == ["s2"] and sim.allowed == []
+
+
+# --- regressions: unsafe cases the simulation found in the core, fixed ------------------------
+
+def test_a_ping_that_fails_during_the_timeout_is_isolation_not_failing_before_the_loss():
+    # the background probe of an isolated server failed before its heartbeat timeout ran out;
+    # counted as "already failing", s1 went on and G ran on s1 and s2
+    for retry in (0, 1):
+        sim = sim_of([Fault("isolate", 5.0, who="s1", disk=True)], n=3, disk=True, retry=retry)
+        assert [v.kind for _, v in sim.verdicts_of("s1")] == ["isolated"], sim.story()
+        assert sim.allowed == []
+
+
+def test_a_server_never_heard_is_not_lost_with_a_ping_already_failing():
+    # isolated from the start, s1 never heard s2; its ping failed before the timeout, and with
+    # nothing heard that counted as failing before the loss: s1 went on beside s2
+    sim = sim_of([Fault("isolate", 0.0, who="s1")], n=2, retry=0)
+    assert [v.kind for _, v in sim.verdicts_of("s1")] == ["isolated"], sim.story()
+    assert sim.allowed == [] and sim.holders(29.0) == ["s2"]
+
+
+def test_one_way_loss_since_a_peer_restarted_still_makes_the_owner_yield():
+    # s2 restarted and never heard s1, so s1 never saw "s2 hears s1" and ignored s2's Offline
+    # mark for ever: both ran G
+    sim = sim_of([Fault("crash", 5.0, 8.0, who="s2"),
+                  Fault("oneway", 6.0, who="s1", to="s2", path="*")], n=2)
+    (_, y), = sim.verdicts_of("s1", "yield")
+    assert y.servers == ("s2",) and "s2 no longer hears s1" in y.reason, sim.story()
+    assert sim.allowed == [] and sim.holders(29.0) == ["s2"]
+
+
+def test_a_restarted_server_marked_down_by_a_peer_takes_no_group_before_it_settles():
+    # s1 restarted while s2 (which cannot hear it) was in its takeover wait; s1 ignored s2's
+    # Offline mark as possibly stale and, first in its view, activated G as s2 did
+    sim = sim_of([Fault("oneway", 12.0, who="s1", to="s2", path="*"),
+                  Fault("crash", 14.0, 14.25, who="s1")], n=2, resolvers=("http",))
+    assert sim.changes("s1", True) == [0.0] and sim.allowed == [], sim.story()
+    assert [v.kind for _, v in sim.verdicts_of("s1")] == ["yield"]
+    assert sim.holders(29.0) == ["s2"]
+
+
+# --- known gaps: double activations no rule allows, left for a design decision -------------
+
+@pytest.mark.xfail(strict=True, raises=Unsafe, reason="the takeover wait does not cover a lost "
+                   "server that still hears this one now and then: it times out up to a "
+                   "heartbeat timeout later (fix: grace + timeout)")
+def test_a_lossy_last_path_lets_the_peer_take_over_before_the_isolated_server_stops():
+    sim_of([Fault("isolate", 3.0, who="s1"), Fault("loss", 3.0, path="disk", loss=0.5)],
+           seed=23, n=2, timeout=2.0, disk=True)
+
+
+@pytest.mark.xfail(strict=True, raises=Unsafe, reason="a server already running alone probes "
+                   "nothing when it is cut off later; a peer that starts meanwhile takes over")
+def test_a_server_alone_then_isolated_keeps_the_group_when_a_peer_starts():
+    sim_of([Fault("crash", 5.0, 15.0, who="s2"), Fault("isolate", 10.0, who="s1")],
+           n=2, resolvers=("http",))
