@@ -7,7 +7,11 @@ unicast to the peer, same VIP, the same TCP service running on both servers) is 
 way. With ``--stress`` the whole run is repeated under a CPU load (stress-ng, one worker per core)
 and every failover that happened without a crash is counted as a false failover.
 
-Usage: python benchmarks/failover_time.py [--runs 20] [--stress]   (root; own labs, removed after)
+With ``--resolution-only``, clp alone without and with ping network-partition resolution: the
+price of the takeover wait (docs/network-partition.md) on a crash.
+
+Usage: python benchmarks/failover_time.py [--runs 20] [--stress] [--resolution-only]
+       (root; own labs, removed after)
 """
 
 from __future__ import annotations
@@ -101,9 +105,14 @@ def owner_clp(lab: Lab, observer: str) -> str | None:
     return g["server"] if g["state"] == "Online" else None
 
 
-def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = True) -> None:
+def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = True,
+               resolution: bool = False) -> None:
+    """The sample (LANs, disk and COM heartbeats) with one group; without network-partition
+    resolution unless asked (keepalived has none: its rows compare detection and takeover)."""
     write_sample_config(dest, n_servers=2, interval=interval, timeout=timeout)
     conf = yaml.safe_load((dest / "clp.conf").read_text())
+    if not resolution:
+        conf["network_partition"]["resolvers"] = []
     fip = {"type": "fip", "ip": VIP, "ping_check": ping_check}
     conf["groups"] = {"failover1": {"resources": {"fip1": fip, "exec1": {"type": "exec"}}}}
     (dest / "clp.conf").write_text(yaml.safe_dump(conf, sort_keys=False))
@@ -117,9 +126,9 @@ def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = T
 
 
 def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
-            ping_check: bool = True) -> tuple[list[float], int]:
-    conf = workdir / f"clp-{interval:g}-{timeout:g}-{ping_check}"
-    clp_config(conf, interval, timeout, ping_check)
+            ping_check: bool = True, resolution: bool = False) -> tuple[list[float], int]:
+    conf = workdir / f"clp-{interval:g}-{timeout:g}-{ping_check}-{resolution}"
+    clp_config(conf, interval, timeout, ping_check, resolution)
     name = "f" + secrets.token_hex(2)
     lab = Lab.up(name=name, n=2, config_dir=conf)
     times, false_failovers = [], 0
@@ -197,6 +206,16 @@ def row(label: str, detect: str, times: list[float], false: int) -> list[str]:
             f"{max(times):.3f}", str(false)]
 
 
+def measure_resolution(runs: int, workdir: Path) -> list[list[str]]:
+    """The cost of ping resolution's takeover wait: the same crash, without and with it."""
+    rows = []
+    for resolution in (False, True):
+        times, false = run_clp(runs, 0.1, 0.3, workdir, resolution=resolution)
+        label = "clp, ping resolution" if resolution else "clp"
+        rows.append(row(label, "interval 0.1 s / timeout 0.3 s", times, false))
+    return rows
+
+
 def measure(runs: int, workdir: Path) -> list[list[str]]:
     rows = []
     for interval, timeout in ((0.1, 0.5), (0.1, 0.3), (1.0, 5.0), (1.0, 3.0)):
@@ -231,11 +250,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--stress", action="store_true", help="Run again under a full CPU load.")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/clp-failover-bench"))
+    ap.add_argument("--resolution-only", action="store_true",
+                    help="Only clp without and with ping resolution (its takeover wait).")
     args = ap.parse_args()
+    header = ["system", "detection", "runs", "p50 s", "p90 s", "max s", "false failovers"]
+    if args.resolution_only:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        print(f"machine: {machine()}")
+        print(table(f"crash -> first TCP connection to {VIP}:{PORT} ({args.runs} runs)", header,
+                    measure_resolution(args.runs, args.workdir)))
+        return
     if not shutil.which("keepalived"):
         raise SystemExit("keepalived is not installed (apt-get install keepalived)")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    header = ["system", "detection", "runs", "p50 s", "p90 s", "max s", "false failovers"]
     print(f"machine: {machine()}")
     print(table(f"crash -> first TCP connection to {VIP}:{PORT} from a client ({args.runs} runs)",
                 header, measure(args.runs, args.workdir)))
