@@ -45,6 +45,7 @@ MNT_DETACH = 2
 HIDDEN_RUN_DIRS = ("/run/systemd", "/run/dbus")
 # A fresh ipc namespace starts at the kernel's default of 10 messages per queue; a real server's
 # administrator raises it the same way (sysctl fs.mqueue.msg_max), and clusterpro_evt uses it.
+# The lab passes a smaller depth when its servers must share one user's RLIMIT_MSGQUEUE.
 MQUEUE_MSG_MAX = 256
 MAX_BOOTS = 10_000  # reboots of one init; each needs a SIGUSR1, this only bounds the loop
 KILL_WAIT = 5.0
@@ -71,14 +72,14 @@ def umount(target: str) -> None:
 
 
 def prepare(server: str, host_root: str, disks: dict[str, tuple[int, int]],
-            links: dict[str, str] | None = None) -> None:
+            links: dict[str, str] | None = None, mq_depth: int = MQUEUE_MSG_MAX) -> None:
     """Hostname, private /dev/shm, mqueue and /mnt, install root, shared disk nodes, and
     ``/dev/lab/<name>`` symlinks (a serial cable's end, which moves when it is re-plugged)."""
     socket.sethostname(server)
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if os.path.isdir("/dev/mqueue"):  # POSIX queues are private to the ipc ns even unmounted
         mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    Path("/proc/sys/fs/mqueue/msg_max").write_text(f"{MQUEUE_MSG_MAX}\n")  # this ipc ns only
+    Path("/proc/sys/fs/mqueue/msg_max").write_text(f"{mq_depth}\n")  # this ipc ns only
     mount(host_root, DEFAULT_ROOT, None, MS_BIND)
     for private in HIDDEN_RUN_DIRS:  # a `reboot` inside must not reach the host's systemd
         if os.path.isdir(private):
@@ -240,6 +241,7 @@ def parse(args: list[str]) -> argparse.Namespace:
     p.add_argument("--disk", action="append", default=[], metavar="NAME=MAJOR:MINOR")
     p.add_argument("--base", action="append", default=[], metavar="IFNAME=ADDRESS/PREFIX")
     p.add_argument("--link", action="append", default=[], metavar="NAME=TARGET")
+    p.add_argument("--mq-depth", type=int, default=MQUEUE_MSG_MAX, metavar="N")
     return p.parse_args(args)
 
 
@@ -252,7 +254,7 @@ def main(args: list[str]) -> int:
         disks = {name: (int(nums.split(":")[0]), int(nums.split(":")[1]))
                  for name, nums in (d.split("=", 1) for d in opts.disk)}
         links = dict(link.split("=", 1) for link in opts.link)
-        prepare(opts.server, opts.host_root, disks, links)
+        prepare(opts.server, opts.host_root, disks, links, opts.mq_depth)
     except (OSError, ValueError, IndexError) as e:
         log(opts.server, str(e))
         return 1

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -31,11 +32,13 @@ import yaml
 
 import clp
 from clp.config.lab import MAX_SERVERS, MIN_SERVERS, ROUTER_USES, generate_lab_config, lab_needs
+from clp.evt.sender import MAX_MESSAGE
 from clp.keys import write_new_key
 from clp.lab import com_cable, hb_disk, shared_disk, teardown
 from clp.lab import netns as nx
 from clp.lab import router as lab_router
 from clp.lab.faults import Faults
+from clp.lab.init import MQUEUE_MSG_MAX
 from clp.lab.netns import LINKS, RUN_DIR, VAR_DIR, LabError
 from clp.lab.probes import Probes, communicate
 from clp.paths import DEFAULT_ROOT, InstallRoot
@@ -47,6 +50,22 @@ STOP_WAIT = 5.0
 MAX_DISKS = 4
 UNSHARE = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--mount-proc",
            "--propagation", "private"]
+
+
+def mq_depth(n_servers: int) -> int:
+    """The depth of each lab server's evt queue (fs.mqueue.msg_max in its ipc namespace).
+
+    Every lab server runs as root, and RLIMIT_MSGQUEUE is one budget per user, not per machine:
+    left alone, the first servers take the deep queues and the last cannot create one at all. So
+    each server gets its share (one share spare for the host's own tests): the product's queue
+    shapes (clp.evt.sender) then settle on 8 KiB messages at that depth (a short queue drops and
+    counts records in a burst; it never blocks a service).
+    """
+    budget = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[0]
+    if budget == resource.RLIM_INFINITY:
+        return MQUEUE_MSG_MAX
+    per_message = MAX_MESSAGE * 3 // 2 + 64  # what the kernel charges per message (measured)
+    return max(1, min(MQUEUE_MSG_MAX, budget // (n_servers + 1) // per_message))
 
 
 def _bin_dir() -> Path:
@@ -238,6 +257,7 @@ class Lab(Faults, Probes):
         argv += [f"--disk={d['name']}={d['dev']}" for d in self.doc.get("disks", [])]
         argv += hb_disk.init_args(self.doc, server)
         argv += com_cable.init_args(self.doc, server)
+        argv += [f"--mq-depth={mq_depth(len(self.servers))}"]
         argv += [f"--base={i}={a}" for i, a in nx.base_addresses(self.index(server)).items()]
         (root.parent / "power").unlink(missing_ok=True)
         (root / "log").mkdir(parents=True, exist_ok=True)
