@@ -15,6 +15,7 @@ from typing import Any
 from clp.config.group_check import GROUP_CHECKS
 from clp.config.issues import ConfigIssue, join_path
 from clp.config.partition_check import check_partition
+from clp.config.rawdata import as_dict, as_list, interconnect_servers
 
 # Product: letters, digits, '-', '_' and up to 31 characters. Not starting with '-', so a name
 # can never be mistaken for a command option.
@@ -23,34 +24,21 @@ CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,30}$")
 SERVER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,29}[A-Za-z0-9])?$")
 
 
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def interconnect_servers(item: Mapping[str, Any]) -> list[str]:
-    """Servers that use one interconnect (or resolver) item, whatever its type."""
-    for key in ("addresses", "devices"):
-        if isinstance(item.get(key), Mapping):
-            return [str(s) for s in item[key]]
-    return [s for s in _list(item.get("servers")) if isinstance(s, str)]
 
 
 def _member_fields(item: Mapping[str, Any], base: str) -> Iterator[tuple[str, str]]:
     """(path, server name) for every server an item names."""
     for key in ("addresses", "devices"):
-        for name in _dict(item.get(key)):
+        for name in as_dict(item.get(key)):
             yield join_path(join_path(base, key), name), name
-    for index, name in enumerate(_list(item.get("servers"))):
+    for index, name in enumerate(as_list(item.get("servers"))):
         if isinstance(name, str):
             yield join_path(join_path(base, "servers"), index), name
 
 
 def check_names(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-    name = _dict(data.get("cluster")).get("name")
+    name = as_dict(data.get("cluster")).get("name")
     if isinstance(name, str) and not CLUSTER_NAME.match(name):
         yield ConfigIssue(
             "cluster.name",
@@ -58,7 +46,7 @@ def check_names(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
             "digits, '-' or '_', not starting with '-'",
         )
     seen: dict[str, str] = {}
-    for server in _dict(data.get("servers")):
+    for server in as_dict(data.get("servers")):
         path = join_path("servers", server)
         if not SERVER_NAME.match(server):
             yield ConfigIssue(
@@ -73,29 +61,29 @@ def check_names(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
 
 
 def check_members(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-    servers = set(_dict(data.get("servers")))
+    servers = set(as_dict(data.get("servers")))
     sections = [
-        ("interconnects", _list(data.get("interconnects"))),
+        ("interconnects", as_list(data.get("interconnects"))),
         (
             "network_partition.resolvers",
-            _list(_dict(data.get("network_partition")).get("resolvers")),
+            as_list(as_dict(data.get("network_partition")).get("resolvers")),
         ),
     ]
     for section, items in sections:
         for index, item in enumerate(items):
-            for path, name in _member_fields(_dict(item), join_path(section, index)):
+            for path, name in _member_fields(as_dict(item), join_path(section, index)):
                 if name not in servers:
                     yield ConfigIssue(path, f"server {name!r} is not defined in servers")
 
 
 def check_lan_reach(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     """Seed: at least one LAN heartbeat must connect all servers; two or more are recommended."""
-    items = _list(data.get("interconnects"))
-    servers = set(_dict(data.get("servers")))
+    items = as_list(data.get("interconnects"))
+    servers = set(as_dict(data.get("servers")))
     if not items or not servers:
         return  # the schema already says what is missing
-    lans = [_dict(i) for i in items if _dict(i).get("type") == "lan"]
-    if not any(servers <= set(_dict(lan.get("addresses"))) for lan in lans):
+    lans = [as_dict(i) for i in items if as_dict(i).get("type") == "lan"]
+    if not any(servers <= set(as_dict(lan.get("addresses"))) for lan in lans):
         yield ConfigIssue(
             "interconnects", "no LAN interconnect reaches every server; at least one is required"
         )
@@ -110,10 +98,10 @@ def check_lan_reach(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
 def check_second_path(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     """A server on one path only loses every heartbeat with one cable: warn (not when the whole
     cluster has one path; check_lan_reach already says so once)."""
-    items = [_dict(i) for i in _list(data.get("interconnects"))]
+    items = [as_dict(i) for i in as_list(data.get("interconnects"))]
     if len(items) < 2:
         return
-    for server in _dict(data.get("servers")):
+    for server in as_dict(data.get("servers")):
         count = sum(server in interconnect_servers(i) for i in items)
         if count == 1:  # none at all is an error from check_lan_reach
             yield ConfigIssue(
@@ -124,7 +112,7 @@ def check_second_path(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
 
 
 def check_heartbeat(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-    hb = _dict(_dict(data.get("cluster")).get("heartbeat"))
+    hb = as_dict(as_dict(data.get("cluster")).get("heartbeat"))
     interval, timeout = hb.get("interval"), hb.get("timeout")
     numbers = all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in (interval, timeout)
@@ -139,12 +127,12 @@ def check_heartbeat(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
 def check_addresses(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     """An address used twice would make two paths (or two servers) indistinguishable."""
     first: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
-    for index, item in enumerate(_list(data.get("interconnects"))):
-        item = _dict(item)
+    for index, item in enumerate(as_list(data.get("interconnects"))):
+        item = as_dict(item)
         if item.get("type") != "lan":
             continue
         base = join_path(join_path("interconnects", index), "addresses")
-        for server, text in _dict(item.get("addresses")).items():
+        for server, text in as_dict(item.get("addresses")).items():
             try:
                 address = ipaddress.ip_address(text)
             except (ValueError, TypeError):

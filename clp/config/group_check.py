@@ -17,31 +17,29 @@ from typing import Any
 
 from clp.config.group_schema import resolve_depends
 from clp.config.issues import ConfigIssue, join_path
+from clp.config.rawdata import as_dict
 
 # Group and resource names: as cluster names (they become directory names under scripts/).
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,30}$")
 _TEMPLATE_HINT = "run `clpcfchk DIR --scripts` to create the default scripts"
 
 
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
 
 def groups_of(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
     """(path, group name, group data) for every group."""
-    for name, group in _dict(data.get("groups")).items():
-        yield join_path("groups", name), name, _dict(group)
+    for name, group in as_dict(data.get("groups")).items():
+        yield join_path("groups", name), name, as_dict(group)
 
 
 def resources_of(data: Mapping[str, Any]) -> Iterator[tuple[str, str, str, Mapping[str, Any]]]:
     """(path, group name, resource name, resource data) for every resource."""
     for gpath, gname, group in groups_of(data):
-        for rname, item in _dict(group.get("resources")).items():
-            yield join_path(join_path(gpath, "resources"), rname), gname, rname, _dict(item)
+        for rname, item in as_dict(group.get("resources")).items():
+            yield join_path(join_path(gpath, "resources"), rname), gname, rname, as_dict(item)
 
 
 def check_policy(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-    servers = set(_dict(data.get("servers")))
+    servers = set(as_dict(data.get("servers")))
     for gpath, _name, group in groups_of(data):
         policy = group.get("servers")
         if not isinstance(policy, list):
@@ -77,11 +75,11 @@ def check_resource_names(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
 
 def check_depends(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     for gpath, gname, group in groups_of(data):
-        resources = _dict(group.get("resources"))
+        resources = as_dict(group.get("resources"))
         graph = resolve_depends(resources)
         for rname, item in resources.items():
             rpath = join_path(join_path(gpath, "resources"), rname)
-            for index, dep in enumerate(_dict(item).get("depends") or []):
+            for index, dep in enumerate(as_dict(item).get("depends") or []):
                 if isinstance(dep, str) and dep not in resources:
                     yield ConfigIssue(join_path(join_path(rpath, "depends"), index),
                                       f"{dep!r} is not a resource of group {gname!r}")
@@ -126,7 +124,7 @@ def find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
 def _interconnect_addresses(data: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for index, item in enumerate(data.get("interconnects") or []):
-        for server, text in _dict(_dict(item).get("addresses")).items():
+        for server, text in as_dict(as_dict(item).get("addresses")).items():
             with_path = join_path(join_path(join_path("interconnects", index), "addresses"),
                                   server)
             try:

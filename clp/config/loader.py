@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from clp.config.crosscheck import cross_issues, interconnect_servers
+from clp.config.crosscheck import cross_issues
 from clp.config.group_check import scripts_issues
 from clp.config.group_schema import COMMON_PROPERTIES, resolve_depends
 from clp.config.issues import CONFIG_FILE, ConfigError, ConfigIssue, sort_issues
@@ -29,6 +29,7 @@ from clp.config.model import (
     ResourceConfig,
     ServerConfig,
 )
+from clp.config.rawdata import interconnect_servers
 from clp.config.registry import build_schema
 from clp.config.validation import fill_defaults, schema_issues
 from clp.config.yamlload import line_of, load_yaml

@@ -18,55 +18,49 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from clp.config.issues import ConfigIssue
+from clp.config.rawdata import as_dict, as_list, interconnect_servers
+
+
+def _members_of(item: Mapping[str, Any]) -> set[str]:
+    return set(interconnect_servers(item))
+
 
 SHARED_TYPES = ("disk", "volmgr", "nas")
 
 
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _members(item: Mapping[str, Any]) -> set[str]:
-    for key in ("addresses", "devices"):
-        if isinstance(item.get(key), Mapping):
-            return set(item[key])
-    return {s for s in _list(item.get("servers")) if isinstance(s, str)}
 
 
 def _disk_pairs(data: Mapping[str, Any]) -> set[frozenset[str]]:
     """Pairs of servers joined by a disk heartbeat (a path that is not the network)."""
     pairs: set[frozenset[str]] = set()
-    for item in map(_dict, _list(data.get("interconnects"))):
+    for item in map(as_dict, as_list(data.get("interconnects"))):
         if item.get("type") == "disk":
-            members = sorted(_members(item))
+            members = sorted(_members_of(item))
             pairs |= {frozenset((a, b)) for i, a in enumerate(members) for b in members[i + 1:]}
     return pairs
 
 
 def _shared_groups(data: Mapping[str, Any]) -> list[str]:
     out = []
-    for name, group in _dict(data.get("groups")).items():
-        types = [_dict(r).get("type") for r in _dict(_dict(group).get("resources")).values()]
+    for name, group in as_dict(data.get("groups")).items():
+        types = [as_dict(r).get("type") for r in as_dict(as_dict(group).get("resources")).values()]
         if any(t in SHARED_TYPES for t in types):
             out.append(str(name))
     return out
 
 
 def check_partition(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-    servers = [str(s) for s in _dict(data.get("servers"))]
-    np = _dict(data.get("network_partition"))
-    resolvers = [_dict(r) for r in _list(np.get("resolvers"))]
+    servers = [str(s) for s in as_dict(data.get("servers"))]
+    np = as_dict(data.get("network_partition"))
+    resolvers = [as_dict(r) for r in as_list(np.get("resolvers"))]
     pairs = _disk_pairs(data)
     unjoined = [(a, b) for i, a in enumerate(servers) for b in servers[i + 1:]
                 if frozenset((a, b)) not in pairs]
     for index, r in enumerate(resolvers):
         if r.get("type") != "ping":
             continue
-        users = _members(r)
+        users = _members_of(r)
         exposed = [f"{a}/{b}" for a, b in unjoined if a in users and b in users]
         if exposed:
             yield ConfigIssue(
@@ -76,7 +70,7 @@ def check_partition(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
                 f"fail over and a group can run on two servers; a ping target that already "
                 f"fails before the loss lets every server fail over (add a disk heartbeat)",
                 severity="warning")
-    used = set().union(*(_members(r) for r in resolvers)) if resolvers else set()
+    used = set().union(*(_members_of(r) for r in resolvers)) if resolvers else set()
     if resolvers:
         alone = [s for s in servers if s not in used]
         if alone:
