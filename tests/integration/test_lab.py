@@ -18,7 +18,7 @@ from clp.lab import Lab, LabError, shared_disk, teardown
 from clp.lab import netns as nx
 from clp.lab.samples import write_sample_config
 from clp.paths import InstallRoot
-from clp.platform.supervisor_client import SupervisorClient
+from clp.platform.supervisor_client import SupervisorClient, SupervisorNotRunning
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -69,6 +69,14 @@ def eventually(probe, timeout: float = 5.0) -> bool:
 
 def supervised(lab: Lab, server: str) -> dict:
     return SupervisorClient(InstallRoot(lab.root_of(server)), timeout=5).status()["services"]
+
+
+def sleeper_running(lab: Lab, server: str) -> bool:
+    """True once clpsupervise answers and runs the sleeper; after a boot it may not listen yet."""
+    try:
+        return supervised(lab, server)["sleeper"]["state"] == "running"
+    except SupervisorNotRunning:
+        return False
 
 
 def test_each_server_has_its_hostname_and_exec_passes_the_exit_code(lab):
@@ -139,7 +147,7 @@ def test_crash_kills_every_process_and_restart_boots_again(lab):
     assert pings(lab, "server1", "198.18.0.1")  # the other server is untouched
     lab.restart("server2")
     assert lab.status()["servers"]["server2"]["state"] == "running"
-    assert eventually(lambda: supervised(lab, "server2")["sleeper"]["state"] == "running")
+    assert eventually(lambda: sleeper_running(lab, "server2"))
     assert lab.exec("server2", ["hostname"]).stdout.strip() == "server2"
     assert pings(lab, "server2", "198.18.1.1")
     with pytest.raises(LabError, match="is running"):
@@ -223,7 +231,7 @@ def test_reboot_runs_clpsupervise_again_in_the_same_server(lab):
     lab.exec("server1", ["kill", "-USR1", "1"])
     assert eventually(lambda: nx.first_child(init) not in (None, before))
     assert lab.status()["servers"]["server1"]["init_pid"] == init
-    assert eventually(lambda: supervised(lab, "server1")["sleeper"]["state"] == "running")
+    assert eventually(lambda: sleeper_running(lab, "server1"))
     assert lab.exec("server1", ["hostname"]).stdout.strip() == "server1"
     assert lab.exec("server1", ["ls", "/dev/shm"]).stdout == ""
     assert lab.mounts_of("server1") == [] and not ext4_alive(lab)
@@ -331,7 +339,7 @@ def test_default_services_run_under_clpsupervise():
         for server in lab.servers:
             r = lab.exec(server, ["python3", "-c", (
                 "import json; from clp.paths import InstallRoot;"
-                "from clp.platform.supervisor_client import SupervisorClient;"
+                "from clp.platform.supervisor_client import SupervisorClient, SupervisorNotRunning;"
                 "print(json.dumps(SupervisorClient(InstallRoot.from_env()).status()))")])
             assert r.returncode == 0, r.stderr
             services = json.loads(r.stdout)["services"]
