@@ -90,7 +90,7 @@ class ClusterService:
         self.interval = config.heartbeat_interval
         self.suspended = False
         self.started = time.time()
-        self.marks = ServiceMarks(root.volatile_dir)
+        self.marks = ServiceMarks(root.volatile_dir, root.work_dir / "incarnation")
         self._previous_tick = self.marks.last_tick()  # before this run writes its own
         self.incarnation = self.marks.next_incarnation()
         self._stop = asyncio.Event()

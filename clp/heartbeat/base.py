@@ -102,7 +102,9 @@ class Receiver:
             return None
         if not self._guard.accept(hb):
             if count_stale:
-                self._drop(Drop.REPLAY, source, f"seq {hb.seq} not newer")
+                self._drop(Drop.REPLAY, source, f"incarnation {hb.incarnation} seq {hb.seq} not "
+                           "newer than the last accepted (a replay, or a restart with the "
+                           "clock set back and its work directory lost)")
             return None
         self.received += 1
         return hb

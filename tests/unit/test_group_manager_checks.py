@@ -228,6 +228,21 @@ def test_incarnation_grows_on_every_start_and_the_tick_mark_is_kept(tmp_path: Pa
     assert marks.last_tick() is None
 
 
+def test_incarnation_never_goes_below_the_kept_floor_when_the_clock_is_set_back(
+        tmp_path: Path) -> None:
+    floor = tmp_path / "work" / "incarnation"
+    first = ServiceMarks(tmp_path / "boot1", floor).next_incarnation()
+    assert int(floor.read_text()) == first
+    floor.write_text(f"{first + 10**15}\n")  # as if an earlier boot ran with the clock 11 days on
+    after_reboot = ServiceMarks(tmp_path / "boot2", floor)  # volatile storage is new
+    a, b = after_reboot.next_incarnation(), after_reboot.next_incarnation()
+    assert (a, b) == (first + 10**15 + 1, first + 10**15 + 2)
+    assert int(floor.read_text()) == b
+    floor.write_text("garbage")  # unreadable: the clock alone, and the floor is written again
+    c = ServiceMarks(tmp_path / "boot3", floor).next_incarnation()
+    assert c > first and int(floor.read_text()) == c
+
+
 def test_a_panic_the_kernel_refuses_is_power_refused(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(power, "PROC", tmp_path / "no-proc")  # nothing to write to
