@@ -12,8 +12,9 @@ blocks::
     block 1 + i  slot of the server with index i: its 96-byte record, then zeros
 
 A device whose header names another cluster is refused and never written (``local_error``
-names that cluster's id); a blank (all-zero) block 0 is initialised with our header; anything
-else there (a file system?) is refused too. An all-zero slot was never written: not a
+names that cluster's id); a blank layout (block 0 and every slot unwritten, or holding only
+heartbeat records) is initialised with our header; anything else there (a file system, a RAID
+superblock?) is refused too. An all-zero slot was never written: not a
 heartbeat, not a drop.
 
 Threading: a dedicated daemon thread does all I/O, so a disk that hangs stalls only that thread
@@ -145,7 +146,7 @@ class DiskHeartbeat(HeartbeatPath):
             if dev is None:
                 dev = self._open()
             data = dev.cycle(record, self.my_block, self.first, self.n_blocks)
-            if layout.check_header(data[:BLOCK], self.ctx.cluster_id) is layout.HeaderState.BLANK:
+            if layout.check_layout(data, self.ctx.cluster_id) is layout.HeaderState.BLANK:
                 dev.write(0, layout.encode_header(self.ctx.cluster_id))  # someone zeroed it
         except (OSError, layout.LayoutError) as e:
             if dev is not None:
@@ -162,7 +163,7 @@ class DiskHeartbeat(HeartbeatPath):
         dev = DiskDevice.open(self.device)
         try:
             layout.check_size(dev.size)
-            if layout.check_header(dev.read(0, 1), self.ctx.cluster_id) is \
+            if layout.check_layout(dev.read(0, 1 + layout.SLOTS), self.ctx.cluster_id) is \
                     layout.HeaderState.BLANK:
                 dev.write(0, layout.encode_header(self.ctx.cluster_id))
                 log.info("%s: initialised the heartbeat header of %s", self.name, self.device)

@@ -23,10 +23,11 @@ Header (network byte order, 32 bytes, then zeros to the block's end)::
 The header lets a server recognise the device before it writes: a block 0 with our magic and
 another cluster id means the configured path names another cluster's heartbeat disk (a typo, a
 renumbered device), and writing to it would break that cluster's heartbeat; the server refuses
-and reports it. A blank block 0 (all zeros: a new or cleared partition) is initialised. Anything
-else there (a file system, a volume label, old data) means the path names a partition that holds
-data: clp refuses to write rather than destroy it, and says how to clear a partition that really
-is meant for the heartbeat.
+and reports it. A blank layout (block 0 all zeros, and every slot block either all zeros or a
+clp heartbeat record: a new or cleared partition) is initialised. Anything else there (a file
+system, a volume label, an md RAID superblock at 4 KiB, a ZFS label, old data) means the path
+names a partition that holds data: clp refuses to write rather than destroy it, and says how to
+clear a partition that really is meant for the heartbeat.
 
 A slot that is all zeros was never written (that server has not started since the device was
 initialised): not a heartbeat, not a drop. The device must be at least 10 MiB (the seed's
@@ -38,6 +39,7 @@ from __future__ import annotations
 import struct
 from enum import Enum
 
+from clp.heartbeat.packet import MAGIC as RECORD_MAGIC
 from clp.heartbeat.packet import PACKET_SIZE
 
 BLOCK = 4096
@@ -82,6 +84,24 @@ def check_header(block0: bytes, cluster_id: int) -> HeaderState:
                           f"{slots} slots; this clp writes version {LAYOUT_VERSION}, "
                           f"{BLOCK}, {SLOTS}")
     return HeaderState.OURS
+
+
+def check_layout(blocks: bytes, cluster_id: int) -> HeaderState:
+    """:func:`check_header` of block 0 of ``blocks`` (read from block 0 on); when it is blank,
+    also every slot block read must be unwritten or hold a heartbeat record, since the server
+    initialising the header then writes its slot: a blank block 0 alone does not make a free
+    device (an md RAID v1.2 superblock starts at 4 KiB, a ZFS label's data at 16 KiB)."""
+    state = check_header(blocks[:BLOCK], cluster_id)
+    if state is HeaderState.BLANK:
+        for n in range(1, len(blocks) // BLOCK):
+            block = blocks[n * BLOCK:(n + 1) * BLOCK]
+            if any(block) and not (block.startswith(RECORD_MAGIC) and not any(block[PACKET_SIZE:])):
+                raise LayoutError(
+                    f"block 0 is blank but block {n} holds data that is not a clp heartbeat "
+                    f"record (a RAID superblock, a volume label?): not writing to it; if this "
+                    f"partition is meant for the disk heartbeat, clear it first "
+                    f"(dd if=/dev/zero of=DEVICE bs={BLOCK} count={SLOTS + 1})")
+    return state
 
 
 def check_size(size: int) -> None:

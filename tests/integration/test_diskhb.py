@@ -217,6 +217,26 @@ def test_another_clusters_disk_is_refused_and_not_written(loops):
     asyncio.run(scenario())
 
 
+def test_a_raid_superblock_behind_a_blank_block_0_is_refused_and_not_written(loops):
+    a, b = loops()
+    superblock = bytes.fromhex("fc4e2ba9") + b"\x01" + bytes(BLOCK - 5)  # md v1.2, at 4 KiB
+    with DiskDevice.open(a) as dev:
+        dev.write(1, superblock)
+
+    async def scenario() -> None:
+        server = Server(0, a, b)
+        try:
+            await server.path.start()
+            assert await run_rounds([server], lambda: server.path.local_error is not None)
+            assert "block 1 holds data" in server.path.local_error
+        finally:
+            server.path.close()
+        with DiskDevice.open(a) as dev:
+            assert dev.read(0, 2) == bytes(BLOCK) + superblock
+
+    asyncio.run(scenario())
+
+
 def test_a_device_below_10_mib_is_a_device_error(loops):
     a, b = loops(4 * 1024 * 1024)
 

@@ -40,6 +40,24 @@ def test_data_in_block_0_is_never_overwritten(block0: bytes) -> None:
         layout.check_header(block0, CID)
 
 
+def test_a_blank_block_0_before_data_is_not_a_free_device() -> None:
+    md_superblock = block(bytes.fromhex("fc4e2ba9") + b"\x01" + bytes(50))  # md v1.2 at 4 KiB
+    zfs_nvlist = block(b"\x01\x01\x00\x00" + b"version" + bytes(10))
+    for n, data in ((1, md_superblock), (4, zfs_nvlist)):
+        blocks = bytearray(layout.BLOCK * (1 + layout.SLOTS))
+        blocks[n * layout.BLOCK:(n + 1) * layout.BLOCK] = data
+        with pytest.raises(layout.LayoutError, match=f"block {n} holds data.*dd if=/dev/zero"):
+            layout.check_layout(bytes(blocks), CID)
+
+
+def test_a_blank_block_0_over_old_heartbeat_records_is_initialised() -> None:
+    record = packet.encode(KEY, Heartbeat(OTHER, 1, 0, 1, 1, 0.0, 0, 0, 0))
+    blocks = bytes(layout.BLOCK * 2) + block(record) + bytes(layout.BLOCK * 30)
+    assert layout.check_layout(blocks, CID) is layout.HeaderState.BLANK
+    ours = block(layout.encode_header(CID)) + block(b"anything: not looked at once ours")
+    assert layout.check_layout(ours, CID) is layout.HeaderState.OURS
+
+
 def test_another_clusters_header_is_refused_naming_its_id() -> None:
     with pytest.raises(layout.LayoutError) as e:
         layout.check_header(block(layout.encode_header(OTHER)), CID)
