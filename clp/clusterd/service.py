@@ -176,11 +176,13 @@ class ClusterService:
         except power.PowerRefused as e:
             log.error("%s", e, extra={"alert": True})
 
-    def _fence_if_hung(self, late: float) -> bool:
-        """Panic when the loop was stopped longer than the heartbeat timeout (see the module)."""
-        if self.suspended or late <= self.membership.timeout:
+    def _fence_if_hung(self, gap: float) -> bool:
+        """Panic when two rounds were further apart than the heartbeat timeout: the peers heard
+        nothing from this server for longer than that and may have declared it down (see the
+        module)."""
+        if self.suspended or gap <= self.membership.timeout:
             return False
-        self._fence(f"the cluster service was stopped for {late:.1f} s (heartbeat timeout "
+        self._fence(f"the cluster service sent no heartbeat for {gap:.1f} s (heartbeat timeout "
                     f"{self.membership.timeout:g} s)")
         return True
 
@@ -188,12 +190,12 @@ class ClusterService:
         """Whether the previous run of this service ended longer than the heartbeat timeout ago
         without a clean stop (peers have declared this server down meanwhile)."""
         last = self._previous_tick
-        return last is not None and boottime() - last > self.config.heartbeat_timeout
+        return last is not None and boottime() - last > self.membership.timeout
 
     def _fence_stale(self, active: list[str]) -> None:
         down = boottime() - (self._previous_tick or 0.0)
         self._fence(f"the cluster service was down for {down:.1f} s (heartbeat timeout "
-                    f"{self.config.heartbeat_timeout:g} s) and {', '.join(active)} still "
+                    f"{self.membership.timeout:g} s) and {', '.join(active)} still "
                     f"active here")
 
     def _fence(self, why: str) -> None:
@@ -218,7 +220,7 @@ class ClusterService:
             now = time.monotonic()
             if now >= next_tick:
                 this_round = boottime()
-                if self._fence_if_hung(this_round - last_round - self.interval):
+                if self._fence_if_hung(this_round - last_round):
                     self._exit.set()
                     break
                 last_round = this_round
@@ -274,7 +276,7 @@ class ClusterService:
         server = self.config.servers[sender].name
         path_name = self.path_names[path]
         self._on_step(self.liveness.heartbeat(time.monotonic(), server, path_name, hb.heard,
-                                              hb.offline))
+                                              hb.offline, (hb.incarnation, hb.seq)))
         self.publisher.record_rx(sender, path, hb.seq)
 
     def _on_step(self, step: Step, decide: bool = True) -> None:

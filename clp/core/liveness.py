@@ -44,6 +44,7 @@ class Liveness:
         self.verdict: Verdict | None = None  # isolated or yield: this server must stop
         self.started = now
         self._frozen: tuple[str, ...] | None = None
+        self._newest: dict[str, tuple[float, ...]] = {}  # server -> order of its newest heartbeat
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -57,7 +58,7 @@ class Liveness:
         frozen as it was, the lost servers included: a stopping server takes nothing over."""
         if self._frozen is not None:
             return list(self._frozen)
-        keep = set(self.online()) | set(self.partition.pending)
+        keep = (set(self.online()) - self.partition.keeping) | set(self.partition.pending)
         keep |= {s for s, at in self.down.items() if at > now}
         if self.partition.marked_by and not self.settled(now):
             keep.discard(self.me)  # a peer counts it down: see the module
@@ -88,7 +89,11 @@ class Liveness:
     # --- inputs -----------------------------------------------------------------------------
 
     def heartbeat(self, now: float, server: str, path: str, heard: int = 0,
-                  offline: int = 0) -> Step:
+                  offline: int = 0, order: tuple[float, ...] | None = None) -> Step:
+        """A heartbeat from ``server`` on ``path``. ``order``: the sender's (incarnation,
+        sequence) of it; a copy not newer than one already taken from that server (the same
+        heartbeat on another path, a late copy relayed by a witness) keeps the server alive but
+        its bitmaps are old news and are not looked at."""
         step = Step()
         if self.verdict is not None:
             return step
@@ -96,8 +101,13 @@ class Liveness:
         step.decisions = self.membership.heartbeat(now, server, path)
         if self.membership.suspended:
             return step
+        if order is not None:
+            if order <= self._newest.get(server, ()):
+                return step
+            self._newest[server] = order
         verdict = self.partition.heartbeat(server, heard, offline, was_down, self.settled(now))
-        if self.membership.server_state(server) == ServerState.ONLINE:
+        if (self.membership.server_state(server) == ServerState.ONLINE
+                and server not in self.partition.keeping):
             self.down.pop(server, None)
         if verdict is not None:
             self._stop(now, step, verdict)

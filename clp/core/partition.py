@@ -37,7 +37,9 @@ that answers decides in a millisecond, one that does not only after its timeout)
   before and now has resolved it down knows the peer will take its groups after the takeover
   wait (one-way loss: it still hears the peer, the peer does not hear it), so it *yields*: the
   isolated action. When both had resolved each other down (a partition healed after both sides
-  went on alone), the lower-priority server yields. "Had heard it before" only protects a server
+  went on alone), the lower-priority server yields, and the higher-priority one keeps declaring
+  it Offline until that peer's own mark clears (:attr:`Partition.keeping`), so the peer sees the
+  mark whichever of them hears the other first. "Had heard it before" only protects a server
   that just started from the mark a peer still keeps for its previous run: once it has run longer
   than a timeout and an interval (``settled``), a peer that could hear it would have cleared the
   mark, so the mark counts even if that peer never heard it (one-way loss since its start).
@@ -89,6 +91,7 @@ class Partition:
     _heard_me: dict[str, bool] = field(default_factory=dict)
     _failing_heard: dict[str, frozenset[str]] = field(default_factory=dict)  # at its last heartbeat
     _marked: set[str] = field(default_factory=set)  # peers whose last heartbeat marks me Offline
+    _keeping: set[str] = field(default_factory=set)  # resolved down, heard again, still marking me
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.resolvers]
@@ -122,6 +125,13 @@ class Partition:
     def marked_by(self) -> tuple[str, ...]:
         """Peers whose last heartbeat declared this server Offline (resolved down)."""
         return tuple(s for s in self.servers if s in self._marked)
+
+    @property
+    def keeping(self) -> frozenset[str]:
+        """Peers this server resolved down that resolved it down too, heard again since: this
+        server has the higher priority and keeps declaring them Offline until their own mark on
+        it clears (they give way on seeing it), whatever path or order their heartbeats take."""
+        return frozenset(self._keeping)
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -206,16 +216,18 @@ class Partition:
         bit = 1 << self.servers.index(self.me)
         before = self._heard_me.get(server, False)
         self._heard_me[server] = bool(heard & bit)
-        if offline & bit:
-            self._marked.add(server)
-        else:
+        if not offline & bit:
             self._marked.discard(server)
-        if not (offline & bit) or not (before or settled):
+            self._keeping.discard(server)
             return None
-        if was_offline:
-            mine, theirs = self.servers.index(self.me), self.servers.index(server)
-            if mine < theirs:
-                return None  # both went on alone; the higher-priority server keeps running
+        self._marked.add(server)
+        mutual = was_offline or server in self._keeping
+        if mutual and self.servers.index(self.me) < self.servers.index(server):
+            self._keeping.add(server)  # both went on alone; the higher-priority server keeps on
+            return None
+        if not (before or settled):
+            return None
+        if mutual:
             return Verdict("yield", (server,), (
                 f"{self.me} and {server} each declared the other Offline and both went on; "
                 f"{self.me} has the lower priority and gives way"))

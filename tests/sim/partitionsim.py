@@ -12,7 +12,7 @@ The model (the paths, resolvers and faults are in :mod:`tests.sim.partitionworld
   time; they arrive together after 0.01 if every target answered, else after the budget of the
   slowest silent one (``resolved``). A background round per resolver every 3 intervals.
 - ``hang``: the server sends, ticks and processes nothing; at resume the service's fence: rounds
-  more than ``interval + timeout`` apart, it panics, holding nothing from then on. ``crash``: it
+  more than ``timeout`` apart, it panics, holding nothing from then on. ``crash``: it
   stops and releases at once; restarts with a fresh Liveness at the window's end if finite.
 - The group, as the coordinator: a running server with no verdict that has heard (or declared
   down) every server activates G, after 0.1 s, when it is the first of its ``group_online`` (for
@@ -187,11 +187,11 @@ class PartitionSim:
             if self.nodes[s].inc == inc and self.nodes[s].state in ("running", "stopping"):
                 self._push(self.world.hang_end(s, t), ROUND, ("round", s, inc))  # hung
             return
-        late = None if n.last_round is None else t - n.last_round - INTERVAL
-        if late is not None and late > self.cfg.timeout:
+        gap = None if n.last_round is None else t - n.last_round
+        if gap is not None and gap > self.cfg.timeout:
             n.state, n.activating = "fenced", False
             self._set_holds(n, False, t)
-            self.log(t, s, f"hang fence: rounds {late + INTERVAL:.2f} s apart; panic")
+            self.log(t, s, f"hang fence: rounds {gap:.2f} s apart; panic")
             return
         n.last_round = t
         self._push(t + INTERVAL, ROUND, ("round", s, inc))
@@ -201,12 +201,14 @@ class PartitionSim:
                 if self.world.delivers(path, s, to, t):
                     delay = self.rng.uniform(0, self.cfg.max_delay) if self.cfg.max_delay else 0
                     self._push(t + delay, DELIVER,
-                               ("deliver", to, s, path, t, n.holds or n.activating, heard,
-                                offline))
+                               ("deliver", to, s, path, (inc, t), n.holds or n.activating,
+                                heard, offline))
         self._after(n, t, n.live.tick(t))
 
-    def _on_deliver(self, t: float, to: str, sender: str, path: str, sent: float, holds: bool,
-                    heard: int, offline: int) -> None:
+    def _on_deliver(self, t: float, to: str, sender: str, path: str, order: tuple[int, float],
+                    holds: bool, heard: int, offline: int) -> None:
+        """``order``: the sender's (incarnation, send time), its heartbeat's identity."""
+        sent = order[1]
         n = self._node(to, self.nodes[to].inc, t)
         if n is None:
             return
@@ -226,7 +228,7 @@ class PartitionSim:
                 n.owner = sender
             elif n.owner == sender:
                 n.owner = None
-        self._after(n, t, n.live.heartbeat(t, sender, path, heard, offline))
+        self._after(n, t, n.live.heartbeat(t, sender, path, heard, offline, order))
 
     def _on_wake(self, t: float, s: str, inc: int) -> None:
         n = self._node(s, inc, t)
@@ -295,8 +297,9 @@ class PartitionSim:
             self._push(n.wake_at, OTHER, ("wake", n.name, n.inc))
 
     def _snapshot(self, t: float, specs: list[ResolverSpec]) -> dict[str, tuple[int, bool, bool]]:
-        """Each server's incarnation, whether it runs, whether it reaches every target probed."""
-        return {s: (m.inc, m.state in ("running", "stopping"),
+        """Each server's incarnation, whether it runs (and is not hung), whether it reaches every
+        target probed."""
+        return {s: (m.inc, m.state in ("running", "stopping") and not self.world.hung(s, t),
                     all(self.world.reach(s, r.type, t) for r in specs))
                 for s, m in self.nodes.items()}
 
@@ -358,7 +361,8 @@ class PartitionSim:
         force in ``x`` (also when ``x`` heard ``y`` again but keeps running because both had
         resolved the other down; else, if ``x`` heard ``y`` since, the one it activated on):
 
-        (a) made with no resolver used by ``x`` (the seed: every server fails over);
+        (a) made with no resolver used by ``x`` (the seed: every server fails over), about a
+            ``y`` that was running, not hung (a hung server must fence itself when it resumes);
         (b) every target ``x`` probed answered, ``y`` was alive and reached them too at probe
             time, and no heartbeat ``x`` sent after the verdict reached ``y`` early enough for
             ``y`` to give way (``STOP`` before now; not counting those the rule lets ``y`` run
@@ -371,7 +375,7 @@ class PartitionSim:
         if rec is None:
             return None
         why = rec.verdict.reason
-        if NO_RESOLVER in why:
+        if NO_RESOLVER in why and rec.peer_alive:
             return "a", why
         if FAILING in why:
             return "c", why

@@ -219,6 +219,29 @@ def test_a_restarted_server_marked_down_by_a_peer_takes_no_group_before_it_settl
     assert sim.holders(29.0) == ["s2"]
 
 
+def test_a_hang_just_over_the_timeout_is_fenced_with_no_resolver():
+    # the fence compared the rounds' gap less an interval with the timeout: a hang of 3.1 s
+    # (timeout 3) was not fenced although s2 had declared s1 down and taken G
+    for resolvers in ((), ("ping",)):
+        sim = sim_of([Fault("hang", 5.0, 8.1, who="s1")], n=2, disk=True, timeout=3.0,
+                     resolvers=resolvers)
+        assert sim.nodes["s1"].state in ("fenced", "stopped"), sim.story()
+        assert sim.holders(29.0) == ["s2"] and sim.allowed == []
+
+
+def test_a_healed_partition_makes_the_lower_priority_server_yield_on_any_path_count():
+    # after the heal, the first copy of s2's heartbeat cleared s1's Offline mark of s2: with two
+    # paths s1 then yielded on the second copy; with one path neither yielded
+    for lans in (("lan1", "lan2"), ("lan1",)):
+        heal = [Fault("cut", 5.0, 15.3, path=p) for p in lans]
+        if lans == ("lan1",):
+            heal.append(Fault("cut", 0.0, path="lan2"))
+        sim = sim_of(heal, n=2, resolvers=())
+        yields = [(w, v.kind) for _, w, v in sim.verdicts if v.kind == "yield"]
+        assert yields == [("s2", "yield")], sim.story()
+        assert sim.holders(29.0) == ["s1"]
+
+
 # --- known gaps: double activations no rule allows, left for a design decision -------------
 
 @pytest.mark.xfail(strict=True, raises=Unsafe, reason="the takeover wait does not cover a lost "

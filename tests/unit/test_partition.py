@@ -119,6 +119,16 @@ def test_mutual_down_after_a_healed_partition_the_lower_priority_yields():
     assert v.kind == "yield" and "lower priority" in v.reason
 
 
+def test_after_a_heal_the_higher_priority_keeps_its_mark_until_the_peer_gives_way():
+    hi = part(me="server1")
+    hi.heartbeat("server2", heard=1 << 0, offline=0, was_offline=False)
+    for was_offline in (True, False):  # a second copy on another path: no longer "was offline"
+        assert hi.heartbeat("server2", heard=0, offline=1 << 0, was_offline=was_offline) is None
+        assert hi.keeping == {"server2"}
+    assert hi.heartbeat("server2", heard=1 << 0, offline=0, was_offline=False) is None
+    assert hi.keeping == frozenset()
+
+
 # --- liveness: membership + partition as the service drives it -------------------------------
 
 def live(me="server1", resolvers=(PING,)) -> Liveness:
@@ -173,3 +183,14 @@ def test_a_server_back_before_resolution_is_not_declared_down():
     lv.heartbeat(0.65, "server3", "lanhb1", heard=0b111)
     step = lv.resolved(0.7, {"pingnp1": True})
     assert step.verdicts == [] and lv.down == {}
+
+
+def test_an_older_copy_of_a_heartbeat_keeps_the_server_alive_but_its_marks_are_old_news():
+    lv = live(me="server2")
+    me_bit = 1 << 1
+    lv.heartbeat(0.2, "server1", "lanhb1", heard=me_bit, order=(1, 5))
+    assert lv.heartbeat(0.3, "server1", "diskhb1", heard=0, offline=me_bit,
+                        order=(1, 4)).verdicts == []  # relayed late: server1 marked us before
+    assert lv.verdict is None and lv.partition.marked_by == ()
+    step = lv.heartbeat(0.3, "server1", "lanhb1", heard=0, offline=me_bit, order=(1, 6))
+    assert [v.kind for v in step.verdicts] == ["yield"]
