@@ -19,6 +19,7 @@ import click
 
 from clp.cli.common import Code, finish, json_option, print_json, require_root, result_line
 from clp.cli.targets import ClusterTargets, Outcome, TargetError
+from clp.clusterd.toratio import MAX_PERIOD, MAX_RATIO
 from clp.paths import InstallRoot
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -31,7 +32,10 @@ def parse_time(text: str) -> float:
     if not m:
         raise ValueError(f"time {text!r}: a positive number followed by s, m, h or d "
                          f"(for example 30m, 12h, 2d)")
-    return int(m.group(1)) * UNITS[m.group(2)]
+    seconds = int(m.group(1)) * UNITS[m.group(2)]
+    if seconds > MAX_PERIOD:
+        raise ValueError(f"time {text!r}: at most 366 days")
+    return seconds
 
 
 def _when(until: float | None) -> str:
@@ -60,8 +64,8 @@ def main(ratio: int | None, period: str | None, reset: bool, show: bool, as_json
     else:
         if ratio is None or period is None:
             finish(Code.INVALID_OPTION, "-r and -t go together.")
-        if not 1 <= ratio <= 10000:
-            finish(Code.INVALID_OPTION, f"ratio {ratio}: an integer from 1 to 10000.")
+        if not 1 <= ratio <= MAX_RATIO:
+            finish(Code.INVALID_OPTION, f"ratio {ratio}: an integer from 1 to {MAX_RATIO}.")
         try:
             args = {"ratio": ratio, "period": parse_time(period)}
         except ValueError as e:

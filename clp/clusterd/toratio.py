@@ -49,22 +49,35 @@ class TimeoutRatio:
         else:
             self.file.unlink(missing_ok=True)
 
-    def _save(self) -> None:
-        if self.until is None:
-            self.file.unlink(missing_ok=True)
-            return
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ratio": self.membership.ratio, "until": self.until}) + "\n")
-        os.replace(tmp, self.file)
+    def _save(self, ratio: float, until: float | None) -> str | None:
+        """Keep (ratio, until) for a restart, or forget it (``until`` None); the error, if any.
+        Callers apply a change only once it is kept, so a restart never finds another one."""
+        try:
+            if until is None:
+                self.file.unlink(missing_ok=True)
+                return None
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"ratio": ratio, "until": until}) + "\n")
+            os.replace(tmp, self.file)
+        except OSError as e:
+            return f"cannot write {self.file}: {e.strerror or e}"
+        return None
+
+    def _apply(self, ratio: float, until: float | None) -> None:
+        self.membership.set_timeout_ratio(ratio)
+        self.until = until
 
     def expire(self, now: float) -> None:
+        """Called every heartbeat round: past its end the ratio is 1 again, kept or not (a
+        file left behind names a past end and is ignored at the next start)."""
         if self.until is not None and now >= self.until:
             log.info("timeout ratio %g expired; heartbeat timeout back to %g s",
                      self.membership.ratio, self.membership.timeout / self.membership.ratio,
                      extra={"alert": True})
-            self.membership.set_timeout_ratio(1.0)
-            self.until = None
-            self._save()
+            self._apply(1.0, None)
+            error = self._save(1.0, None)
+            if error:
+                log.warning("%s", error)
 
     def show(self) -> dict[str, Any]:
         return {"ratio": self.membership.ratio, "until": self.until,
@@ -76,9 +89,10 @@ class TimeoutRatio:
         if args.get("show"):
             return Reply(True, 0, "", self.show())
         if args.get("reset"):
-            self.membership.set_timeout_ratio(1.0)
-            self.until = None
-            self._save()
+            error = self._save(1.0, None)
+            if error:
+                return Reply(False, 9, f"the ratio was not reset: {error}")
+            self._apply(1.0, None)
             log.info("timeout ratio reset to 1", extra={"alert": True})
             return Reply(True, 0, "", self.show())
         ratio, period = args.get("ratio"), args.get("period")
@@ -89,9 +103,11 @@ class TimeoutRatio:
         if not (isinstance(period, (int, float)) and not isinstance(period, bool)
                 and 0 < period <= MAX_PERIOD):
             return Reply(False, 2, f"period must be 1 second to 366 days, not {period!r}")
-        self.membership.set_timeout_ratio(float(ratio))
-        self.until = time.time() + float(period)
-        self._save()
+        until = time.time() + float(period)
+        error = self._save(float(ratio), until)
+        if error:
+            return Reply(False, 9, f"the ratio was not changed: {error}")
+        self._apply(float(ratio), until)
         log.info("timeout ratio set to %d until %s (heartbeat timeout %g s)", ratio,
                  time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(self.until)),
                  self.membership.timeout, extra={"alert": True})

@@ -28,6 +28,12 @@ def test_bad_times_are_refused_with_the_syntax(text: str) -> None:
         parse_time(text)
 
 
+def test_more_than_366_days_is_refused_before_asking_any_server() -> None:
+    assert parse_time("366d") == 366 * 86400
+    with pytest.raises(ValueError, match="at most 366 days"):
+        parse_time("367d")
+
+
 def ratio_of(tmp_path: Path) -> tuple[TimeoutRatio, Membership]:
     root = InstallRoot(tmp_path / "root")
     root.work_dir.mkdir(parents=True, exist_ok=True)
@@ -71,3 +77,19 @@ def test_reset_and_bad_arguments(tmp_path: Path) -> None:
         assert not reply.ok and reply.code == 2, bad
     assert m.ratio == 1
     assert op(r, show=True).data == {"ratio": 1.0, "until": None, "timeout": 2.0}
+
+
+def test_a_ratio_that_cannot_be_kept_is_not_applied_and_expiry_never_raises(
+        tmp_path: Path) -> None:
+    r, m = ratio_of(tmp_path)
+    assert op(r, ratio=4, period=60).ok
+    r.file.unlink()
+    r.file.mkdir()  # neither replaceable nor removable now
+    (r.file / "x").touch()
+    reply = op(r, ratio=8, period=60)
+    assert not reply.ok and reply.code == 9 and "not changed" in reply.message
+    assert m.ratio == 4
+    reply = op(r, reset=True)
+    assert not reply.ok and "not reset" in reply.message and m.ratio == 4
+    r.expire(time.time() + 61)  # in the heartbeat loop: must not raise
+    assert m.ratio == 1 and r.until is None
