@@ -87,13 +87,17 @@ class Resolution:
 
     async def _probe(self, r: Resolver) -> bool:
         """A probe that cannot be sent counts as no answer (this server cannot reach the
-        target); logged with an alert when it starts and when it ends."""
+        target); logged with an alert when it starts and when it ends. Any other failure of the
+        probe counts the same way: a resolution left waiting would keep the lost servers'
+        groups where they are for ever."""
         try:
             ok = await probe(r)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - see the docstring
             if r.name not in self._cannot:
                 self._cannot.add(r.name)
-                log.error("%s: cannot probe: %s", describe(r), e, extra={"alert": True})
+                log.error("%s: cannot probe: %s", describe(r),
+                          e if isinstance(e, OSError) else repr(e), extra={"alert": True},
+                          exc_info=not isinstance(e, OSError))
             return False
         if r.name in self._cannot:
             self._cannot.discard(r.name)
