@@ -1,14 +1,16 @@
 """Warnings about configurations where the product's own rules allow a group to run twice.
 
 The seed (chapter 2, network partition resolution) says so itself for these cases; clp follows
-those rules, so it says it out loud instead (docs/network-partition.md has the details):
+those rules, so it says it out loud instead (docs/network-partition.md has the details). A disk
+or COM heartbeat does not go through the network, so two servers it joins are never both "down"
+to each other when only the network breaks; the cases below are about servers it does not join:
 
-- ``ping`` resolution and no disk heartbeat between two servers: if every LAN path breaks while
-  both still reach a ping target, each finds the other down and both fail over.
+- ``ping`` or ``http`` resolution: if every LAN path breaks while both servers still reach the
+  target, each finds the other down and both fail over.
 - ``ping`` resolution is ignored when its target was already failing before the loss: every
   server fails over then (the alert log warns as soon as a target stops answering).
-- no resolution and no disk heartbeat, with groups holding a shared disk: losing every LAN path
-  activates the disk on two servers.
+- no resolution, with groups holding a shared disk: losing every LAN path activates the disk on
+  two servers.
 - some servers use a resolver and others none: an isolated server without one goes on alone.
 """
 
@@ -20,23 +22,16 @@ from typing import Any
 from clp.config.issues import ConfigIssue
 from clp.config.rawdata import as_dict, as_list, interconnect_servers
 
-
-def _members_of(item: Mapping[str, Any]) -> set[str]:
-    return set(interconnect_servers(item))
-
-
 SHARED_TYPES = ("disk", "volmgr", "nas")
+OFF_NETWORK = ("disk", "com")  # heartbeat paths that do not go through the network
 
 
-
-
-
-def _disk_pairs(data: Mapping[str, Any]) -> set[frozenset[str]]:
-    """Pairs of servers joined by a disk heartbeat (a path that is not the network)."""
+def _off_network_pairs(data: Mapping[str, Any]) -> set[frozenset[str]]:
+    """Pairs of servers joined by a disk or COM heartbeat."""
     pairs: set[frozenset[str]] = set()
     for item in map(as_dict, as_list(data.get("interconnects"))):
-        if item.get("type") == "disk":
-            members = sorted(_members_of(item))
+        if item.get("type") in OFF_NETWORK:
+            members = sorted(set(interconnect_servers(item)))
             pairs |= {frozenset((a, b)) for i, a in enumerate(members) for b in members[i + 1:]}
     return pairs
 
@@ -54,23 +49,24 @@ def check_partition(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     servers = [str(s) for s in as_dict(data.get("servers"))]
     np = as_dict(data.get("network_partition"))
     resolvers = [as_dict(r) for r in as_list(np.get("resolvers"))]
-    pairs = _disk_pairs(data)
+    pairs = _off_network_pairs(data)
     unjoined = [(a, b) for i, a in enumerate(servers) for b in servers[i + 1:]
                 if frozenset((a, b)) not in pairs]
     for index, r in enumerate(resolvers):
-        if r.get("type") != "ping":
-            continue
-        users = _members_of(r)
+        users = set(interconnect_servers(r))
         exposed = [f"{a}/{b}" for a, b in unjoined if a in users and b in users]
-        if exposed:
-            yield ConfigIssue(
-                f"network_partition.resolvers.{index}",
-                f"ping resolution without a disk heartbeat between {', '.join(exposed)}: if "
-                f"every LAN path breaks while both servers still reach the ping target, both "
-                f"fail over and a group can run on two servers; a ping target that already "
-                f"fails before the loss lets every server fail over (add a disk heartbeat)",
-                severity="warning")
-    used = set().union(*(_members_of(r) for r in resolvers)) if resolvers else set()
+        if not exposed:
+            continue
+        kind = "ping target" if r.get("type") == "ping" else "web server"
+        failing = (", and a ping target that already fails before the loss lets every server "
+                   "fail over" if r.get("type") == "ping" else "")
+        yield ConfigIssue(
+            f"network_partition.resolvers.{index}",
+            f"{r.get('type')} resolution without a disk or COM heartbeat between "
+            f"{', '.join(exposed)}: if every LAN path breaks while both servers still reach the "
+            f"{kind}, both fail over and a group can run on two servers{failing} (add a disk "
+            f"heartbeat)", severity="warning")
+    used = set().union(*(interconnect_servers(r) for r in resolvers)) if resolvers else set()
     if resolvers:
         alone = [s for s in servers if s not in used]
         if alone:
@@ -84,7 +80,7 @@ def check_partition(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     if shared and unjoined:
         yield ConfigIssue(
             "network_partition",
-            f"no network partition resolution and no disk heartbeat between "
+            f"no network partition resolution and no disk or COM heartbeat between "
             f"{', '.join(f'{a}/{b}' for a, b in unjoined)}: if every LAN path breaks, "
             f"{', '.join(shared)} (shared disk) can be activated on two servers; add a disk "
-            f"heartbeat or a ping/http resolver", severity="warning")
+            f"heartbeat", severity="warning")
