@@ -102,8 +102,7 @@ class ClusterService:
         self.liveness = Liveness(
             self.me, list(config.server_names),
             {ic.name: set(ic.servers) for ic in config.interconnects},
-            config.heartbeat_timeout, self.interval, resolver_specs(config), time.monotonic(),
-            config.network_partition.action)
+            config.heartbeat_timeout, self.interval, resolver_specs(config), time.monotonic())
         self.membership = self.liveness.membership
         self.toratio = TimeoutRatio(root, self.membership)
         self.sender_state = packet.SENDER_RUNNING

@@ -34,12 +34,11 @@ class Step:
 
 class Liveness:
     def __init__(self, me: str, servers: list[str], paths: dict[str, set[str]], timeout: float,
-                 interval: float, resolvers: tuple[ResolverSpec, ...], now: float,
-                 action: str = "stop_cluster_service") -> None:
+                 interval: float, resolvers: tuple[ResolverSpec, ...], now: float) -> None:
         self.me = me
         self.servers = list(servers)
         self.membership = Membership(me, servers, paths, timeout, now)
-        self.partition = Partition(me, tuple(servers), resolvers, interval, action)
+        self.partition = Partition(me, tuple(servers), resolvers, interval)
         self.down: dict[str, float] = {}  # resolved down -> when its groups may move
         self.verdict: Verdict | None = None  # isolated or yield: this server must stop
         self.started = now

@@ -84,7 +84,6 @@ class Partition:
     servers: tuple[str, ...]  # priority order
     resolvers: tuple[ResolverSpec, ...]
     interval: float
-    action: str = "stop_cluster_service"
     _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
     _failing_at_loss: frozenset[str] = frozenset()
     _pending: _Pending | None = None
