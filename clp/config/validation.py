@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,9 +17,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from clp.config.issues import ConfigIssue, join_path
 from clp.config.registry import build_schema
-
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+from clp.net.hostport import split_host_port
 
 FORMATS = FormatChecker(formats=())
 
@@ -39,12 +36,11 @@ def is_host_port(value: object) -> bool:
     """``host:port`` or ``[v6]:port``, as the WebUI's target host / service port pair."""
     if not isinstance(value, str):
         return True
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+    try:
+        split_host_port(value)
+    except ValueError:
         return False
-    if host.startswith("[") and host.endswith("]"):
-        return is_ip_address(host[1:-1]) and ":" in host
-    return bool(_HOST.match(host)) or (is_ip_address(host) and ":" not in host)
+    return True
 
 
 FORMATS.checks("ip-address")(is_ip_address)
