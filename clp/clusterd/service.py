@@ -38,7 +38,7 @@ from clp.clusterd.toratio import TimeoutRatio
 from clp.config import ClusterConfig
 from clp.control.protocol import Reply
 from clp.control.server import ControlServer
-from clp.core.group_types import E_BAD_ARGS, OK
+from clp.core.group_types import E_BAD_ARGS, E_STATE, OK
 from clp.core.liveness import Liveness, Step
 from clp.core.membership import Decision
 from clp.core.partition import Verdict
@@ -97,6 +97,8 @@ class ClusterService:
         self._exit = asyncio.Event()
         self._exit_code = 0
         self._stop_groups = True  # False when fencing: a fenced server touches no resource
+        self._fenced = False
+        self._last_round: float | None = None  # CLOCK_BOOTTIME of the heartbeat loop's last round
         self._power_action: str | None = None
         self.path_names = [ic.name for ic in config.interconnects]
         self.liveness = Liveness(
@@ -175,14 +177,22 @@ class ClusterService:
         except power.PowerRefused as e:
             log.error("%s", e, extra={"alert": True})
 
-    def _fence_if_hung(self, gap: float) -> bool:
-        """Panic when two rounds were further apart than the heartbeat timeout: the peers heard
-        nothing from this server for longer than that and may have declared it down (see the
-        module)."""
+    def _hung(self) -> bool:
+        """Whether this server must not act on anything any more: it has fenced itself, or its
+        heartbeat loop has not run for longer than the heartbeat timeout, so the peers heard
+        nothing from it for that long and may have declared it down (see the module); then it
+        fences now. Checked by the loop each round and by every event handler first: after a
+        hang, datagrams and requests queued meanwhile may be handled before the loop's round,
+        and one of them (a peer's Offline mark, a command) must not make it touch a resource."""
+        if self._fenced:
+            return True
+        if self._last_round is None:
+            return False  # the loop has not started
+        gap = boottime() - self._last_round
         if self.suspended or gap <= self.membership.timeout:
             return False
-        self._fence(f"the cluster service sent no heartbeat for {gap:.1f} s (heartbeat timeout "
-                    f"{self.membership.timeout:g} s)")
+        self._fence(f"the cluster service was stopped for {gap:.1f} s: no heartbeat sent for "
+                    f"longer than the heartbeat timeout ({self.membership.timeout:g} s)")
         return True
 
     def _stale_at_start(self) -> bool:
@@ -199,6 +209,7 @@ class ClusterService:
 
     def _fence(self, why: str) -> None:
         """Self-fence: panic, or if refused leave the cluster; never touch a resource."""
+        self._fenced = True
         log.critical("%s: the other servers may have taken over its groups; panic to protect "
                      "the data", why, extra={"event_id": EVENT_HANG_FENCE, "alert": True})
         self._stop_groups = False
@@ -214,16 +225,15 @@ class ClusterService:
         """Send and decide every interval; in between, wake exactly at the next receive deadline
         so that a silent server is declared down at the timeout, not up to an interval later."""
         next_tick = time.monotonic()
-        last_round = boottime() - self.interval
+        self._last_round = boottime()
         while not self._exit.is_set():
             now = time.monotonic()
             if now >= next_tick:
-                this_round = boottime()
-                if self._fence_if_hung(this_round - last_round):
+                if self._hung():
                     self._exit.set()
                     break
-                last_round = this_round
-                self.marks.write_tick(this_round)
+                self._last_round = boottime()
+                self.marks.write_tick(self._last_round)
                 self.toratio.expire(time.time())
                 if not self.suspended:
                     self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())
@@ -270,7 +280,7 @@ class ClusterService:
     # --- events ---------------------------------------------------------------------------
 
     def _on_heartbeat(self, sender: int, path: int, hb: packet.Heartbeat) -> None:
-        if self.suspended:
+        if self.suspended or self._hung():
             return
         server = self.config.servers[sender].name
         path_name = self.path_names[path]
@@ -281,6 +291,8 @@ class ClusterService:
     def _on_step(self, step: Step, decide: bool = True) -> None:
         """Log and act on what liveness decided; ``decide``: run a group round if it matters
         (the heartbeat loop's own rounds pass False: they decide right after)."""
+        if self._hung():
+            return
         self._apply(step.decisions)
         for v in step.verdicts:
             self._verdict(v)
@@ -334,6 +346,8 @@ class ClusterService:
         self.request_stop(0)
 
     async def _on_peer(self, op: str, sender: str, args: dict[str, Any]) -> dict[str, Any]:
+        if self._hung():
+            return {"ok": False, "code": E_STATE, "message": f"{self.me} has fenced itself"}
         if op == "report":
             return self.groups.on_report(sender, args)
         if op == "command":
