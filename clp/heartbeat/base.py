@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -83,12 +83,15 @@ class Receiver:
         self._guard = ReplayGuard()
 
     def accept(self, data: bytes, source: str, expect_sender: int | None = None,
-               count_stale: bool = True) -> Heartbeat | None:
+               count_stale: bool = True,
+               max_late: tuple[float, float] | None = None) -> Heartbeat | None:
         """The verified heartbeat in ``data`` (from ``source``, for messages), or None.
 
         ``expect_sender``: the only server that may have sent it (a LAN address, a disk slot).
         ``count_stale``: whether a record that is not newer counts as a replay drop; a disk slot
         or witness answer that has not changed since the last read is simply not news.
+        ``max_late``: (now, seconds) to refuse a record sent longer ago than that by its own
+        signed send time (a relay that holds records back); a NaN send time counts as late.
         """
         try:
             hb = packet.decode(self.ctx.key, data, self.ctx.cluster_id)
@@ -99,6 +102,11 @@ class Receiver:
                 or hb.sender not in self.members
                 or (expect_sender is not None and hb.sender != expect_sender)):
             self._drop(Drop.UNKNOWN_SENDER, source, f"server #{hb.sender} on path #{hb.path}")
+            return None
+        if max_late is not None and not max_late[0] - hb.sent <= max_late[1]:
+            self._drop(Drop.LATE, source, f"incarnation {hb.incarnation} seq {hb.seq} sent "
+                       f"{max_late[0] - hb.sent:.3f} s ago, more than {max_late[1]:g} s: relayed "
+                       "late, or the clocks differ")
             return None
         if not self._guard.accept(hb):
             if count_stale:
@@ -186,6 +194,16 @@ class HeartbeatPath(ABC):
         return {"type": self.type, "sent": self.sent, "send_errors": self.send_errors,
                 "received": self.receiver.received, "drops": dict(self.receiver.drops),
                 "local_error": self.local_error}
+
+
+def percentiles(values: Collection[float]) -> dict[str, float] | None:
+    """p50/p99/max of a path's recent measurements (delays, I/O cycles, round trips) for
+    ``clpstat --json``; None before the first one."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}
 
 
 # type -> "module:Class", imported only when a configuration uses the type

@@ -10,6 +10,11 @@ where the path's Receiver verifies (and counts the drops of) it.
 A port that cannot be opened or fails (EIO when the cable's other end goes, a removed device) is
 this server's own problem with the path: ``local_error`` says so, the port is closed and opening
 it is retried every round. A silent peer is not: membership times it out like on any path.
+
+A bug in the thread (any other exception) is logged with its traceback once and handled like a
+failed port: closed, ``local_error`` says so, retried next round; the thread goes on. :meth:`close`
+never waits more than JOIN_WAIT on the event loop: a thread stuck in the kernel is left behind (a
+daemon) and closes the port itself when it gets out.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ log = logging.getLogger("clp.comhb")
 
 BAUD = 115200
 MAX_READ_WAIT = 0.5  # a read returns at least this often (also woken by every send)
-JOIN_WAIT = 2.0
+JOIN_WAIT = 0.05  # close() on the event loop waits this long at most for the port thread
 _PORT_ERRORS = (serial.SerialException, OSError, ValueError)
 
 
@@ -59,6 +64,7 @@ class ComHeartbeat(HeartbeatPath):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._opened_once = False
+        self._bug_logged = False
 
     # on the event loop
     async def start(self) -> None:
@@ -81,9 +87,13 @@ class ComHeartbeat(HeartbeatPath):
         self._kick()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
-            thread.join(JOIN_WAIT)
+            thread.join(JOIN_WAIT)  # never seconds on the event loop
             if thread.is_alive():
-                log.warning("%s: the port thread did not stop within %g s", self.name, JOIN_WAIT)
+                # closing the port under it could hit a reused descriptor: it closes the port
+                # itself on its way out (finally in _run)
+                log.warning("%s: the port thread is inside I/O on %s; left behind (a daemon, "
+                            "it ends when the I/O returns)", self.name, self.device)
+                return
         self._close_port()
 
     @property
@@ -112,22 +122,29 @@ class ComHeartbeat(HeartbeatPath):
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._port is None and (self._rest or not self._open()):
-                    self._rest = False
-                    self._wake.wait(self.ctx.interval)  # retried every round (send wakes us)
-                    self._wake.clear()
-                    continue
-                self._wake.clear()
                 try:
-                    self._write_pending()
-                    self._read()
-                except _PORT_ERRORS as e:
-                    self._failed(str(e) or type(e).__name__)
-        except Exception as e:  # a bug must not silently end the path
-            log.exception("%s: port thread ended", self.name)
-            self.health.failed(f"port thread ended: {e}")
+                    self._step()
+                except Exception as e:  # a bug must not silently end the path: next round
+                    if not self._bug_logged:
+                        self._bug_logged = True
+                        log.exception("%s: unexpected error in the port thread", self.name)
+                    self._failed(f"unexpected error: {type(e).__name__}: {e}")
         finally:
             self._close_port()
+
+    def _step(self) -> None:
+        """Open the port if needed (once per round), write the pending record, read a while."""
+        if self._port is None and (self._rest or not self._open()):
+            self._rest = False
+            self._wake.wait(self.ctx.interval)  # retried every round (send wakes us)
+            self._wake.clear()
+            return
+        self._wake.clear()
+        try:
+            self._write_pending()
+            self._read()
+        except _PORT_ERRORS as e:
+            self._failed(str(e) or type(e).__name__)
 
     def _open(self) -> bool:
         """Open the port. It counts as working again only after its first successful write or

@@ -26,8 +26,16 @@ every slot in one call, and posts the outcome to the loop (``call_soon_threadsaf
 device health and delivery happen on the loop only.
 
 Freshness: a slot keeps its last record after its writer died, so a record is delivered only when
-the slot changed between two consecutive successful reads of ours. The first read after start or
-after an I/O error is a baseline, and a dead server's old record is never taken as a heartbeat.
+the slot changed between two consecutive successful reads of ours, about one interval apart. The
+first read after start, after an I/O error, or after a stall (more than FRESH_ROUNDS intervals
+since the previous read returned, or a round that itself took that long: a disk queueing I/O
+while its paths are down) is a baseline, and a dead server's old record is never taken as a
+heartbeat.
+
+A bug in a round (any other exception) is logged with its traceback once and reported as a
+device failure like an I/O error; the thread goes on with the next round. :meth:`close` never
+waits for a thread stuck in the kernel: it is left behind (a daemon) and ends when its I/O
+returns.
 """
 
 from __future__ import annotations
@@ -37,19 +45,19 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from clp.config.model import Interconnect
 from clp.heartbeat import disklayout as layout
-from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext
+from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
 from clp.heartbeat.diskio import BLOCK, DiskDevice
-from clp.heartbeat.lanhb import percentiles
 
 log = logging.getLogger("clp.diskhb")
 
 assert BLOCK == layout.BLOCK
-JOIN_TIMEOUT = 2.0
+JOIN_WAIT = 0.05  # close() on the event loop waits this long at most for the I/O thread
+FRESH_ROUNDS = 2  # reads further apart than this many intervals do not show freshness
 STALL_ROUNDS = 5  # a round whose I/O has not returned after this many intervals: a device error
 MIN_STALL = 1.0
 
@@ -62,6 +70,7 @@ class _Outcome:
     seconds: float
     error: str | None = None
     io_error: bool = False
+    finished: float = field(default_factory=time.monotonic)  # when the I/O returned
 
 
 class DiskHeartbeat(HeartbeatPath):
@@ -78,6 +87,8 @@ class DiskHeartbeat(HeartbeatPath):
         self.cycle_times: deque[float] = deque(maxlen=1000)
         self.io_errors = 0
         self._last_slot: dict[int, bytes] = {}  # peer index -> its slot at our last good read
+        self._last_read: float | None = None  # when our last good read returned (monotonic)
+        self._bug_logged = False
         self._cond = threading.Condition()
         self._pending: bytes | None = None
         self._stopping = False
@@ -110,10 +121,10 @@ class DiskHeartbeat(HeartbeatPath):
             self._cond.notify()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
-            thread.join(JOIN_TIMEOUT)
+            thread.join(JOIN_WAIT)  # never seconds on the event loop: the disk may hang
             if thread.is_alive():
-                log.warning("%s: the I/O thread is stuck on %s; left behind (daemon)",
-                            self.name, self.device)
+                log.warning("%s: the I/O thread is inside I/O on %s; left behind (a daemon, "
+                            "it ends when the I/O returns)", self.name, self.device)
 
     @property
     def local_error(self) -> str | None:
@@ -153,6 +164,14 @@ class DiskHeartbeat(HeartbeatPath):
                 dev.close()
             reason = str(e) if isinstance(e, OSError) else f"{self.device}: {e}"
             return None, _Outcome(None, time.monotonic() - t0, reason, isinstance(e, OSError))
+        except Exception as e:  # a bug must not silently end the path: next round goes on
+            if not self._bug_logged:
+                self._bug_logged = True
+                log.exception("%s: unexpected error in the I/O thread", self.name)
+            if dev is not None:
+                dev.close()
+            reason = f"{self.device}: unexpected error: {type(e).__name__}: {e}"
+            return None, _Outcome(None, time.monotonic() - t0, reason)
         finally:
             self._round_started = None
         return dev, _Outcome(data, time.monotonic() - t0)
@@ -190,13 +209,30 @@ class DiskHeartbeat(HeartbeatPath):
             self.send_errors += 1
             self.io_errors += outcome.io_error
             self._last_slot.clear()  # the next good read is a baseline again
+            self._last_read = None
             self.health.failed(outcome.error or "unknown error")
             return
         self.health.ok()
         self.sent += 1
         self.cycle_times.append(outcome.seconds)
+        if self._stalled(outcome):
+            self._last_slot.clear()  # this read is a baseline: it delivers nothing
+        self._last_read = outcome.finished
         for i in self.peers:
             self._receive(i, layout.slot_of(outcome.data, i, self.first))
+
+    def _stalled(self, outcome: _Outcome) -> bool:
+        """Whether this read is too far from the previous one to tell a live peer's new record
+        from a dead peer's last one (written just after our previous read)."""
+        limit = FRESH_ROUNDS * self.ctx.interval
+        if self._last_read is None or not self._last_slot:
+            return False  # a baseline anyway
+        gap = outcome.finished - self._last_read
+        if gap <= limit and outcome.seconds <= limit:
+            return False
+        log.info("%s: read %.1f s after the previous one (I/O took %.1f s): a new baseline, "
+                 "nothing delivered from it", self.name, gap, outcome.seconds)
+        return True
 
     def _receive(self, i: int, slot: bytes) -> None:
         previous = self._last_slot.get(i)

@@ -2,12 +2,18 @@
 
 One socket bound to this server's address on the interconnect and the heartbeat port; every
 round the record goes to each peer's address on it. A datagram is accepted only from the address
-the configuration gives its sender on this interconnect.
+the configuration gives its sender on this interconnect (compared as addresses, not as text:
+``2001:DB8:0::1`` is ``2001:db8::1``, and a ``%scope`` is ignored).
+
+A bind that fails (the interconnect address is not up yet at boot, the port is taken) is this
+server's own problem with the path: ``local_error`` says so, with one alert, and the bind is
+tried again once per round until it works; nothing is sent meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -15,9 +21,19 @@ from collections import deque
 from typing import Any, ClassVar
 
 from clp.config.model import Interconnect
-from clp.heartbeat.base import HeartbeatPath, Outgoing, PathContext
+from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
 
 log = logging.getLogger("clp.lanhb")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_key(text: str) -> Address | None:
+    """The address ``text`` names, without its ``%scope``; None when it is not an address."""
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -40,24 +56,53 @@ class LanHeartbeat(HeartbeatPath):
         self.port = ctx.heartbeat_port
         self.my_address = ic.addresses[ctx.me]
         self.peer_addresses = {i: ic.addresses[s] for i, s in self.peers.items()}
-        self._sender_of = {a: i for i, a in self.peer_addresses.items()}
+        self._sender_of = {address_key(a): i for i, a in self.peer_addresses.items()}
+        self._sender_of.pop(None, None)
+        self.health = DeviceHealth(ic.name, f"socket on {self.my_address} port {self.port}", log)
         # one-way delays (receive time - send time) of the last heartbeats; meaningful when the
         # servers' clocks are synchronized (the seed asks for it), exact in the lab (one clock)
         self.delays: deque[float] = deque(maxlen=1000)
         self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._binding: asyncio.Task[None] | None = None  # a bind retry under way
+        self._closed = False
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        await self._bind()
+
+    async def _bind(self) -> None:
+        """One bind attempt; a failure is a local error, not an exception."""
         family = socket.AF_INET6 if ":" in self.my_address else socket.AF_INET
-        self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self.my_address, self.port), family=family)
+        try:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self.my_address, self.port), family=family)
+        except OSError as e:
+            self.health.failed(f"cannot bind: {e.strerror or e}")
+            return
+        if self._closed or self._transport is not None:
+            transport.close()  # closed while binding
+            return
+        self._transport = transport
+        self.health.ok()
 
     def close(self) -> None:
+        self._closed = True
+        if self._binding is not None:
+            self._binding.cancel()
+            self._binding = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
 
+    @property
+    def local_error(self) -> str | None:
+        return self.health.error
+
     def send(self, out: Outgoing) -> None:
         if self._transport is None:
+            self._retry_bind()
             return
         data = self.ctx.encode(out, self.index)
         for addr in self.peer_addresses.values():
@@ -67,9 +112,19 @@ class LanHeartbeat(HeartbeatPath):
             except OSError:
                 self.send_errors += 1
 
+    def _retry_bind(self) -> None:
+        """Not bound (yet): one more attempt this round, unless the last one is still running."""
+        if self._closed or self._loop is None:
+            return
+        if self._binding is None or self._binding.done():
+            self._binding = self._loop.create_task(self._bind())
+
+    def sender_of(self, source: str) -> int:
+        """The index of the peer whose configured address ``source`` is, else -1."""
+        return self._sender_of.get(address_key(source), -1)
+
     def receive(self, data: bytes, source: str) -> None:
-        sender = self._sender_of.get(source, -1)
-        hb = self.receiver.accept(data, source, expect_sender=sender)
+        hb = self.receiver.accept(data, source, expect_sender=self.sender_of(source))
         if hb is None:
             return
         self.delays.append(time.time() - hb.sent)
@@ -77,11 +132,3 @@ class LanHeartbeat(HeartbeatPath):
 
     def counters(self) -> dict[str, Any]:
         return {**super().counters(), "delay": percentiles(self.delays)}
-
-
-def percentiles(values: deque[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}

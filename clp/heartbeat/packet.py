@@ -55,6 +55,7 @@ class Drop(Enum):
     UNKNOWN_CLUSTER = "unknown_cluster"
     UNKNOWN_SENDER = "unknown_sender"
     REPLAY = "replay"
+    LATE = "late"  # sent too long ago to say anything now (a record a witness relayed late)
 
 
 class PacketError(Exception):

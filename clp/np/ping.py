@@ -9,6 +9,11 @@ unprivileged "ping" datagram socket (``net.ipv4.ping_group_range``), and watches
 probe's identifier, one of its sequence numbers and its random token, so concurrent probes, the
 system's ``ping`` and any other ICMP traffic cannot be taken for an answer. A late reply to an
 earlier try counts too: the target did answer.
+
+A raw socket sees every ICMP datagram of the host: one readable callback reads at most MAX_READS
+of them, so a flood cannot starve the event loop (the rest wait for the next callback). An IPv6
+link-local target needs its interface (``fe80::1%eth0``); replies are matched on the address
+alone, since the kernel gives a reply's source with or without the scope.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ _ECHO = {socket.AF_INET: (8, 0), socket.AF_INET6: (128, 129)}  # (request type, 
 _PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
 _HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _PAD = b"clp-np-ping\0" * 2
+MAX_READS = 64  # datagrams read per readable callback
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,6 +41,24 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 def budget(timeout: float, retry: int) -> float:
     """Worst-case seconds of one probe: every try waits its whole timeout."""
     return timeout * (retry + 1)
+
+
+def unscoped(address: Address) -> Address:
+    """``address`` without its IPv6 ``%scope``: what a reply's source is compared with."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        return ipaddress.IPv6Address(str(address).split("%", 1)[0])
+    return address
+
+
+def parse_target(text: str) -> Address:
+    """The address of one target; ValueError when it is not an IP address, or is an IPv6
+    link-local address without the interface to reach it through."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.is_link_local \
+            and not address.scope_id:
+        raise ValueError(f"ping target {text!r} is an IPv6 link-local address: name its "
+                         f"interface, as {text}%eth0")
+    return address
 
 
 def checksum(data: bytes) -> int:
@@ -55,7 +79,7 @@ class _IcmpSocket:
         self.family = family
         self.ident = ident
         self.token = token
-        self.targets = targets
+        self.targets = {unscoped(t) for t in targets}
         self.on_reply = on_reply
         self.sequences: set[int] = set()
         self.send_errors: list[str] = []
@@ -82,7 +106,7 @@ class _IcmpSocket:
             self.send_errors.append(f"{target}: {e.strerror or e}")
 
     def _readable(self) -> None:
-        while True:
+        for _ in range(MAX_READS):  # bounded: the loop has other work (heartbeats)
             try:
                 data, addr = self.sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
@@ -119,8 +143,9 @@ class _IcmpSocket:
 async def probe(targets: Sequence[str], timeout: float, retry: int) -> bool:
     """True as soon as any target answers; each of ``retry + 1`` tries pings every target and
     waits ``timeout``. False when none answered. ValueError for a target that is not an IP
-    address; OSError when no ICMP socket can be opened (neither root nor ping_group_range)."""
-    addresses = [ipaddress.ip_address(t) for t in targets]
+    address (or is a link-local IPv6 one without its scope); OSError when no ICMP socket can be
+    opened (neither root nor ping_group_range)."""
+    addresses = [parse_target(t) for t in targets]
     if not addresses:
         raise ValueError("ping needs at least one target")
     if timeout <= 0 or retry < 0:

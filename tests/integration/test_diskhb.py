@@ -184,7 +184,10 @@ def test_a_dead_servers_old_slot_is_not_a_heartbeat(loops):
         s1 = Server(0, a, b)
         await s1.path.start()
         await run_rounds([s1], lambda: s1.path.sent >= 3)
+        thread = s1.path._thread
         s1.path.close()  # server1 is gone; its last record stays in its slot
+        assert thread is not None
+        thread.join(2)  # close() does not wait for a round under way: its write lands first
         s2 = Server(1, b, a)
         await s2.path.start()
         try:

@@ -42,6 +42,8 @@ def test_ping_budget_and_bad_targets() -> None:
         asyncio.run(ping.probe(["gateway.example"], 1, 0))
     with pytest.raises(ValueError):
         asyncio.run(ping.probe([], 1, 0))
+    with pytest.raises(ValueError, match="link-local"):  # no interface to reach it through
+        asyncio.run(ping.probe(["198.18.0.1", "fe80::1"], 1, 0))
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""lanhb: the sender of a datagram is found by address, not by text; a bind that fails is a
+local error retried every round (loopback only)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from clp.config.model import Interconnect
+from clp.heartbeat import packet
+from clp.heartbeat.base import Outgoing, PathContext
+from clp.heartbeat.lanhb import LanHeartbeat, address_key
+from clp.heartbeat.packet import Heartbeat
+
+SERVERS = ("server1", "server2", "server3")
+KEY = b"k" * 32
+
+
+def lan(addresses: dict[str, str], port: int = 29002,
+        got: list[Heartbeat] | None = None) -> LanHeartbeat:
+    def on_heartbeat(sender: int, index: int, hb: Heartbeat) -> None:
+        if got is not None:
+            got.append(hb)
+
+    ctx = PathContext(KEY, "cluster", SERVERS, 0, incarnation=1, interval=0.05,
+                      on_heartbeat=on_heartbeat, heartbeat_port=port)
+    ic = Interconnect("lanhb1", "lan", 0, addresses=addresses, servers=tuple(addresses))
+    return LanHeartbeat(ctx, ic, 0)
+
+
+def record(sender: int, seq: int = 1) -> bytes:
+    return packet.encode(KEY, Heartbeat(packet.cluster_id("cluster"), sender, 0, 1, seq, 0.0,
+                                        packet.SENDER_RUNNING))
+
+
+@pytest.mark.parametrize("configured, source", [
+    ("2001:DB8:0::1", "2001:db8::1"),
+    ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+    ("fe80::1%eth1", "fe80::1%eth1"),
+    ("fe80::1%eth1", "fe80::1"),
+    ("fe80::1", "fe80::1%2"),
+    ("198.18.0.2", "198.18.0.2"),
+])
+def test_the_sender_is_found_by_address_whatever_its_spelling(configured: str,
+                                                              source: str) -> None:
+    got: list[Heartbeat] = []
+    p = lan({"server1": "2001:db8::9", "server2": configured, "server3": "2001:db8::3"}, got=got)
+    assert p.sender_of(source) == 1
+    p.receive(record(1), source)
+    assert [hb.sender for hb in got] == [1] and p.receiver.drops == {}
+
+
+def test_a_datagram_from_another_address_is_dropped() -> None:
+    got: list[Heartbeat] = []
+    p = lan({"server1": "2001:db8::9", "server2": "2001:db8::1", "server3": "2001:db8::3"},
+            got=got)
+    assert p.sender_of("2001:db8::3") == 2 and p.sender_of("2001:db8::4") == -1
+    assert p.sender_of("not an address") == -1
+    p.receive(record(1), "2001:db8::3")  # server2's record from server3's address
+    assert got == [] and p.receiver.drops == {"unknown_sender": 1}
+    assert address_key("2001:DB8::1%eth0") == address_key("2001:db8::1")
+
+
+def test_a_failed_bind_is_a_local_error_retried_every_round_until_it_works() -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the port is taken
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    p = lan({"server1": "127.0.0.1", "server2": "127.0.0.1"}, port=port)
+
+    async def main() -> None:
+        try:
+            await p.start()  # no exception: the path is down until it works
+            assert p.local_error is not None and "cannot bind" in p.local_error
+            for seq in range(1, 4):
+                p.send(Outgoing(seq, packet.SENDER_RUNNING, 0.0))
+                await asyncio.sleep(0.01)
+            assert p.health.errors == 4 and p.sent == 0  # start + one attempt per round
+            holder.close()  # the address is there now
+            p.send(Outgoing(4, packet.SENDER_RUNNING, 0.0))
+            await asyncio.sleep(0.01)
+            assert p.local_error is None
+            p.send(Outgoing(5, packet.SENDER_RUNNING, 0.0))
+            assert p.sent == 1
+            await asyncio.sleep(0.05)  # to itself on loopback: not a peer's
+            assert p.receiver.drops == {"unknown_sender": 1}
+        finally:
+            p.close()
+            holder.close()
+
+    asyncio.run(main())
+    p.send(Outgoing(6, packet.SENDER_RUNNING, 0.0))  # closed: no more attempts
+    assert p._binding is None
