@@ -86,7 +86,7 @@ PING = _typed(
         "targets": {
             "type": "array",
             "minItems": 1,
-            "items": {**_ADDRESS, "x-apply": "suspend_cluster"},
+            "items": {**_ADDRESS, "format": "ping-target", "x-apply": "suspend_cluster"},
             "x-apply": "suspend_cluster",
         },
         "servers": _NP,

@@ -43,7 +43,22 @@ def is_host_port(value: object) -> bool:
     return True
 
 
+def _ping_target_error(value: object) -> str | None:
+    from clp.np.ping import parse_target
+    try:
+        parse_target(str(value))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def is_ping_target(value: object) -> bool:
+    """An IP address a ping can reach: IPv6 link-local only with its interface (fe80::1%eth0)."""
+    return not isinstance(value, str) or _ping_target_error(value) is None
+
+
 FORMATS.checks("ip-address")(is_ip_address)
+FORMATS.checks("ping-target")(is_ping_target)
 FORMATS.checks("host-port")(is_host_port)
 
 
@@ -54,6 +69,8 @@ def _address_message(value: object) -> str:
 
 _FORMAT_MESSAGES = {
     "ip-address": _address_message,
+    "ping-target": lambda v: (_address_message(v) if not is_ip_address(v)
+                              else _ping_target_error(v) or f"{v!r} is not a ping target"),
     "host-port": lambda v: f"{v!r} is not host:port (for example 198.18.0.250:80)",
 }
 _SIMPLE_MESSAGES = {

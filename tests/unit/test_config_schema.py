@@ -396,3 +396,14 @@ def test_config_error_separates_errors_from_warnings(tmp_path: Path) -> None:
     assert [i.path for i in info.value.issues] == ["cluster.name"]
     assert [w.path for w in info.value.warnings] == ["interconnects"]
     assert "cluster.name: invalid cluster name" in str(info.value)
+
+
+def test_a_ping_target_must_be_an_address_ping_can_reach(tmp_path: Path) -> None:
+    scoped = FULL.replace("targets: [198.18.0.254]", "targets: ['fe80::1%eth0', '2001:db8::1']")
+    assert load(tmp_path, scoped).network_partition.resolvers[0].targets == (
+        "fe80::1%eth0", "2001:db8::1")
+    for target, why in (("fe80::1", "link-local address: name its interface, as fe80::1%eth0"),
+                        ("198.18.0.999", "is not an IPv4 address")):
+        found = errors(tmp_path, FULL.replace("198.18.0.254", f"'{target}'"))
+        assert [i.path for i in found] == ["network_partition.resolvers[0].targets[0]"]
+        assert why in found[0].message, found[0].message
