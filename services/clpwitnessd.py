@@ -17,6 +17,7 @@ import sys
 import click
 
 from clp.net.hostport import split_host_port
+from clp.witness.limits import FD_MARGIN, MAX_CONNECTIONS, MAX_PER_CLIENT, raise_open_file_limit
 from clp.witness.store import DEFAULT_EXPIRY, DEFAULT_MAX_CLUSTERS, Store
 from clp.witness.wire import DEFAULT_PORT
 from clp.witness.witness_server import WitnessServer
@@ -33,8 +34,10 @@ def parse_listen(ctx: click.Context | None, param: click.Parameter | None,
         raise click.BadParameter(str(e)) from None
 
 
-async def _serve(host: str, port: int, store: Store) -> int:
-    server = WitnessServer(store)
+async def _serve(host: str, port: int, store: Store, max_connections: int,
+                 max_per_client: int) -> int:
+    open_files = raise_open_file_limit(max_connections + FD_MARGIN)
+    server = WitnessServer(store, max_connections=max_connections, max_per_client=max_per_client)
     try:
         await server.start(host, port)
     except OSError as e:
@@ -42,6 +45,10 @@ async def _serve(host: str, port: int, store: Store) -> int:
         return 2
     log.info("witness listening on %s port %d (records expire after %g s, at most %d "
              "clusters)", host, server.port, store.expiry, store.max_clusters)
+    if server.max_connections < max_connections:
+        log.info("at most %d connections, not %d: the open-file limit is %d (raise the hard "
+                 "limit, e.g. LimitNOFILE= in the systemd unit)", server.max_connections,
+                 max_connections, open_files)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,12 +68,19 @@ async def _serve(host: str, port: int, store: Store) -> int:
               show_default=True, help="Seconds after which a server's last record is dropped.")
 @click.option("--max-clusters", type=click.IntRange(min=1), default=DEFAULT_MAX_CLUSTERS,
               show_default=True, help="Clusters served at most (503 for one more).")
-def main(listen: tuple[str, int], expiry: float, max_clusters: int) -> None:
+@click.option("--max-connections", type=click.IntRange(min=1), default=MAX_CONNECTIONS,
+              show_default=True,
+              help="Connections held at most (fewer if the open-file limit is lower).")
+@click.option("--max-per-client", type=click.IntRange(min=1), default=MAX_PER_CLIENT,
+              show_default=True, help="Connections held at most per client address (IPv6: /64).")
+def main(listen: tuple[str, int], expiry: float, max_clusters: int, max_connections: int,
+         max_per_client: int) -> None:
     """Relay heartbeat records between the servers of clp clusters."""
     host, port = listen
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s clpwitnessd %(levelname)s %(message)s")
-    sys.exit(asyncio.run(_serve(host, port, Store(expiry, max_clusters))))
+    sys.exit(asyncio.run(_serve(host, port, Store(expiry, max_clusters), max_connections,
+                                max_per_client)))
 
 
 if __name__ == "__main__":

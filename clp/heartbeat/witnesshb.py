@@ -7,6 +7,11 @@ other (:class:`clp.heartbeat.base.Receiver`), and a record the witness received 
 or earlier is ignored, since it says nothing about the sender now. An unchanged record simply is
 not news (``count_stale=False``).
 
+The witness's age is only its word. The record's own send time is signed by the sender, so a
+record sent more than two intervals plus :data:`CLOCK_SKEW` ago by this server's clock is refused
+(a ``late`` drop): a witness that holds records back and hands them out later can keep a dead
+server looking alive for that long at most, however many records it withheld.
+
 One exchange at a time: if the previous round's exchange still runs (slow witness), the round is
 skipped rather than queued. An exchange is bounded by ``min(2 * interval, 5 s)``; any failure
 (refused, timeout, malformed answer) closes the connection, the next round reconnects, and the
@@ -23,8 +28,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 from clp.config.model import Interconnect
-from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext
-from clp.heartbeat.lanhb import percentiles
+from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
 from clp.net import http11
 from clp.net.hostport import host_header, split_host_port
 from clp.net.http11 import Closed, HttpError
@@ -33,6 +37,10 @@ from clp.witness.wire import HEARTBEAT_PREFIX, MAX_ANSWER, WireError, decode_ent
 log = logging.getLogger("clp.witnesshb")
 
 MAX_EXCHANGE = 5.0
+# Clock difference between two servers tolerated on top of the two intervals a record may take
+# to go through the witness (the product requires synchronised clocks: NTP keeps them within
+# milliseconds). It bounds how late a dishonest witness can hand out a record (docs/witness.md).
+CLOCK_SKEW = 1.0
 
 
 class WitnessHeartbeat(HeartbeatPath):
@@ -46,6 +54,7 @@ class WitnessHeartbeat(HeartbeatPath):
         self.host, self.port = split_host_port(ic.target)
         self.timeout = min(2 * ctx.interval, MAX_EXCHANGE)
         self.max_age_ms = int(2 * ctx.interval * 1000)
+        self.max_late = 2 * ctx.interval + CLOCK_SKEW  # seconds since the record was sent
         self.health = DeviceHealth(ic.name, f"witness {ic.target}", log)
         self.skipped = 0  # rounds skipped because the previous exchange was still running
         self.old = 0  # records ignored because the witness had them for too long
@@ -57,6 +66,7 @@ class WitnessHeartbeat(HeartbeatPath):
         self._task: asyncio.Task[None] | None = None
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._closed = False
+        self._offered: dict[int, bytes] = {}  # sender -> the last record the witness offered
 
     @property
     def local_error(self) -> str | None:
@@ -111,17 +121,21 @@ class WitnessHeartbeat(HeartbeatPath):
         self.rtt.append(time.monotonic() - started)
         self.sent += 1
         self.health.ok()
-        self._accept(entries)
+        self._accept(entries, time.time())
 
-    def _accept(self, entries: list[tuple[int, int, bytes]]) -> None:
+    def _accept(self, entries: list[tuple[int, int, bytes]], now: float) -> None:
+        """``now``: this server's wall clock, to compare with the records' send times."""
         for sender, age_ms, record in entries:
             if sender not in self.peers:
                 continue  # our own record, or a server that does not use this path
             if age_ms >= self.max_age_ms:
                 self.old += 1
                 continue
+            if self._offered.get(sender) == record:
+                continue  # unchanged since the last answer: not news (and not late again)
+            self._offered[sender] = record
             hb = self.receiver.accept(record, f"witness {self.target}", expect_sender=sender,
-                                      count_stale=False)
+                                      count_stale=False, max_late=(now, self.max_late))
             if hb is not None:
                 self.receiver.deliver(hb)
 
@@ -146,12 +160,12 @@ class WitnessHeartbeat(HeartbeatPath):
         writer.write(self._request_head + f"Content-Length: {len(data)}\r\n\r\n".encode()
                      + data)
         await writer.drain()
-        _, status = await http11.read_status_line(reader)
+        minor, status = await http11.read_status_line(reader)
         headers = await http11.read_headers(reader)
         if "content-length" not in headers:
             raise HttpError(400, f"the witness answered {status} without Content-Length")
         body = await http11.read_body(reader, http11.content_length(headers, MAX_ANSWER))
-        if not http11.keep_alive("1.1", headers):
+        if not http11.keep_alive(f"1.{minor}", headers):
             self._disconnect()
         if status != 200:
             detail = body[:200].decode("utf-8", "replace").strip()

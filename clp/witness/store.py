@@ -3,6 +3,11 @@
 Pure: the caller passes ``now`` (monotonic seconds), so tests step it. Bounded: at most
 ``max_clusters`` clusters of at most 32 senders each; records older than ``expiry`` are dropped
 (a cluster with none left is forgotten), so a cluster that went away frees its place.
+
+The expiry is short (a minute) because anyone can post a well-formed record for a made-up
+cluster name (no key is needed): entries nobody renews must give their place back soon. Clients
+ignore records older than two heartbeat intervals anyway, so a minute loses nothing for intervals
+up to 30 s.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 from clp.witness.wire import encode_entries
 
-DEFAULT_EXPIRY = 3600.0
+DEFAULT_EXPIRY = 60.0
 DEFAULT_MAX_CLUSTERS = 1024
 
 

@@ -9,9 +9,11 @@ Routes (docs/witness.md):
 
 Every connection is bounded in time (``idle_timeout`` waiting for a request line,
 ``request_timeout`` for the rest of a request and for writing the answer) and every request in
-size (:mod:`clp.net.http11`). A malformed request is answered 400 with the reason and its
-connection closed (its framing cannot be trusted); the server goes on. Errors are logged once per
-(client address, kind), so a broken or hostile client cannot flood the log.
+size (:mod:`clp.net.http11`); connections are capped in all (below the open-file limit) and per
+client address (:mod:`clp.witness.limits`), and one over a cap is closed at once and counted.
+A malformed request is answered 400 with the reason and its connection closed (its framing
+cannot be trusted); the server goes on. Errors are logged once per (client address, kind), so
+a broken or hostile client cannot flood the log.
 """
 
 from __future__ import annotations
@@ -21,18 +23,25 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from clp.net import http11
 from clp.net.http11 import Closed, HttpError
+from clp.witness.limits import (
+    MAX_CONNECTIONS,
+    MAX_PER_CLIENT,
+    client_key,
+    connection_cap,
+    open_file_limit,
+)
 from clp.witness.store import Store, StoreFull
 from clp.witness.wire import CLUSTER_RE, CLUSTERS_PATH, HEARTBEAT_PREFIX, WireError, check_record
 
 log = logging.getLogger("clp.witness")
 
-IDLE_TIMEOUT = 75.0
+IDLE_TIMEOUT = 15.0  # well above the usual heartbeat interval (3 s): kept connections stay
 REQUEST_TIMEOUT = 10.0
-MAX_CONNECTIONS = 4096
 LINGER = 1.0  # seconds, and bytes, read and dropped after an error answer
 LINGER_BYTES = 1 << 20
 MAX_LOGGED = 10000  # (client, kind) pairs remembered for log-once
@@ -42,14 +51,18 @@ BANNER = b"clp witness\n"
 class WitnessServer:
     def __init__(self, store: Store | None = None, idle_timeout: float = IDLE_TIMEOUT,
                  request_timeout: float = REQUEST_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_connections: int = MAX_CONNECTIONS, max_per_client: int = MAX_PER_CLIENT,
+                 clock: Callable[[], float] = time.monotonic,
+                 open_files: Callable[[], int] = open_file_limit) -> None:
         self.store = store or Store()
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
-        self.max_connections = max_connections
+        self.max_connections = max_connections  # lowered by start() to fit the open-file limit
+        self.max_per_client = max_per_client
         self.clock = clock
+        self.open_files = open_files
         self.connections = 0
+        self.per_client: Counter[str] = Counter()  # client_key -> connections held
         self.requests = 0
         self.errors: dict[str, int] = {}
         self._logged: set[tuple[str, str]] = set()
@@ -60,6 +73,7 @@ class WitnessServer:
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         """Listen on ``host``:``port`` (port 0: any free port, see :attr:`port`)."""
+        self.max_connections = connection_cap(self.max_connections, self.open_files())
         self._server = await asyncio.start_server(self.serve, host, port,
                                                   limit=http11.LINE_LIMIT, reuse_address=True)
         self._expirer = asyncio.get_running_loop().create_task(self._expire_forever())
@@ -92,11 +106,18 @@ class WitnessServer:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else "?"
+        key = client_key(client)
         if self.connections >= self.max_connections:
             self._error(client, "connections", f"more than {self.max_connections} connections")
             writer.close()
             return
+        if self.per_client[key] >= self.max_per_client:
+            self._error(client, "client_connections",
+                        f"more than {self.max_per_client} connections from {key}")
+            writer.close()
+            return
         self.connections += 1
+        self.per_client[key] += 1
         self._writers.add(writer)
         try:
             while await self._one_request(reader, writer, client):
@@ -105,6 +126,9 @@ class WitnessServer:
             pass
         finally:
             self.connections -= 1
+            self.per_client[key] -= 1
+            if not self.per_client[key]:
+                del self.per_client[key]
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
@@ -184,8 +208,12 @@ class WitnessServer:
         if path == CLUSTERS_PATH:
             if method not in ("GET", "HEAD"):
                 return allow("GET, HEAD")
-            doc = self.store.summary(self.clock())
-            doc.update(connections=self.connections, requests=self.requests, errors=self.errors)
+            now = self.clock()
+            self.store.expire(now)
+            doc = self.store.summary(now)
+            doc.update(connections=self.connections, max_connections=self.max_connections,
+                       max_per_client=self.max_per_client, requests=self.requests,
+                       errors=self.errors)
             return answer(200, json.dumps(doc, indent=1).encode() + b"\n", "application/json")
         if path == "/":
             if method not in ("GET", "HEAD"):

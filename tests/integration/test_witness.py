@@ -40,9 +40,10 @@ def free_port() -> int:
 class Witness:
     """clpwitnessd on 127.0.0.1:port; ``stop`` and ``start`` it like an operator would."""
 
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, args: tuple[str, ...] = ()) -> None:
         self.port = port
         self.log = log
+        self.args = args
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -52,7 +53,7 @@ class Witness:
     def start(self) -> None:
         argv = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "services.clpwitnessd"]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([*argv, "--listen", self.target],
+            self.proc = subprocess.Popen([*argv, "--listen", self.target, *self.args],
                                          stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -291,6 +292,29 @@ def test_sigterm_stops_the_witness_cleanly(witness: Witness) -> None:
         half.close()
     log = witness.log.read_text()
     assert "witness stopped" in log and "Traceback" not in log and "WARNING" not in log
+
+
+def test_the_daemon_caps_connections_per_client_and_shows_the_refusals(tmp_path: Path) -> None:
+    w = Witness(free_port(), tmp_path / "clpwitnessd.log", ("--max-per-client", "2"))
+    w.start()
+    time.sleep(0.3)  # start()'s probe connection is gone at the witness too
+    try:
+        kept = [socket.create_connection(("127.0.0.1", w.port), timeout=3) for _ in range(2)]
+        for s in kept:
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert s.recv(200).startswith(b"HTTP/1.1 200 ")
+        with socket.create_connection(("127.0.0.1", w.port), timeout=3) as third:
+            assert third.recv(100) == b""  # closed at once, no answer
+        kept.pop().close()
+        time.sleep(0.1)
+        doc = json.loads(urllib.request.urlopen(f"http://{w.target}/v1/clusters",
+                                                timeout=2).read())
+        assert doc["errors"] == {"client_connections": 1} and doc["max_per_client"] == 2
+        assert doc["expiry"] == 60 and doc["max_connections"] >= 1
+        kept[0].close()
+    finally:
+        assert w.stop(signal.SIGTERM) == 0
+    assert "client_connections" in w.log.read_text()
 
 
 def test_a_bad_listen_address_is_a_clear_error() -> None:
