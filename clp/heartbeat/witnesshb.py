@@ -160,12 +160,12 @@ class WitnessHeartbeat(HeartbeatPath):
         writer.write(self._request_head + f"Content-Length: {len(data)}\r\n\r\n".encode()
                      + data)
         await writer.drain()
-        minor, status = await http11.read_status_line(reader)
+        version, status = await http11.read_status_line(reader)
         headers = await http11.read_headers(reader)
         if "content-length" not in headers:
             raise HttpError(400, f"the witness answered {status} without Content-Length")
         body = await http11.read_body(reader, http11.content_length(headers, MAX_ANSWER))
-        if not http11.keep_alive(f"1.{minor}", headers):
+        if not http11.keep_alive(version, headers):
             self._disconnect()
         if status != 200:
             detail = body[:200].decode("utf-8", "replace").strip()

@@ -60,12 +60,12 @@ async def read_request_line(reader: asyncio.StreamReader) -> tuple[str, str, str
 
 
 async def read_status_line(reader: asyncio.StreamReader) -> tuple[str, int]:
-    """(minor version "1"/"0", status) of an answer; Closed if the server closed before it."""
+    """(version "1.1"/"1.0", status) of an answer; Closed if the server closed before it."""
     line = await read_line(reader, first=True)
     m = _STATUS.match(line)
     if m is None:
         raise HttpError(400, f"malformed status line {line[:80]!r}")
-    return m.group(1).decode(), int(m.group(2))
+    return f"1.{m.group(1).decode()}", int(m.group(2))
 
 
 async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
@@ -109,7 +109,7 @@ async def read_body(reader: asyncio.StreamReader, length: int) -> bytes:
 def keep_alive(version: str, headers: dict[str, str]) -> bool:
     """HTTP/1.1 keeps the connection unless told ``close``; HTTP/1.0 only on ``keep-alive``."""
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-    if version in ("1.1", "1"):
+    if version == "1.1":
         return "close" not in tokens
     return "keep-alive" in tokens
 
