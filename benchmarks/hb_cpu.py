@@ -8,8 +8,8 @@ Normal), the CPU time (utime + stime from /proc/<pid>/stat) of each server's ``c
 ``clusterpro_evt`` (and of the witness) is read over ``--cpu-seconds``; the table shows the mean
 over the labs of each kind. Each server's UDP datagrams and TCP connections per second (its
 network namespace's /proc/net/snmp) are printed beside it: the cluster RPC (a ``report`` to
-every peer each interval, one TCP connection each) is part of what ``clusterpro`` does at 0.1 s,
-whatever the heartbeat paths.
+every peer each interval, over kept TCP connections: about 0 connects per second once up) is
+part of what ``clusterpro`` does at 0.1 s, whatever the heartbeat paths.
 
 The generated config is checked as clpcfchk checks it (``load_config`` on the directory) and
 given to the lab as its config directory.

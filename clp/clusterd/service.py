@@ -272,6 +272,7 @@ class ClusterService:
         self.resolution.close()
         self.heartbeats.close()
         await self.peer.close()
+        self.peer_client.close()
         await self.control.close()
         self.runner.shutdown()
         self.publisher.close()

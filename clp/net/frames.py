@@ -56,23 +56,30 @@ def frame_length(head: bytes) -> int:
     return n
 
 
-async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]:
-    head = await reader.readexactly(4)
+async def read_frame(reader: asyncio.StreamReader, key: bytes,
+                     head: bytes | None = None) -> dict[str, Any]:
+    """The next frame; ``head``: its 4 length bytes when the caller has read them already."""
+    if head is None:
+        head = await reader.readexactly(4)
     rest = await reader.readexactly(frame_length(head) + 32)
     return unpack_body(key, head, rest)
 
 
 async def send_reply(writer: asyncio.StreamWriter, key: bytes, request: dict[str, Any],
-                     reply: dict[str, Any]) -> None:
-    """Answer ``request`` (echoing its nonce) and close the connection; a peer that went away
-    meanwhile is not an error."""
+                     reply: dict[str, Any], close: bool = True) -> bool:
+    """Answer ``request`` (echoing its nonce), then close the connection unless ``close`` is
+    False; a peer that went away meanwhile is not an error. Whether the answer was sent."""
+    sent = False
     try:
         writer.write(pack(key, {"nonce": request["nonce"], "reply": reply}))
         await writer.drain()
+        sent = True
     except ConnectionError:
         pass
     finally:
-        writer.close()
+        if close or not sent:
+            writer.close()
+    return sent
 
 
 def new_request(cluster: str, sender: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
