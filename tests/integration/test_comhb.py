@@ -181,7 +181,7 @@ def test_close_stops_the_thread_promptly(cable: Cable) -> None:
         thread = sides[0].path._thread
         t0 = time.monotonic()
         sides[0].path.close()
-        assert time.monotonic() - t0 < 0.2  # never seconds on the event loop
+        assert time.monotonic() - t0 < 1.0  # never the 2 s join on the event loop
         assert thread is not None
         thread.join(1.0)  # close() waits 50 ms at most; the thread ends on its own
         assert not thread.is_alive()

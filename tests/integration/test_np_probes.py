@@ -30,8 +30,8 @@ def test_ping_loopback_answers_at_once() -> None:
     async def main() -> None:
         for targets in (["127.0.0.1"], ["::1"], ["127.0.0.1", "::1"]):
             started = time.monotonic()
-            assert await ping.probe(targets, 1.0, 0)
-            assert time.monotonic() - started < 0.5
+            assert await ping.probe(targets, 5.0, 0)
+            assert time.monotonic() - started < 2.5  # the answer, not the 5 s timeout
 
     asyncio.run(main())
 
@@ -157,7 +157,7 @@ def test_http_garbage_or_nothing_means_unreachable(answer: bytes) -> None:
     async def body(target: str) -> None:
         started = time.monotonic()
         assert not await http.probe(target, 0.5, "/health")
-        assert time.monotonic() - started < 0.8
+        assert time.monotonic() - started < 2.0  # within its budget, never hanging
 
     asyncio.run(serving(answering(answer), body))
 
@@ -170,7 +170,7 @@ def test_http_silence_times_out_and_a_closed_port_is_refused() -> None:
     async def body(target: str) -> None:
         started = time.monotonic()
         assert not await http.probe(target, 0.3)
-        assert 0.3 <= time.monotonic() - started < 0.6
+        assert 0.3 <= time.monotonic() - started < 2.0  # the timeout, not the server's 5 s
 
     asyncio.run(serving(silent, body))
 
@@ -180,8 +180,8 @@ def test_http_silence_times_out_and_a_closed_port_is_refused() -> None:
         server.close()
         await server.wait_closed()
         started = time.monotonic()
-        assert not await http.probe(f"127.0.0.1:{port}", 2.0)
-        assert time.monotonic() - started < 0.2
+        assert not await http.probe(f"127.0.0.1:{port}", 5.0)
+        assert time.monotonic() - started < 2.5  # refused at once, not the 5 s timeout
 
     asyncio.run(closed())
     assert http.budget(10) == 10

@@ -372,8 +372,8 @@ def test_a_slow_client_gets_408_and_an_idle_one_is_closed() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"POST /v1/heartbeat/cluster HTTP/1.1\r\nContent-Length: 96\r\n")
             started = time.monotonic()
-            answer = await asyncio.wait_for(reader.read(), 3)  # the server closes after it
-            assert answer.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 1.5
+            answer = await asyncio.wait_for(reader.read(), 8)  # the server closes after it
+            assert answer.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 4
             writer.close()
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             assert await asyncio.wait_for(reader.read(), 3) == b""  # idle: closed, no answer

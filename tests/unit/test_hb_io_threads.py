@@ -113,7 +113,7 @@ def test_close_does_not_wait_for_a_thread_stuck_in_io(
             assert await rounds_until(p, lambda: len(calls) >= 1)
             t0 = time.monotonic()
             p.close()
-            assert time.monotonic() - t0 < 0.3  # the loop was held 2 s per path before
+            assert time.monotonic() - t0 < 1.0  # the loop was held 2 s per path before
             assert thread.is_alive()
             p.close()  # idempotent
         finally:

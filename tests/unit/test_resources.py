@@ -125,7 +125,7 @@ def test_timeout_kills_the_whole_process_tree(root: InstallRoot, runner: Resourc
     began = time.monotonic()
     result = runner.run("start", rc("slow", "exec"), context(root, "slow"), 1.0).result(10)
     assert result.status is Status.TIMEOUT and "did not finish in 1 s" in result.reason
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 8  # ended at its timeout, not when the sleeps end (1000 s)
     listed = [int(p) for p in pids.read_text().split()]
     assert len(listed) == 3
     deadline = time.monotonic() + 6
@@ -182,7 +182,7 @@ def test_dummy_modes(root: InstallRoot, runner: ResourceRunner, tmp_path: Path) 
     assert "exists" in runner.run("start", with_file, ctx, 5).result(5).reason
     began = time.monotonic()
     hung = runner.run("start", rc("d1", "dummy", hang=True), ctx, 0.5).result(10)
-    assert hung.status is Status.TIMEOUT and time.monotonic() - began < 3
+    assert hung.status is Status.TIMEOUT and time.monotonic() - began < 8  # its 0.5 s, not 10
 
 
 def test_runner_never_raises(root: InstallRoot, runner: ResourceRunner,
