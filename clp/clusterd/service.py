@@ -112,7 +112,7 @@ class ClusterService:
                                        self._on_heartbeat)
         self.resolution = Resolution(config, self.me, self.liveness, self._on_step)
         self._group_view: list[str] = []
-        self.runner = ResourceRunner()
+        self.runner = ResourceRunner(gate=self._resource_gate)
         self.peer_client = PeerClient(config, self.me, key)
         self.groups = GroupManager(config, self.me, root, self.runner, self.peer_client.send,
                                    incarnation=self.incarnation, settle=2 * self.interval,
@@ -188,6 +188,7 @@ class ClusterService:
             return True
         if self._last_round is None:
             return False  # the loop has not started
+        self.toratio.expire(time.time())  # a ratio that ended during the hang ended for peers too
         gap = boottime() - self._last_round
         if self.suspended or gap <= self.membership.timeout:
             return False
@@ -195,16 +196,22 @@ class ClusterService:
                     f"longer than the heartbeat timeout ({self.membership.timeout:g} s)")
         return True
 
+    def _resource_gate(self) -> str | None:
+        """Asked before every resource operation (see ResourceRunner)."""
+        return f"{self.me} has fenced itself" if self._hung() else None
+
     def _stale_at_start(self) -> bool:
         """Whether the previous run of this service ended longer than the heartbeat timeout ago
-        without a clean stop (peers have declared this server down meanwhile)."""
+        without a clean stop (peers have declared this server down meanwhile). The timeout
+        without the ``clptoratio`` ratio: a reset run cluster-wide while this service was down
+        never reached the ratio kept here, and panicking once too often is the safe mistake."""
         last = self._previous_tick
-        return last is not None and boottime() - last > self.membership.timeout
+        return last is not None and boottime() - last > self.config.heartbeat_timeout
 
     def _fence_stale(self, active: list[str]) -> None:
         down = boottime() - (self._previous_tick or 0.0)
         self._fence(f"the cluster service was down for {down:.1f} s (heartbeat timeout "
-                    f"{self.membership.timeout:g} s) and {', '.join(active)} still "
+                    f"{self.config.heartbeat_timeout:g} s) and {', '.join(active)} still "
                     f"active here")
 
     def _fence(self, why: str) -> None:
@@ -234,6 +241,7 @@ class ClusterService:
                     break
                 self._last_round = boottime()
                 self.marks.write_tick(self._last_round)
+                self.peer.retry()
                 self.toratio.expire(time.time())
                 if not self.suspended:
                     self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -44,8 +45,13 @@ def _probe_result(answer: bool | None) -> Result:
 
 
 class ResourceRunner:
-    def __init__(self, max_workers: int = 8) -> None:
+    """``gate``: asked before every operation; a reason (str) refuses it, with nothing run. The
+    service's gate refuses once it has fenced itself, whatever path the request came by."""
+
+    def __init__(self, max_workers: int = 8,
+                 gate: Callable[[], str | None] | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="clp-resource")
+        self._gate = gate
 
     def run(self, op: str, rc: ResourceConfig, ctx: Context, timeout: float) -> Future[Result]:
         outer: Future[Result] = Future()
@@ -57,6 +63,12 @@ class ResourceRunner:
             with lock:
                 if not outer.done():
                     outer.set_result(result)
+
+        refused = self._gate() if self._gate is not None else None
+        if refused:
+            ctx.log.error("%s of %s not run: %s", op, rc.name, refused)
+            finish(Result(Status.ERROR_HARD, 0, f"{op} of {rc.name} not run: {refused}"))
+            return outer
 
         try:
             inner = self._pool.submit(self._call, op, rc, ctx, operation)

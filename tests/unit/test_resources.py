@@ -282,3 +282,19 @@ def test_power_actions_are_refused_in_tests(action: str,
 def test_lab_power_signals_pid_one() -> None:
     assert power.LAB_SIGNALS == {"shutdown": signal.SIGTERM, "reboot": signal.SIGUSR1,
                                  "panic": signal.SIGUSR2}
+
+
+def test_a_gate_that_refuses_runs_nothing_and_says_why(root: InstallRoot) -> None:
+    marker = root.root / "ran"
+    script(root, "gated", "start.sh", f"touch {marker}\n")
+    why: list[str | None] = ["server2 has fenced itself"]
+    gated = ResourceRunner(max_workers=1, gate=lambda: why[0])
+    try:
+        result = gated.run("start", rc("gated", "exec"), context(root, "gated"), 5).result(5)
+        assert result.status is Status.ERROR_HARD and "fenced itself" in result.reason
+        assert not marker.exists()
+        why[0] = None
+        assert gated.run("start", rc("gated", "exec"), context(root, "gated"), 5).result(5).ok
+        assert marker.exists()
+    finally:
+        gated.shutdown()

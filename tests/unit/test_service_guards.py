@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,30 @@ def test_a_late_restart_with_active_resources_fences_without_touching_them(
     again._fence_stale(["fip1"])
     assert "fip1 still active here" in caplog.text and "CLP_NO_POWER" in caplog.text
     assert again._stop.is_set() and again._exit_code == 1 and not again._stop_groups
+    first.runner.shutdown()
+    again.runner.shutdown()
+
+
+def test_a_hang_past_the_end_of_a_timeout_ratio_fences_and_gates_every_resource(
+        svc: ClusterService, caplog: pytest.LogCaptureFixture) -> None:
+    base = svc.config.heartbeat_timeout
+    svc.toratio._apply(10.0, time.time() - 1)  # the ratio ended during the hang, for peers too
+    svc._last_round = boottime() - 3 * base  # the loop's last round, before the hang
+    assert svc._resource_gate() == "server1 has fenced itself" and svc._fenced
+    assert svc.membership.timeout == base and "was stopped for" in caplog.text
+    assert svc._stop.is_set() and not svc._stop_groups
+
+
+def test_a_short_pause_is_no_hang_and_a_restart_fences_on_the_configured_timeout(
+        root: InstallRoot, tmp_path: Path) -> None:
+    first = ClusterService(root, config(tmp_path), b"k" * 32)
+    first._last_round = boottime() - first.config.heartbeat_timeout / 2
+    assert not first._hung() and first._resource_gate() is None
+    assert asyncio.run(first.toratio.op({"ratio": 10, "period": 3600})).ok  # kept here;
+    # a reset made while this server was down would not have reached it
+    first.marks.write_tick(boottime() - 2 * first.config.heartbeat_timeout)
+    again = ClusterService(root, config(tmp_path), b"k" * 32)
+    assert again.membership.ratio == 10 and again._stale_at_start()
     first.runner.shutdown()
     again.runner.shutdown()
 
