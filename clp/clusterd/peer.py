@@ -64,37 +64,63 @@ class PeerServer:
         self.config, self.me, self.key, self.handler = config, me, key, handler
         self.guard = frames.NonceGuard()
         self.rejected: Counter[str] = Counter()
-        self._servers: list[asyncio.AbstractServer] = []
-        self._open: set[asyncio.StreamWriter] = set()  # connections being served
+        self._servers: dict[str, asyncio.AbstractServer] = {}  # address -> its listener
+        self._open: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}  # connections served
+        self.failed: dict[str, str] = {}  # address -> why it cannot listen there (yet)
+        self._retry: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
+        """Listen on every interconnect address of this server. One that fails (the address is
+        not up yet at boot) is an error with an alert, and :meth:`retry` tries again."""
         for address in peer_addresses(self.config, self.me):
+            if address in self._servers or self._closed:
+                continue
             try:
-                self._servers.append(await asyncio.start_server(
-                    self._serve, address, self.config.ports.rpc, reuse_address=True))
+                self._servers[address] = await asyncio.start_server(
+                    self._serve, address, self.config.ports.rpc, reuse_address=True)
             except OSError as e:
-                log.error("cannot listen for cluster RPC on %s:%d: %s", address,
-                          self.config.ports.rpc, e)
+                if address not in self.failed:
+                    log.error("cannot listen for cluster RPC on %s:%d: %s; trying again every "
+                              "heartbeat interval", address, self.config.ports.rpc,
+                              e.strerror or e, extra={"alert": True})
+                self.failed[address] = str(e.strerror or e)
+                continue
+            if self.failed.pop(address, None) is not None:
+                log.info("listening for cluster RPC on %s:%d now", address,
+                         self.config.ports.rpc, extra={"alert": True})
+
+    def retry(self) -> None:
+        """Once per heartbeat round: listen where start() could not, unless a try still runs."""
+        if self.failed and not self._closed and (self._retry is None or self._retry.done()):
+            self._retry = asyncio.ensure_future(self.start())
 
     async def close(self) -> None:
         """Stop listening and close every connection, kept ones included: a stopping service
         answers no more requests."""
-        for s in self._servers:
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        for s in self._servers.values():
             s.close()
         for writer in self._open:
             writer.close()
-        for s in self._servers:
+        if self._open:  # their handlers see the close and end (a handler mid-request: 1 s)
+            await asyncio.wait(list(self._open.values()), timeout=1.0)
+        for s in self._servers.values():
             await s.wait_closed()
-        self._servers = []
+        self._servers = {}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Requests on one connection, one after the other, until the client closes it, it
         stays idle for SERVE_IDLE, or a frame is refused."""
-        self._open.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[writer] = task
         try:
             await self._serve_connection(reader, writer)
         finally:
-            self._open.discard(writer)
+            self._open.pop(writer, None)
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
@@ -160,6 +186,7 @@ class PeerClient:
         self._failing: set[str] = set()
         self._idle: dict[str, list[_Conn]] = {}  # address -> kept connections, oldest first
         self.connections = 0  # connections opened (counters; most calls reuse one)
+        self._closed = False
 
     async def send(self, server: str, op: str, args: dict[str, Any],
                    timeout: float = SEND_TIMEOUT) -> dict[str, Any] | None:
@@ -181,7 +208,9 @@ class PeerClient:
         return None
 
     def close(self) -> None:
-        """Close the kept connections (the service stops)."""
+        """Close the kept connections (the service stops); calls still running close theirs
+        when they end."""
+        self._closed = True
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -230,7 +259,7 @@ class PeerClient:
 
     def _keep(self, address: str, conn: _Conn) -> None:
         conns = self._idle.setdefault(address, [])
-        if len(conns) >= POOL_SIZE or conn.reader.at_eof():
+        if self._closed or len(conns) >= POOL_SIZE or conn.reader.at_eof():
             conn.close()
             return
         conn.idle_since = time.monotonic()

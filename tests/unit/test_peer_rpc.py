@@ -5,6 +5,7 @@ client that never sends a request."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -111,5 +112,42 @@ def test_a_client_that_sends_nothing_is_closed_and_counted(
             assert server.rejected == {"TimeoutError": 1}
         finally:
             await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_listener_that_cannot_bind_is_an_alert_and_retried_until_it_listens(
+        config: ClusterConfig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "clp.rc")
+
+    async def handler(op: str, sender: str, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "code": 0, "message": ""}
+
+    async def scenario() -> None:
+        holder = socket.socket()
+        holder.bind(("127.0.0.2", config.ports.rpc))
+        holder.listen()
+        server = rpc.PeerServer(config, "server2", KEY, handler)
+        client = rpc.PeerClient(config, "server1", KEY)
+        try:
+            await server.start()  # the address is taken, as one not up yet at boot
+            assert list(server.failed) == ["127.0.0.2"]
+            server.retry()
+            await asyncio.sleep(0.05)
+            assert list(server.failed) == ["127.0.0.2"]  # still taken: alerted once only
+            holder.close()
+            server.retry()
+            for _ in range(50):
+                if not server.failed:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.failed == {}
+            assert await client.send("server2", "report", {}) is not None
+        finally:
+            holder.close()
+            client.close()
+            await server.close()
+        alerts = [r for r in caplog.records if getattr(r, "alert", False)]
+        assert [r.levelname for r in alerts] == ["ERROR", "INFO"]
 
     asyncio.run(scenario())
