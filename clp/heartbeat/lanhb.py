@@ -13,7 +13,6 @@ tried again once per round until it works; nothing is sent meanwhile.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import time
@@ -22,19 +21,9 @@ from typing import Any, ClassVar
 
 from clp.config.model import Interconnect
 from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
+from clp.net.addresses import unscoped
 
 log = logging.getLogger("clp.lanhb")
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def address_key(text: str) -> Address | None:
-    """The address ``text`` names, without its ``%scope``; None when it is not an address."""
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-
 
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, owner: LanHeartbeat) -> None:
@@ -56,7 +45,7 @@ class LanHeartbeat(HeartbeatPath):
         self.port = ctx.heartbeat_port
         self.my_address = ic.addresses[ctx.me]
         self.peer_addresses = {i: ic.addresses[s] for i, s in self.peers.items()}
-        self._sender_of = {address_key(a): i for i, a in self.peer_addresses.items()}
+        self._sender_of = {unscoped(a): i for i, a in self.peer_addresses.items()}
         self._sender_of.pop(None, None)
         self.health = DeviceHealth(ic.name, f"socket on {self.my_address} port {self.port}", log)
         # one-way delays (receive time - send time) of the last heartbeats; meaningful when the
@@ -121,7 +110,7 @@ class LanHeartbeat(HeartbeatPath):
 
     def sender_of(self, source: str) -> int:
         """The index of the peer whose configured address ``source`` is, else -1."""
-        return self._sender_of.get(address_key(source), -1)
+        return self._sender_of.get(unscoped(source), -1)
 
     def receive(self, data: bytes, source: str) -> None:
         hb = self.receiver.accept(data, source, expect_sender=self.sender_of(source))

@@ -25,6 +25,8 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 
+from clp.net.addresses import Address, unscoped
+
 DEFAULT_INTERVAL = 5.0  # seconds between background probes
 DEFAULT_TIMEOUT = 3.0  # seconds to wait for an answer to one try
 DEFAULT_RETRY = 3  # tries after the first; also failed rounds before "failing" (partition.py)
@@ -35,19 +37,11 @@ _HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _PAD = b"clp-np-ping\0" * 2
 MAX_READS = 64  # datagrams read per readable callback
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def budget(timeout: float, retry: int) -> float:
     """Worst-case seconds of one probe: every try waits its whole timeout."""
     return timeout * (retry + 1)
-
-
-def unscoped(address: Address) -> Address:
-    """``address`` without its IPv6 ``%scope``: what a reply's source is compared with."""
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
-        return ipaddress.IPv6Address(str(address).split("%", 1)[0])
-    return address
 
 
 def parse_target(text: str) -> Address:
@@ -129,10 +123,7 @@ class _IcmpSocket:
             return None
         if data[_HEADER.size:_HEADER.size + len(self.token)] != self.token:
             return None
-        try:
-            address = ipaddress.ip_address(source.split("%", 1)[0])
-        except ValueError:
-            return None
+        address = unscoped(source)
         return address if address in self.targets else None
 
     def close(self) -> None:

@@ -12,6 +12,8 @@ import contextlib
 import ipaddress
 import resource
 
+from clp.net.addresses import unscoped
+
 MAX_CONNECTIONS = 4096
 MAX_PER_CLIENT = 64  # a cluster server holds one connection; many clusters may share a NAT
 FD_MARGIN = 64  # descriptors kept for the listening sockets, the log and the interpreter
@@ -43,9 +45,8 @@ def connection_cap(wanted: int, open_files: int) -> int:
 
 def client_key(address: str) -> str:
     """Whose connection it is: the IPv4 address, or the /64 of an IPv6 one."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
+    ip = unscoped(address)
+    if ip is None:
         return address
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:

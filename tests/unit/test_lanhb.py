@@ -11,8 +11,9 @@ import pytest
 from clp.config.model import Interconnect
 from clp.heartbeat import packet
 from clp.heartbeat.base import Outgoing, PathContext
-from clp.heartbeat.lanhb import LanHeartbeat, address_key
+from clp.heartbeat.lanhb import LanHeartbeat
 from clp.heartbeat.packet import Heartbeat
+from clp.net.addresses import unscoped
 
 SERVERS = ("server1", "server2", "server3")
 KEY = b"k" * 32
@@ -60,7 +61,7 @@ def test_a_datagram_from_another_address_is_dropped() -> None:
     assert p.sender_of("not an address") == -1
     p.receive(record(1), "2001:db8::3")  # server2's record from server3's address
     assert got == [] and p.receiver.drops == {"unknown_sender": 1}
-    assert address_key("2001:DB8::1%eth0") == address_key("2001:db8::1")
+    assert unscoped("2001:DB8::1%eth0") == unscoped("2001:db8::1")
 
 
 def test_a_failed_bind_is_a_local_error_retried_every_round_until_it_works() -> None:
