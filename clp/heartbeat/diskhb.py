@@ -27,10 +27,10 @@ device health and delivery happen on the loop only.
 
 Freshness: a slot keeps its last record after its writer died, so a record is delivered only when
 the slot changed between two consecutive successful reads of ours, about one interval apart. The
-first read after start, after an I/O error, or after a stall (more than FRESH_ROUNDS intervals
-since the previous read returned, or a round that itself took that long: a disk queueing I/O
-while its paths are down) is a baseline, and a dead server's old record is never taken as a
-heartbeat.
+first read after start, after an I/O error, or after a stall (more than FRESH_ROUNDS intervals,
+and at least MIN_STALL, since the previous read returned, or a round that itself took that long:
+a disk queueing I/O while its paths are down) is a baseline, and a dead server's old record is
+never taken as a heartbeat.
 
 A bug in a round (any other exception) is logged with its traceback once and reported as a
 device failure like an I/O error; the thread goes on with the next round. :meth:`close` never
@@ -224,7 +224,7 @@ class DiskHeartbeat(HeartbeatPath):
     def _stalled(self, outcome: _Outcome) -> bool:
         """Whether this read is too far from the previous one to tell a live peer's new record
         from a dead peer's last one (written just after our previous read)."""
-        limit = FRESH_ROUNDS * self.ctx.interval
+        limit = max(MIN_STALL, FRESH_ROUNDS * self.ctx.interval)  # a loop late by a few ms
         if self._last_read is None or not self._last_slot:
             return False  # a baseline anyway
         gap = outcome.finished - self._last_read

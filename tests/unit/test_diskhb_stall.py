@@ -83,9 +83,18 @@ def test_reads_far_apart_without_a_slow_round_are_a_baseline_too() -> None:
     p = path(0.1, got)
     p._on_outcome(read(1, 100.0))
     p._on_outcome(read(2, 100.1))
-    p._on_outcome(read(3, 100.5))  # 4 intervals after the previous read (no send for a while)
-    p._on_outcome(read(4, 100.6))
+    p._on_outcome(read(3, 101.5))  # 1.4 s after the previous read (no send for a while)
+    p._on_outcome(read(4, 101.6))
     assert got == [2, 4]
+
+
+def test_a_loop_late_by_a_few_intervals_but_under_a_second_still_delivers() -> None:
+    got: list[int] = []
+    p = path(0.1, got)
+    p._on_outcome(read(1, 100.0))
+    p._on_outcome(read(2, 100.1))
+    p._on_outcome(read(3, 100.5))  # 4 intervals of 0.1 s, but under MIN_STALL: still fresh
+    assert got == [2, 3]
 
 
 def test_an_io_error_makes_the_next_read_a_baseline() -> None:
