@@ -123,9 +123,10 @@ class Receiver:
     def _drop(self, drop: Drop, source: str, detail: str) -> None:
         first = self.drops[drop.value] == 0
         self.drops[drop.value] += 1
-        if first:
+        if first:  # late ones mean clocks apart or a relay holding records: an alert
             self.log.warning("%s: dropped a heartbeat from %s (%s); further drops are only "
-                             "counted", self.path_name, source, detail)
+                             "counted", self.path_name, source, detail,
+                             extra={"alert": drop is Drop.LATE})
 
 
 class DeviceHealth:
