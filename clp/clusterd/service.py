@@ -155,6 +155,7 @@ class ClusterService:
 
     def request_stop(self, code: int = 0) -> None:
         self._exit_code = code
+        self.sender_state = packet.SENDER_STOPPING  # heartbeats go on while the groups stop
         self._stop.set()
 
     async def _stop_sequence(self, adopt: asyncio.Future[None]) -> None:
@@ -393,7 +394,6 @@ class ClusterService:
         if self.suspended:
             return Reply(False, 12, "The cluster is already suspended.")
         self.suspended = True
-        self.sender_state = packet.SENDER_SUSPENDED
         self.membership.suspend(time.monotonic())
         log.info("Cluster suspended on %s", self.me,
                  extra={"event_id": EVENT_SUSPENDED, "alert": True})
@@ -405,7 +405,6 @@ class ClusterService:
             return Reply(False, 13, "The cluster is not suspended.")
         self.membership.resume(time.monotonic())
         self.suspended = False
-        self.sender_state = packet.SENDER_RUNNING
         log.info("Cluster resumed on %s", self.me,
                  extra={"event_id": EVENT_RESUMED, "alert": True})
         self.publisher.refresh_paths()

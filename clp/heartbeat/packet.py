@@ -6,7 +6,9 @@ Layout (network byte order, 96 bytes)::
          0    4 magic        b"CLPH"
          4    1 version      2
          5    1 kind         1 = heartbeat
-         6    1 state        sender's own state (SENDER_RUNNING, _SUSPENDED, _STOPPING)
+         6    1 state        sender's own state: SENDER_RUNNING, or SENDER_STOPPING while its
+                             service stops its groups (informational: for captures and tools;
+                             a suspended service sends nothing)
          7    1 reserved     0
          8    8 cluster id   first 8 bytes of sha256(cluster name)
         16    2 sender       index of the sending server in clp.conf
@@ -39,7 +41,7 @@ MAGIC = b"CLPH"
 VERSION = 2
 KIND_HEARTBEAT = 1
 SENDER_RUNNING = 0
-SENDER_SUSPENDED = 1
+# 1: not used (a suspended service sends no heartbeat)
 SENDER_STOPPING = 2
 
 _BODY = struct.Struct("!4sBBBxQHH4xQQdII8x")

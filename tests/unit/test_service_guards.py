@@ -15,6 +15,7 @@ from clp.clusterd import service as service_mod
 from clp.clusterd.marks import boottime
 from clp.clusterd.service import ClusterService
 from clp.core.group_types import E_BAD_ARGS
+from clp.heartbeat import packet
 from clp.paths import InstallRoot
 from tests.unit.test_group_manager import config
 
@@ -85,6 +86,12 @@ def test_a_short_pause_is_no_hang_and_a_restart_fences_on_the_configured_timeout
     assert again.membership.ratio == 10 and again._stale_at_start()
     first.runner.shutdown()
     again.runner.shutdown()
+
+
+def test_heartbeats_say_stopping_once_a_stop_is_requested(svc: ClusterService) -> None:
+    assert svc.sender_state == packet.SENDER_RUNNING
+    svc.request_stop(0)
+    assert svc.sender_state == packet.SENDER_STOPPING
 
 
 def test_peer_operations_are_validated(svc: ClusterService) -> None:
