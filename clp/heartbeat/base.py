@@ -139,6 +139,15 @@ class DeviceHealth:
         self.log = log
         self.error: str | None = None
         self.errors = 0
+        self._bug_logged = False
+
+    def unexpected(self, e: Exception, where: str) -> str:
+        """A bug in the path's own thread (not a device error): its traceback is logged the
+        first time, from inside the ``except``; the reason to report as the device's failure."""
+        if not self._bug_logged:
+            self._bug_logged = True
+            self.log.exception("%s: unexpected error in the %s", self.path_name, where)
+        return f"unexpected error: {type(e).__name__}: {e}"
 
     def failed(self, reason: str) -> None:
         self.errors += 1

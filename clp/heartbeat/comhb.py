@@ -64,7 +64,6 @@ class ComHeartbeat(HeartbeatPath):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._opened_once = False
-        self._bug_logged = False
 
     # on the event loop
     async def start(self) -> None:
@@ -125,10 +124,7 @@ class ComHeartbeat(HeartbeatPath):
                 try:
                     self._step()
                 except Exception as e:  # a bug must not silently end the path: next round
-                    if not self._bug_logged:
-                        self._bug_logged = True
-                        log.exception("%s: unexpected error in the port thread", self.name)
-                    self._failed(f"unexpected error: {type(e).__name__}: {e}")
+                    self._failed(self.health.unexpected(e, "port thread"))
         finally:
             self._close_port()
 

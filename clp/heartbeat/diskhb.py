@@ -88,7 +88,6 @@ class DiskHeartbeat(HeartbeatPath):
         self.io_errors = 0
         self._last_slot: dict[int, bytes] = {}  # peer index -> its slot at our last good read
         self._last_read: float | None = None  # when our last good read returned (monotonic)
-        self._bug_logged = False
         self._cond = threading.Condition()
         self._pending: bytes | None = None
         self._stopping = False
@@ -165,12 +164,9 @@ class DiskHeartbeat(HeartbeatPath):
             reason = str(e) if isinstance(e, OSError) else f"{self.device}: {e}"
             return None, _Outcome(None, time.monotonic() - t0, reason, isinstance(e, OSError))
         except Exception as e:  # a bug must not silently end the path: next round goes on
-            if not self._bug_logged:
-                self._bug_logged = True
-                log.exception("%s: unexpected error in the I/O thread", self.name)
+            reason = f"{self.device}: {self.health.unexpected(e, 'I/O thread')}"
             if dev is not None:
                 dev.close()
-            reason = f"{self.device}: unexpected error: {type(e).__name__}: {e}"
             return None, _Outcome(None, time.monotonic() - t0, reason)
         finally:
             self._round_started = None
