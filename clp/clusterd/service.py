@@ -187,11 +187,13 @@ class ClusterService:
         and one of them (a peer's Offline mark, a command) must not make it touch a resource."""
         if self._fenced:
             return True
-        if self._last_round is None:
-            return False  # the loop has not started
-        self.toratio.expire(time.time())  # a ratio that ended during the hang ended for peers too
+        if self._last_round is None or self.suspended:
+            return False  # the loop has not started; or suspended: nobody times anyone out
         gap = boottime() - self._last_round
-        if self.suspended or gap <= self.membership.timeout:
+        if gap <= self.config.heartbeat_timeout:  # within even the timeout without a ratio
+            return False
+        self.toratio.expire(time.time())  # a ratio that ended during the hang ended for peers too
+        if gap <= self.membership.timeout:
             return False
         self._fence(f"the cluster service was stopped for {gap:.1f} s: no heartbeat sent for "
                     f"longer than the heartbeat timeout ({self.membership.timeout:g} s)")
@@ -356,8 +358,9 @@ class ClusterService:
         self.request_stop(0)
 
     async def _on_peer(self, op: str, sender: str, args: dict[str, Any]) -> dict[str, Any]:
-        if self._hung():
-            return {"ok": False, "code": E_STATE, "message": f"{self.me} has fenced itself"}
+        refused = self._resource_gate()
+        if refused:
+            return {"ok": False, "code": E_STATE, "message": refused}
         if op == "report":
             return self.groups.on_report(sender, args)
         if op == "command":
