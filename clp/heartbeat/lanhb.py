@@ -25,6 +25,7 @@ from clp.net.addresses import unscoped
 
 log = logging.getLogger("clp.lanhb")
 
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, owner: LanHeartbeat) -> None:
         self.owner = owner

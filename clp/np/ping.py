@@ -38,7 +38,6 @@ _PAD = b"clp-np-ping\0" * 2
 MAX_READS = 64  # datagrams read per readable callback
 
 
-
 def budget(timeout: float, retry: int) -> float:
     """Worst-case seconds of one probe: every try waits its whole timeout."""
     return timeout * (retry + 1)
