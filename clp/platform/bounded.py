@@ -1,0 +1,109 @@
+"""Run a call in a worker thread, bounded in time, its processes ended when the time is up.
+
+The one mechanism under the resource runner (start / stop / probe of a group resource) and the
+monitor runner (one check of a monitor resource). The caller gets a ``Future`` that always
+resolves with a value, never an exception:
+
+- the call's own value when it returns in time;
+- ``on_timeout(reason)`` when it does not: from then on the call's thread starts no process
+  (:class:`clp.platform.proc.Operation`), every process group it started is ended (SIGTERM, then
+  SIGKILL), a call still queued behind others never starts, and the value is delivered only once
+  the worker has returned or ``proc.KILL_GRACE`` more seconds have passed, so that the caller's
+  next step (a cleanup stop, the next check) does not race the call's last steps;
+- ``on_error(reason)`` when the call raised (a plugin's bug must not take the daemon down; the
+  traceback is logged) or the pool is shut down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+from clp.platform import proc
+
+T = TypeVar("T")
+
+
+class BoundedPool(Generic[T]):
+    def __init__(self, max_workers: int, name: str,
+                 initializer: Callable[[], None] | None = None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=name,
+                                        initializer=initializer)
+
+    def run(self, call: Callable[[], T], timeout: float, what: str, log: logging.Logger,
+            on_timeout: Callable[[str], T], on_error: Callable[[str], T]) -> Future[T]:
+        """Run ``call`` within ``timeout`` seconds; ``what`` names it in messages."""
+        outer: Future[T] = Future()
+        outer.set_running_or_notify_cancel()
+        operation = proc.Operation()
+        lock = threading.Lock()  # orders the worker's value against the timer's expiry
+
+        def finish(value: T) -> None:
+            with lock:
+                if not outer.done():
+                    outer.set_result(value)
+
+        try:
+            inner = self._pool.submit(_tracked, call, operation, what, log, on_timeout,
+                                      on_error)
+        except RuntimeError as exc:  # pool shut down
+            finish(on_error(f"cannot run {what}: {exc}"))
+            return outer
+
+        def expire() -> None:
+            with lock:
+                if outer.done():
+                    return
+                pgids = operation.expire()  # from now on the worker starts no process
+            reason = f"{what} did not finish in {timeout:g} s"
+            if inner.cancel():  # still queued behind other calls: it never starts
+                log.error("%s; it never started", reason)
+            else:
+                log.error("%s; ending its processes", reason)
+                proc.kill_groups(pgids)
+                futures.wait([inner], timeout=proc.KILL_GRACE)
+                if not inner.done():
+                    log.error("%s is still running %g s after its timeout", what,
+                              proc.KILL_GRACE)
+            finish(on_timeout(reason))
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+
+        def done(f: Future[T]) -> None:
+            timer.cancel()
+            if f.cancelled():  # by the pool's shutdown, or by expire() (which reports it)
+                if not operation.expired:
+                    finish(on_error(f"{what} cancelled: runner shut down"))
+                return
+            with lock:
+                if not operation.expired:
+                    outer.set_result(f.result())
+                    return
+            log.info("%s ended after its timeout: %s", what, f.result())
+
+        inner.add_done_callback(done)
+        return outer
+
+    def shutdown(self, wait: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _tracked(call: Callable[[], T], operation: proc.Operation, what: str, log: logging.Logger,
+             on_timeout: Callable[[str], T], on_error: Callable[[str], T]) -> T:
+    proc.track(operation)
+    try:
+        if operation.expired:  # picked up by a worker just as its timeout passed
+            return on_timeout(f"{what} not started: timed out")
+        return call()
+    except Exception as exc:  # a plugin's bug must not take the daemon down
+        log.error("%s raised:\n%s", what, traceback.format_exc().rstrip())
+        return on_error(f"{what} failed: {exc!r}")
+    finally:
+        proc.track(None)
