@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <scsi/sg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -44,6 +45,11 @@ static int query_geometry(dhb_device *dev)
 
 int dhb_open(const char *path, dhb_device **out)
 {
+    return dhb_open_mode(path, 0, out);
+}
+
+int dhb_open_mode(const char *path, int read_only, dhb_device **out)
+{
     dhb_device *dev;
     int rc;
 
@@ -51,7 +57,7 @@ int dhb_open(const char *path, dhb_device **out)
     dev = calloc(1, sizeof(*dev));
     if (dev == NULL)
         return -ENOMEM;
-    dev->fd = open(path, O_RDWR | O_DIRECT | O_DSYNC | O_CLOEXEC);
+    dev->fd = open(path, (read_only ? O_RDONLY : O_RDWR | O_DSYNC) | O_DIRECT | O_CLOEXEC);
     if (dev->fd < 0) {
         rc = -errno;
         free(dev);
@@ -144,4 +150,38 @@ int dhb_cycle(dhb_device *dev, uint64_t write_block, const void *data, size_t le
     if (rc != 0)
         return rc;
     return dhb_read(dev, first, n_blocks, out, out_len);
+}
+
+int dhb_test_unit_ready(const char *path, unsigned int timeout_ms, unsigned char *sense_key,
+                        unsigned char *status)
+{
+    unsigned char cdb[6] = {0}; /* TEST UNIT READY: opcode 0x00, no data */
+    unsigned char sense[32];
+    sg_io_hdr_t io;
+    int fd, rc;
+
+    *sense_key = 0;
+    *status = 0;
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    memset(&io, 0, sizeof(io));
+    memset(sense, 0, sizeof(sense));
+    io.interface_id = 'S';
+    io.cmd_len = sizeof(cdb);
+    io.cmdp = cdb;
+    io.dxfer_direction = SG_DXFER_NONE;
+    io.sbp = sense;
+    io.mx_sb_len = sizeof(sense);
+    io.timeout = timeout_ms;
+    rc = ioctl(fd, SG_IO, &io) < 0 ? -errno : 0;
+    close(fd);
+    if (rc != 0)
+        return rc;
+    if (io.status == 0 && io.host_status == 0 && io.driver_status == 0)
+        return 0;
+    *status = io.status;
+    if (io.sb_len_wr > 2)
+        *sense_key = (sense[0] & 0x7e) == 0x72 ? (sense[1] & 0x0f) : (sense[2] & 0x0f);
+    return 1;
 }

@@ -36,6 +36,15 @@ typedef struct dhb_device {
 /* Open path for direct synchronous I/O; *out is a new handle on success. */
 int dhb_open(const char *path, dhb_device **out);
 
+/* The same, read-only when read_only is not 0 (the disk monitor never writes a device). */
+int dhb_open_mode(const char *path, int read_only, dhb_device **out);
+
+/* SCSI TEST UNIT READY through SG_IO on path (opened read-only, non-blocking), waiting at most
+ * timeout_ms. 0: ready; 1: not ready, with the sense key in *sense_key and the SCSI status in
+ * *status; -errno when the command could not be sent (-ENOTTY: not a SCSI device). */
+int dhb_test_unit_ready(const char *path, unsigned int timeout_ms, unsigned char *sense_key,
+                        unsigned char *status);
+
 /* Close the device and free the handle (NULL is fine). */
 void dhb_close(dhb_device *dev);
 

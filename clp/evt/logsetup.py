@@ -1,6 +1,8 @@
 """Logging for every clp service: the ``clp`` logger feeds ``clusterpro_evt`` through its queue.
 
-Callers log with ``extra={"event_id": N, "alert": True}`` when a line is a product event. A line is
+Callers log with ``extra={"event_id": N, "alert": True}`` when a line is a product event, and
+``"evt_module": "rm"`` when it belongs to another of the product's modules than the process's
+(the monitors of ``clusterpro`` log as ``rm``, in ``log/rm.log``). A line is
 an alert when ``alert=True`` is given, or when it is ERROR or worse and carries an event ID (an
 unexpected error without an event ID is logged, not alerted: alerts are for operators).
 
@@ -15,7 +17,7 @@ import logging
 import os
 import sys
 
-from clp.evt.records import LEVELS, Record, make_record
+from clp.evt.records import LEVELS, MODULE_RE, RESERVED_MODULES, Record, make_record
 from clp.evt.sender import EventSender
 from clp.paths import InstallRoot
 
@@ -66,6 +68,9 @@ def to_event(record: logging.LogRecord, module: str, text: str) -> Record:
     if not isinstance(alert, bool):
         alert = record.levelno >= logging.ERROR and event_id is not None
     level = record.levelname if record.levelname in LEVELS else _level_name(record.levelno)
+    other = getattr(record, "evt_module", None)
+    if isinstance(other, str) and MODULE_RE.match(other) and other not in RESERVED_MODULES:
+        module = other
     return make_record(module, level, text, event_id=event_id, alert=alert,
                        syslog=bool(getattr(record, "syslog", False)), t=record.created,
                        pid=record.process)

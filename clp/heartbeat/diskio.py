@@ -1,5 +1,6 @@
-"""Direct, synchronous block I/O for the disk heartbeat: the one importer of the compiled
-``clp._diskhb_native`` (``native/diskhb.c``, built by ``pip install -e .``).
+"""Direct, synchronous block I/O for the disk heartbeat and the disk monitor (diskw): the one
+importer of the compiled ``clp._diskhb_native`` (``native/diskhb.c``, built by ``pip install
+-e .``).
 
 Every transfer is whole 4096-byte blocks with ``O_DIRECT | O_DSYNC``: a write has reached the
 device when the call returns, and a read sees the device, not this server's page cache (which
@@ -33,10 +34,11 @@ class DiskDevice:
         self._h = handle
 
     @classmethod
-    def open(cls, path: str) -> DiskDevice:
-        """Open ``path`` read-write for direct synchronous I/O; OSError (with its errno) if not."""
+    def open(cls, path: str, read_only: bool = False) -> DiskDevice:
+        """Open ``path`` read-write (or read-only) for direct synchronous I/O; OSError (with its
+        errno) if not."""
         out = ffi.new("dhb_device **")
-        rc = lib.dhb_open(os.fsencode(path), out)
+        rc = lib.dhb_open_mode(os.fsencode(path), int(read_only), out)
         if rc < 0:
             raise _error(rc, path, "open")
         return cls(path, out[0])
@@ -92,3 +94,13 @@ class DiskDevice:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def test_unit_ready(path: str, timeout: float) -> tuple[bool, int, int]:
+    """SCSI TEST UNIT READY on ``path``: (ready, sense key, SCSI status); OSError when the
+    command cannot be sent (ENOTTY: not a SCSI device, as a loop device)."""
+    sense, status = ffi.new("unsigned char *"), ffi.new("unsigned char *")
+    rc = lib.dhb_test_unit_ready(os.fsencode(path), max(1, int(timeout * 1000)), sense, status)
+    if rc < 0:
+        raise _error(rc, path, "SG_IO TEST UNIT READY")
+    return rc == 0, int(sense[0]), int(status[0])

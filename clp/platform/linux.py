@@ -38,6 +38,13 @@ class Mount:
     fs: str
 
 
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    start: int  # start time: tells a process from a later one that reuses its pid
+    command: str  # its command line, arguments separated by spaces
+
+
 def _unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
@@ -100,6 +107,44 @@ class LinuxPlatform:
             return arp.probe(iface, ip, timeout)
         r = run(["ping", "-c", "1", "-W", "1", ip], timeout=5, log=log)
         return r.returncode == 0
+
+    # -- links and processes (monitors) --------------------------------------------------------
+    def link_up(self, device: str) -> bool:
+        """Whether the NIC ``device`` has link (carrier) and is up; ``PlatformError`` when there
+        is no such NIC or its state cannot be read."""
+        base = Path("/sys/class/net") / device
+        if "/" in device or device in ("", ".", "..") or not base.is_dir():
+            raise PlatformError(f"there is no network interface {device!r}")
+        try:
+            operstate = (base / "operstate").read_text().strip()
+            carrier = (base / "carrier").read_text().strip()
+        except OSError as e:  # carrier is unreadable while the interface is down (EINVAL)
+            if (base / "operstate").exists() and e.errno == 22:
+                return False
+            raise PlatformError(f"cannot read the link state of {device}: {e}") from e
+        return carrier == "1" and operstate in ("up", "unknown")
+
+    def processes(self) -> list[Process]:
+        """Every running process (not the ended ones their parent has not reaped yet): its id,
+        start time (clock ticks since boot) and command line."""
+        found = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_bytes()
+                raw = Path(entry.path, "cmdline").read_bytes()
+            except OSError:  # ended meanwhile
+                continue
+            comm_end = stat.rfind(b")")
+            fields = stat[comm_end + 2:].split()
+            if fields[0] in (b"Z", b"X"):  # ended, not yet reaped by its parent: not running
+                continue
+            argv = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+            if not argv:  # a kernel thread or a zombie: its name, as ps shows it
+                argv = "[" + stat[stat.find(b"(") + 1:comm_end].decode("utf-8", "replace") + "]"
+            found.append(Process(int(entry.name), int(fields[19]), argv))
+        return found
 
     # -- disks ---------------------------------------------------------------------------------
     def mounts(self) -> list[Mount]:

@@ -13,7 +13,7 @@ import logging
 import re
 from pathlib import Path
 
-from clp.platform.linux import IfaceAddr, LinuxPlatform, Mount, PlatformError
+from clp.platform.linux import IfaceAddr, LinuxPlatform, Mount, PlatformError, Process
 from clp.platform.proc import run
 
 _IF_LINE = re.compile(r"^(\S+?):(?: |\d+:)")
@@ -47,6 +47,18 @@ class SolarisPlatform(LinuxPlatform):
         return run(["ping", ip, str(max(1, round(timeout)))], timeout=5 + timeout,
                    log=log).returncode == 0
 
+    def link_up(self, device: str) -> bool:
+        result = run(["dladm", "show-link", "-p", "-o", "STATE", device], timeout=10, log=None)
+        if not result.ok:
+            raise PlatformError(f"dladm show-link {device}: {result.output.strip()}")
+        return result.output.strip() == "up"
+
+    def processes(self) -> list[Process]:
+        result = run(["ps", "-e", "-o", "pid=,etime=,args="], timeout=10, log=None)
+        if not result.ok:
+            raise PlatformError(f"ps -e failed: {result.output.strip()}")
+        return parse_ps(result.output)
+
     def mounts(self) -> list[Mount]:
         found = []
         for line in Path("/etc/mnttab").read_text().splitlines():
@@ -67,6 +79,28 @@ class SolarisPlatform(LinuxPlatform):
     def kill_holders_argv(self, mount_point: str, force: bool) -> list[str]:
         return ["fuser", "-c", "-k", mount_point] if force else [
             "fuser", "-c", "-s", "TERM", mount_point]
+
+
+def parse_ps(text: str) -> list[Process]:
+    """``ps -e -o pid=,etime=,args=`` lines; the start is minus the elapsed seconds, so that a
+    process started later has a larger value (as Linux's start time)."""
+    found = []
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].isdigit():
+            continue
+        found.append(Process(int(parts[0]), -_etime_seconds(parts[1]),
+                             parts[2] if len(parts) > 2 else ""))
+    return found
+
+
+def _etime_seconds(text: str) -> int:
+    """[[dd-]hh:]mm:ss -> seconds."""
+    days, _, clock = text.rpartition("-")
+    seconds = 0
+    for part in clock.split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds + int(days or 0) * 86400
 
 
 def raw_device(device: str) -> str:
@@ -97,4 +131,5 @@ POWER_ARGV = {
     "shutdown": ["uadmin", "2", "0"],  # A_SHUTDOWN, AD_HALT
     "reboot": ["uadmin", "2", "1"],  # A_SHUTDOWN, AD_BOOT
     "panic": ["uadmin", "5", "1"],  # A_DUMP: panic, dump, reboot
+    "reset": ["uadmin", "1", "1"],  # A_REBOOT, AD_BOOT: at once, no sync
 }

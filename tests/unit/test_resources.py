@@ -233,7 +233,7 @@ def test_solaris_command_lines() -> None:
     assert sol.kill_holders_argv("/mnt/d", False) == ["fuser", "-c", "-s", "TERM", "/mnt/d"]
     assert sol.kill_holders_argv("/mnt/d", True) == ["fuser", "-c", "-k", "/mnt/d"]
     assert POWER_ARGV == {"shutdown": ["uadmin", "2", "0"], "reboot": ["uadmin", "2", "1"],
-                          "panic": ["uadmin", "5", "1"]}
+                          "panic": ["uadmin", "5", "1"], "reset": ["uadmin", "1", "1"]}
 
 
 def test_solaris_ifconfig_parsing() -> None:
@@ -281,7 +281,7 @@ def test_power_actions_are_refused_in_tests(action: str,
 
 def test_lab_power_signals_pid_one() -> None:
     assert power.LAB_SIGNALS == {"shutdown": signal.SIGTERM, "reboot": signal.SIGUSR1,
-                                 "panic": signal.SIGUSR2}
+                                 "panic": signal.SIGUSR2, "reset": signal.SIGUSR2}
 
 
 def test_a_gate_that_refuses_runs_nothing_and_says_why(root: InstallRoot) -> None:
