@@ -122,4 +122,6 @@ register_type("resolver", "ping", PING)
 register_type("resolver", "http", HTTP)
 
 # Group resources register themselves from clp/resources/<type>.py (one file per type).
+# Monitor types register themselves from clp/monitors/<type>.py (one file per type).
+import clp.monitors.registry  # noqa: E402, F401
 import clp.resources.registry  # noqa: E402, F401

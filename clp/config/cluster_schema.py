@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from clp.config.group_schema import GROUPS_SCHEMA
+from clp.config.monitor_schema import CLUSTER_MONITOR_SCHEMA, MONITORS_SCHEMA
 
 
 def _port(default: int) -> dict[str, Any]:
@@ -64,6 +65,7 @@ CLUSTER_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
+                "monitor": CLUSTER_MONITOR_SCHEMA,
                 "ports": {
                     "type": "object",
                     "default": {},
@@ -105,6 +107,7 @@ CLUSTER_SCHEMA: dict[str, Any] = {
             "items": {"x-kind": "interconnect", "x-apply": "stop_cluster"},
         },
         "groups": GROUPS_SCHEMA,
+        "monitors": MONITORS_SCHEMA,
         "network_partition": {
             "type": "object",
             "default": {},

@@ -14,6 +14,7 @@ from typing import Any
 
 from clp.config.group_check import GROUP_CHECKS
 from clp.config.issues import ConfigIssue, join_path
+from clp.config.monitor_check import MONITOR_CHECKS
 from clp.config.partition_check import check_partition
 from clp.config.rawdata import as_dict, as_list, interconnect_servers
 
@@ -153,6 +154,7 @@ CHECKS = (
     check_addresses,
     check_partition,
     *GROUP_CHECKS,
+    *MONITOR_CHECKS,
 )
 
 

@@ -98,7 +98,8 @@ def _resolvers(names: list[str], ping: bool, http: bool) -> str:
 
 def lab_needs(conf: str) -> dict[str, bool]:
     """What of the lab a clp.conf uses: the heartbeat disk (/dev/lab/diskhb1), the serial
-    cable (a com interconnect), the router (its witness, ping or HTTP target)."""
+    cable (a com interconnect), the router (its witness, ping or HTTP target, or an address an
+    IP monitor pings)."""
     try:
         doc = yaml.safe_load(conf) or {}
     except yaml.YAMLError:
@@ -110,6 +111,9 @@ def lab_needs(conf: str) -> dict[str, bool]:
     router = {ROUTER_ADDRESS, ROUTER_ADDRESS_IC}
     targets = [str(x.get("target", "")).rsplit(":", 1)[0] for x in ics + resolvers]
     targets += [str(t) for r in resolvers for t in r.get("targets") or []]
+    monitors = doc.get("monitors") if isinstance(doc.get("monitors"), dict) else {}
+    targets += [str(t) for m in monitors.values() if isinstance(m, dict)
+                for t in (m.get("addresses") or [] if m.get("type") == "ipw" else [])]
     return {
         "diskhb": any(i.get("type") == "disk" and DISKHB_DEVICE in (i.get("devices") or {})
                       .values() for i in ics),

@@ -22,13 +22,23 @@ from clp.config.model import (
     GroupConfig,
     Interconnect,
     MonitorConfig,
+    MonitorRecovery,
+    MonitorSettings,
     NetworkPartition,
     Ports,
     Recovery,
+    RecoveryScript,
     Resolver,
     ResourceConfig,
     ServerConfig,
 )
+from clp.config.monitor_check import (
+    add_default_monitors,
+    monitor_scripts_issues,
+    recovery_kind,
+    script_path,
+)
+from clp.config.monitor_schema import LOCAL_SERVER, common_properties
 from clp.config.rawdata import interconnect_servers
 from clp.config.registry import build_schema
 from clp.config.validation import fill_defaults, schema_issues
@@ -91,10 +101,12 @@ def check_data(
     Raises ``ConfigError`` only when the text cannot be read as a YAML mapping at all.
     """
     data, lines, issues = _parse(text)
+    add_default_monitors(data)
     fill_defaults(build_schema(), data)
     found = [*issues, *schema_issues(data), *cross_issues(data)]
     if directory is not None:
         found.extend(scripts_issues(data, directory))
+        found.extend(monitor_scripts_issues(data, directory))
     located = [
         ConfigIssue(
             i.path, i.message, i.line if i.line is not None else line_of(lines, i.path), i.severity
@@ -186,9 +198,13 @@ def build_model(
         directory=directory,
         raw=data,
         groups=groups,
-        monitors=_default_monitors(groups),
+        monitors=_monitors(data, order, groups, directory),
+        monitor_settings=MonitorSettings(**cluster["monitor"]),
         sync_wait=float(cluster["sync_wait"]),
     )
+
+
+MONITOR_COMMON = frozenset(common_properties({}, ("always",)))
 
 
 def _resource(name: str, item: dict[str, Any], depends: list[str]) -> ResourceConfig:
@@ -220,10 +236,65 @@ def _groups(data: dict[str, Any], order: list[str]) -> tuple[GroupConfig, ...]:
     return tuple(groups)
 
 
-def _default_monitors(groups: tuple[GroupConfig, ...]) -> tuple[MonitorConfig, ...]:
-    """One fipw<N> per fip resource, as the product creates them with the resource."""
-    fips = [rc.name for g in groups for rc in g.resources if rc.type == "fip"]
-    return tuple(
-        MonitorConfig(f"fipw{n}", "fipw", target, MappingProxyType({}))
-        for n, target in enumerate(fips, start=1)
-    )
+def _monitors(data: dict[str, Any], order: list[str], groups: tuple[GroupConfig, ...],
+              directory: Path) -> tuple[MonitorConfig, ...]:
+    from clp.monitors import registry
+
+    group_of = {rc.name: g for g in groups for rc in g.resources}
+    out = []
+    for name, item in data["monitors"].items():
+        kind = registry.get(item["type"])
+        params = {k: v for k, v in item.items() if k != "type" and k not in MONITOR_COMMON}
+        interval, timeout = kind.timing_of(item, data["cluster"]["heartbeat"])
+        out.append(MonitorConfig(
+            name=name, type=item["type"], target=item.get("target"),
+            params=MappingProxyType(params),
+            interval=interval, timeout=timeout,
+            retry=int(item["retry"]), wait_start=float(item["wait_start"]),
+            timing=item["timing"], nice=int(item["nice"]),
+            servers=tuple(s for s in order if s in (item.get("servers") or order)),
+            no_retry_on_timeout=bool(item["no_retry_on_timeout"]),
+            no_recovery_on_timeout=bool(item["no_recovery_on_timeout"]),
+            recovery=_recovery(name, item, kind, data, group_of, directory, len(order),
+                               interval),
+        ))
+    return tuple(out)
+
+
+def _recovery(name: str, item: dict[str, Any], kind: Any, data: dict[str, Any],
+              group_of: dict[str, GroupConfig], directory: Path, n_servers: int,
+              interval: float) -> MonitorRecovery:
+    """A monitor's recovery action, its target resolved and its defaults applied: the type's
+    own, else reactivation 3 (0 for LocalServer), failover 1, no operation."""
+    rec = item["recovery"]
+    target, target_kind = rec.get("target"), rec.get("target_type")
+    if target is None:
+        default = kind.default_recovery
+        resource = item.get("target")
+        target, target_kind = {"local_server": (LOCAL_SERVER, "local_server"),
+                               "resource": (resource, "resource"),
+                               "group": (group_of[resource].name if resource else None,
+                                         "group")}[default]
+    found, _why = recovery_kind(target, data, target_kind)
+    defaults = {"reactivation_threshold": 0 if found == "local_server" else 3,
+                "failover_threshold": 1, "final_action": "none",
+                **kind.recovery_defaults_of(item)}
+    values = {k: rec.get(k, v) for k, v in defaults.items()}
+    if values["failover_threshold"] == "servers":
+        group = group_of[target].name if found == "resource" else target
+        values["failover_threshold"] = next(
+            (len(g.servers) for g in group_of.values() if g.name == group), n_servers)
+    script = rec["script"]
+    used = script["count"] or any(script[f"before_{k}"] for k in
+                                  ("reactivation", "failover", "final_action"))
+    return MonitorRecovery(
+        target=target, kind=str(found),
+        reactivation_threshold=int(values["reactivation_threshold"]),
+        failover_threshold=int(values["failover_threshold"]),
+        final_action=str(values["final_action"]),
+        reset_after=float(rec.get("reset_after", 10 * interval)),
+        script=RecoveryScript(script_path(directory, name, script["path"]),
+                              float(script["timeout"]), int(script["count"]),
+                              bool(script["before_reactivation"]),
+                              bool(script["before_failover"]),
+                              bool(script["before_final_action"])) if used else None)

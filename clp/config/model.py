@@ -113,11 +113,55 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class RecoveryScript:
+    """The script run before recovery steps (the product's preaction.sh), and how often."""
+
+    path: Path  # resolved: absolute, or in scripts/monitor.s/<monitor>/
+    timeout: float = 5.0
+    count: int = 0  # the recovery script's own runs (CLP_ACTION=RECOVERY) before reactivation
+    before_reactivation: bool = False
+    before_failover: bool = False
+    before_final_action: bool = False
+
+
+@dataclass(frozen=True)
+class MonitorRecovery:
+    """What a monitor does on an error (the product's Recovery Action tab)."""
+
+    target: str  # a resource, a group, LocalServer or All Groups
+    kind: str  # resource | group | all_groups | local_server
+    reactivation_threshold: int = 3
+    failover_threshold: int = 1
+    final_action: str = "none"
+    reset_after: float = 600.0  # seconds of Normal before the counters go back to 0 (0: never)
+    script: RecoveryScript | None = None  # None: no script is run
+
+
+@dataclass(frozen=True)
 class MonitorConfig:
-    name: str  # fipw1, ...
+    name: str  # userw, fipw1, ...
     type: str
     target: str | None  # the monitored resource
-    params: Mapping[str, Any] = field(default_factory=_empty)
+    params: Mapping[str, Any] = field(default_factory=_empty)  # the type's own parameters
+    interval: float = 60.0
+    timeout: float = 60.0
+    retry: int = 1
+    wait_start: float = 0.0
+    timing: str = "always"  # always | active (while ``target`` is Online on this server)
+    nice: int = 0
+    servers: tuple[str, ...] = ()  # the servers that run it
+    no_retry_on_timeout: bool = False
+    no_recovery_on_timeout: bool = False
+    recovery: MonitorRecovery = MonitorRecovery("LocalServer", "local_server")
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """The cluster's properties for every monitor (``cluster.monitor``)."""
+
+    disable_recovery: bool = False
+    delay_warning: float = 80.0  # % of a check's timeout
+    restrain_final_action_alone: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +178,7 @@ class ClusterConfig:
     raw: dict[str, Any] = field(compare=False, repr=False)
     groups: tuple[GroupConfig, ...] = ()  # definition order
     monitors: tuple[MonitorConfig, ...] = ()
+    monitor_settings: MonitorSettings = MonitorSettings()
     sync_wait: float = 300.0  # server sync wait at cluster start, seconds
 
     @property
@@ -165,6 +210,12 @@ class ClusterConfig:
                 if rc.name == name:
                     return group, rc
         raise KeyError(f"resource {name!r} is not in cluster {self.name!r}")
+
+    def monitor(self, name: str) -> MonitorConfig:
+        for mc in self.monitors:
+            if mc.name == name:
+                return mc
+        raise KeyError(f"monitor {name!r} is not in cluster {self.name!r}")
 
     @property
     def scripts_dir(self) -> Path:

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
+from clp.paths import InstallRoot
 from clp.platform import proc
 from clp.resources.base import (
     Context,
@@ -94,7 +95,7 @@ class ExecResource(ResourceType):
     def probe(self, params: Params, ctx: Context) -> bool | None:
         if params["mode"] != "async":
             return None  # a sync script leaves nothing we could look at
-        pgid = _read_pgid(_pid_file(ctx))
+        pgid = read_pgid(_pid_file(ctx))
         return pgid is not None and proc.group_alive(pgid)
 
     def _start_async(self, script: Path, env: dict[str, str], ctx: Context) -> Result:
@@ -121,7 +122,7 @@ class ExecResource(ResourceType):
     def _end_async(self, ctx: Context) -> None:
         pid_file = _pid_file(ctx)
         child = self._async.pop(pid_file, None)
-        pgid = child.pid if child is not None else _read_pgid(pid_file)
+        pgid = child.pid if child is not None else read_pgid(pid_file)
         if pgid is not None and proc.group_alive(pgid):
             ctx.log.info("ending the async start script of %s (process group %d)",
                          ctx.resource, pgid)
@@ -133,11 +134,16 @@ class ExecResource(ResourceType):
 
 
 def _pid_file(ctx: Context) -> Path:
-    """In the volatile (tmpfs) directory: valid across a restart of clusterpro, gone at reboot."""
-    return ctx.root.volatile_dir / "exec" / f"{ctx.group}.{ctx.resource}.pgid"
+    return async_pid_file(ctx.root, ctx.group, ctx.resource)
 
 
-def _read_pgid(path: Path) -> int | None:
+def async_pid_file(root: InstallRoot, group: str, resource: str) -> Path:
+    """Where the process (group) id of an async start script is kept: in the volatile (tmpfs)
+    directory, valid across a restart of clusterpro, gone at reboot (pidw reads it too)."""
+    return root.volatile_dir / "exec" / f"{group}.{resource}.pgid"
+
+
+def read_pgid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):

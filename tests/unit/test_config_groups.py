@@ -65,7 +65,7 @@ def test_defaults_and_model(tmp_path: Path) -> None:
         ("server2", "server1"), "manual", "auto", "normal")
     assert config.resource("ManagementIP")[0] is mg
     assert [(m.name, m.type, m.target) for m in config.monitors] == [
-        ("fipw1", "fipw", "fip1"), ("fipw2", "fipw", "ManagementIP")]
+        ("userw", "userw", None), ("fipw1", "fipw", "fip1"), ("fipw2", "fipw", "ManagementIP")]
     with pytest.raises(KeyError, match="group 'nope' is not in cluster"):
         config.group("nope")
     with pytest.raises(KeyError, match="resource 'nope'"):

@@ -81,7 +81,7 @@ def test_sample_lab2_is_clean() -> None:
     }
     assert [g.name for g in cfg.groups] == ["ManagementGroup", "failover1"]
     assert cfg.group("failover1").activation_order() == ["fip1", "disk1", "exec1"]
-    assert [m.name for m in cfg.monitors] == ["fipw1", "fipw2"]
+    assert [m.name for m in cfg.monitors] == ["userw", "fipw1", "fipw2", "ipw1", "miiw1", "pidw1"]
 
 
 @pytest.mark.parametrize("n", range(2, 9))
@@ -97,6 +97,7 @@ def test_generated_lab_config_is_clean(tmp_path: Path, n: int) -> None:
 def test_generated_two_server_config_equals_the_sample_but_its_groups(tmp_path: Path) -> None:
     sample = load_config(SAMPLE).raw
     sample["groups"] = {}
+    sample["monitors"] = {"userw": sample["monitors"]["userw"]}  # the others watch groups
     sample["cluster"]["sync_wait"] = 300  # the defaults, filled in
     generated = load(tmp_path, generate_lab_config(2, 1, 10, diskhb=True, com=True)).raw
     generated["network_partition"]["resolvers"] = sample["network_partition"]["resolvers"]
@@ -385,8 +386,10 @@ def test_every_parameter_records_a_known_apply_method() -> None:
 def test_register_type_rejects_duplicates() -> None:
     with pytest.raises(ValueError):
         register_type("interconnect", "lan", {"type": "object"})
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError):
         register_type("monitor", "ipw", {"type": "object"})
+    with pytest.raises(KeyError):
+        register_type("nothing", "ipw", {"type": "object"})
 
 
 def test_config_error_separates_errors_from_warnings(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Monitor resources: one file per type (``ipw.py`` for ``type: ipw``), a registry and a runner."""

@@ -1,0 +1,131 @@
+"""userw (user-space monitor): this server's user space still gets scheduled.
+
+Every check is a thread of ``clusterpro`` that must run once per interval. With the heartbeat's
+timing (``use_heartbeat``, the product's default) the interval and timeout are the heartbeat's.
+
+``method``:
+
+- ``softdog`` / ``ipmi``: the kernel's watchdog device (``/dev/watchdog``, the softdog module or
+  the BMC's watchdog) is opened with the monitor's timeout and fed at every check. If user space
+  stalls longer than the timeout the kernel resets the machine by itself, with no help from user
+  space: the product's guarantee. A machine without the device shows the monitor in Caution with
+  the reason (never a reset loop), and the stall is then caught only as with ``keepalive``.
+- ``keepalive`` (the product's default, which uses NEC's own keepalive driver): clp has no such
+  driver; the check measures the time since the previous check with ``CLOCK_BOOTTIME`` (a
+  suspended or frozen machine counts) and reports an error when it exceeds the timeout, which
+  leads to the final action (``action``: RESET -> keepalive_reset, PANIC -> keepalive_panic,
+  done through the kernel's sysrq). Unlike a kernel watchdog this acts only when user space runs
+  again: docs/monitors.md says so.
+
+The product's optional stall probes run at each check when set: open and close a dummy file,
+write ``write_size`` bytes to it, create a dummy thread; a probe that hangs makes the check time
+out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from clp.monitors.base import Check, MonitorType, caution, failed, normal
+
+A = "suspend_monitors"
+WATCHDOG = "/dev/watchdog"
+WDIOC_SETTIMEOUT = 0xC0045706  # _IOWR('W', 6, int)
+
+
+def boottime() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+class UserSpaceMonitor(MonitorType):
+    name: ClassVar[str] = "userw"
+    schema: ClassVar[dict[str, Any]] = {
+        "properties": {
+            "use_heartbeat": {"type": "boolean", "default": True, "x-apply": A},
+            "method": {"enum": ["keepalive", "softdog", "ipmi"], "default": "keepalive",
+                       "x-apply": A},
+            "action": {"enum": ["RESET", "PANIC"], "default": "RESET", "x-apply": A},
+            "open_file": {"type": "boolean", "default": False, "x-apply": A},
+            "write_file": {"type": "boolean", "default": False, "x-apply": A},
+            "write_size": {"type": "integer", "minimum": 1, "maximum": 9999999,
+                           "default": 10000, "x-apply": A},
+            "create_thread": {"type": "boolean", "default": False, "x-apply": A},
+        },
+    }
+    defaults: ClassVar[dict[str, Any]] = {"interval": 3, "timeout": 90, "retry": 0}
+    timings: ClassVar[tuple[str, ...]] = ("always",)
+    default_recovery: ClassVar[str] = "local_server"
+    pseudo_failure: ClassVar[bool] = False
+
+    @classmethod
+    def recovery_defaults_of(cls, item: Mapping[str, Any]) -> dict[str, Any]:
+        action = "keepalive_panic" if item.get("action") == "PANIC" else "keepalive_reset"
+        return {"final_action": action}
+
+    @classmethod
+    def timing_of(cls, item: Mapping[str, Any], heartbeat: Mapping[str, Any]
+                  ) -> tuple[float, float]:
+        if item.get("use_heartbeat", True):
+            return float(heartbeat["interval"]), float(heartbeat["timeout"])
+        return float(item["interval"]), float(item["timeout"])
+
+    def __init__(self, params: Any, ctx: Any) -> None:
+        super().__init__(params, ctx)
+        self.last: float | None = None
+        self.watchdog: int | None = None
+        self.missing = ""
+
+    def begin(self) -> None:
+        self.last = boottime()
+        if self.params["method"] in ("softdog", "ipmi"):
+            try:
+                fd = os.open(WATCHDOG, os.O_WRONLY | os.O_CLOEXEC)
+            except OSError as e:
+                self.missing = f"{WATCHDOG} cannot be opened ({e.strerror})"
+                self.ctx.log.error("userw %s: %s: user-space stalls are detected only when "
+                                   "user space runs again", self.ctx.monitor, self.missing)
+                return
+            with contextlib.suppress(OSError):  # drivers with a fixed timeout refuse it
+                fcntl.ioctl(fd, WDIOC_SETTIMEOUT, struct.pack("i", max(1, round(
+                    self.ctx.timeout))))
+            self.watchdog = fd
+
+    def check(self) -> Check:
+        now = boottime()
+        gap, self.last = (now - self.last if self.last is not None else 0.0), now
+        if self.watchdog is not None:
+            os.write(self.watchdog, b"\0")
+        self._probes()
+        if gap > self.ctx.timeout:
+            return failed(f"user space was not scheduled for {gap:.1f} s (timeout "
+                          f"{self.ctx.timeout:g} s)")
+        if self.missing:
+            return caution(f"{self.params['method']}: {self.missing}")
+        return normal()
+
+    def _probes(self) -> None:
+        path = self.ctx.root.work_dir / f"userw.{self.ctx.monitor}"
+        if self.params["open_file"] or self.params["write_file"]:
+            with open(path, "wb") as f:
+                if self.params["write_file"]:
+                    f.write(b"\0" * self.params["write_size"])
+                    f.flush()
+                    os.fsync(f.fileno())
+        if self.params["create_thread"]:
+            t = threading.Thread(target=lambda: None, name="clp-userw-probe")
+            t.start()
+            t.join()
+
+    def end(self) -> None:
+        fd, self.watchdog = self.watchdog, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"V")  # magic close: the watchdog stops instead of firing
+            os.close(fd)
