@@ -26,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +36,12 @@ from clp.config import ClusterConfig
 from clp.config.model import GroupConfig, ResourceConfig
 from clp.core.coordinator import Command, Coordinator, ServerReport
 from clp.core.group_runner import CALLER_ACTIONS, GroupRunner, Outcome, RecoveryAction
-from clp.core.group_states import GROUP_STOPPED_STATES, GroupState, ResourceState
+from clp.core.group_states import (
+    GROUP_BUSY_STATES,
+    GROUP_STOPPED_STATES,
+    GroupState,
+    ResourceState,
+)
 from clp.core.group_types import E_BAD_ARGS, E_NO_MASTER, E_STATE, OK
 from clp.paths import InstallRoot
 from clp.resources.base import Context
@@ -45,6 +50,8 @@ from clp.resources.runner import ResourceRunner, probe_state
 log = logging.getLogger("clp.rc")
 
 DEFAULT_TIMEOUT = 1800.0
+# a group that asks to fail over is in one of these (activation gave up; a monitor asked)
+FAILOVER_STATES = (GroupState.ONLINE, GroupState.ONLINE_FAILURE)
 PROBE_TIMEOUT = 60.0
 
 
@@ -60,6 +67,7 @@ class PeerReport:
     incarnation: int
     report: ServerReport
     resources: dict[str, str]
+    monitors: dict[str, str] = field(default_factory=dict)  # monitor -> state there
 
 
 class GroupManager:
@@ -81,7 +89,9 @@ class GroupManager:
         self.unheard: frozenset[str] = frozenset()  # servers never heard from since this start
         self.rejected: Counter[str] = Counter()  # invalid parts of peer reports, by part
         self._names = Names(config.server_names, [g.name for g in config.groups],
-                            [rc.name for g in config.groups for rc in g.resources], ())
+                            [rc.name for g in config.groups for rc in g.resources], (),
+                            [mc.name for mc in config.monitors])
+        self.monitor_states: Callable[[], dict[str, str]] = dict  # set by the service
         self.peers: dict[str, PeerReport] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -106,7 +116,8 @@ class GroupManager:
         gone, so a lower incarnation (after a reboot) is accepted again.
         """
         names = Names(self._names.servers, self._names.groups, self._names.resources,
-                      [g.name for g in self.config.groups if sender in g.servers])
+                      [g.name for g in self.config.groups if sender in g.servers],
+                      self._names.monitors)
         rep = check_report(args, names)
         for part, problem in rep.problems:
             self.rejected[f"report.{part}"] += 1
@@ -117,17 +128,19 @@ class GroupManager:
             log.warning("refused a stale report from %s: incarnation %d, already %d", sender,
                         rep.incarnation, old.incarnation)
             return {"ok": False, "code": E_STATE, "message": "stale incarnation"}
-        report = ServerReport(rep.groups, rep.failover, rep.intents, rep.leaving)
-        self.peers[sender] = PeerReport(rep.incarnation, report, rep.resources)
+        report = ServerReport(rep.groups, rep.failover, rep.intents, rep.leaving,
+                              rep.failover_reasons)
+        self.peers[sender] = PeerReport(rep.incarnation, report, rep.resources, rep.monitors)
         return {"ok": True, "code": OK, "message": ""}
 
     def local_report(self) -> ServerReport:
         groups = {g: (r.state if self.adopted else GroupState.UNKNOWN)
                   for g, r in self.runners.items()}
-        failover = frozenset(g for g, r in self.runners.items()
-                             if r.wants_failover and r.state == GroupState.ONLINE_FAILURE)
+        failover = {g: r.failover_reason for g, r in self.runners.items()
+                    if r.wants_failover and r.state in FAILOVER_STATES}
         intents = self.coord.export_intents() if self.coord.master == self.me else None
-        return ServerReport(groups, failover, intents, self.leaving)
+        return ServerReport(groups, frozenset(failover), intents, self.leaving,
+                            {g: why for g, why in failover.items() if why})
 
     def local_resources(self) -> dict[str, str]:
         out = {}
@@ -141,7 +154,13 @@ class GroupManager:
         return {"server": self.me, "incarnation": self.incarnation,
                 "groups": {g: s.value for g, s in rep.groups.items()},
                 "resources": self.local_resources(), "failover": sorted(rep.failover),
+                "failover_reasons": dict(rep.failover_reasons),
+                "monitors": self.monitor_states(),
                 "leaving": rep.leaving, "intents": rep.intents}
+
+    def peer_monitors(self) -> dict[str, dict[str, str]]:
+        """The monitor states each online peer last reported."""
+        return {s: p.monitors for s, p in self.peers.items() if s in self.online}
 
     def reports(self) -> dict[str, ServerReport]:
         out = {s: p.report for s, p in self.peers.items() if s in self.online}
@@ -297,6 +316,55 @@ class GroupManager:
                 log.error("%s", e, extra={"alert": True})
         elif action.action in CALLER_ACTIONS:
             self.on_stop(action.action)
+
+    # --- recovery asked by a monitor -----------------------------------------------------
+
+    async def restart_group(self, group: str) -> tuple[bool, str]:
+        """Reactivate ``group`` here; (it is Online again, why not)."""
+        return await self._local_op(group, self.runners[group].restart())
+
+    async def restart_resource(self, resource: str) -> tuple[bool, str]:
+        """Reactivate ``resource`` (and what depends on it) here."""
+        gc, _rc = self.config.resource(resource)
+        return await self._local_op(gc.name, self.runners[gc.name].restart_resource(resource))
+
+    async def _local_op(self, group: str, out: Outcome) -> tuple[bool, str]:
+        if out.code != OK:
+            self._log(out)
+            return False, out.lines[0] if out.lines else "refused"
+        self.start(group, out)
+        await self.wait_idle(group)
+        state = self.runners[group].state
+        return state == GroupState.ONLINE, f"group {group} is {state.value}"
+
+    async def fail_over(self, group: str, reason: str, timeout: float) -> tuple[bool, str]:
+        """Ask the master to move ``group`` away from here; done when it has stopped here."""
+        runner = self.runners[group]
+        out = runner.request_failover(reason)
+        self._log(out)
+        if out.code != OK:
+            return False, out.lines[0] if out.lines else "refused"
+        self._changed()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if runner.state in GROUP_STOPPED_STATES and not runner.busy:
+                ok = runner.state == GroupState.OFFLINE
+                return ok, f"group {group} is {runner.state.value} on {self.me}"
+            await asyncio.sleep(0.1)
+        return False, f"group {group} did not leave {self.me} in {timeout:g} s"
+
+    def busy(self, group: str) -> bool:
+        """Starting, stopping or moving: here, or as a command of the master in flight."""
+        runner = self.runners.get(group)
+        if runner is not None and (runner.busy or runner.state in GROUP_BUSY_STATES):
+            return True
+        return group in self.coord.pending
+
+    def others_for(self, group: str) -> list[str]:
+        """The other online servers of ``group``'s policy that can take it (not leaving)."""
+        gc = self.config.group(group)
+        leaving = {s for s, p in self.peers.items() if p.report.leaving}
+        return [s for s in gc.servers if s != self.me and s in self.online and s not in leaving]
 
     # --- start and stop of the service ----------------------------------------------------
 

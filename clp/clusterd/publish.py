@@ -91,6 +91,7 @@ class StatePublisher:
                          "rpc_rejected": dict(svc.peer.rejected + svc.groups.rejected)},
             "master": svc.groups.coord.master,
             "groups": svc.groups.group_snapshot(),
+            "monitors": svc.monitors.snapshot(svc.groups.peer_monitors()),
             "updated": time.time(),
         }
 

@@ -16,6 +16,9 @@ from typing import Any
 
 from clp.core.group_states import GroupState, ResourceState
 from clp.core.group_types import EVENTS
+from clp.core.monitor_recovery import MonitorState
+
+MONITOR_STATES = frozenset(s.value for s in MonitorState)
 
 
 @dataclass
@@ -23,7 +26,9 @@ class CheckedReport:
     incarnation: int = 0
     groups: dict[str, GroupState] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
+    monitors: dict[str, str] = field(default_factory=dict)
     failover: frozenset[str] = frozenset()
+    failover_reasons: dict[str, str] = field(default_factory=dict)
     leaving: bool = False
     intents: dict[str, Any] | None = None
     problems: list[tuple[str, str]] = field(default_factory=list)  # (part, what is wrong)
@@ -37,6 +42,7 @@ class Names:
     groups: Collection[str]
     resources: Collection[str]
     sender_groups: Collection[str]  # the groups whose policy names the sender
+    monitors: Collection[str] = ()
 
 
 def check_report(args: dict[str, Any], names: Names) -> CheckedReport:
@@ -48,11 +54,13 @@ def check_report(args: dict[str, Any], names: Names) -> CheckedReport:
         out.problems.append(("incarnation", f"not a non-negative integer: {inc!r}"))
     out.groups = _groups(args.get("groups"), names, out.problems)
     out.resources = _resources(args.get("resources"), names, out.problems)
+    out.monitors = _monitors(args.get("monitors"), names, out.problems)
     failover = args.get("failover") or []
     if not _names_list(failover, names.groups):
         out.problems.append(("failover", f"not a list of configured groups: {failover!r}"))
     else:
         out.failover = frozenset(failover)
+    out.failover_reasons = _reasons(args.get("failover_reasons"), out.failover, out.problems)
     leaving = args.get("leaving", False)
     if isinstance(leaving, bool):
         out.leaving = leaving
@@ -60,6 +68,27 @@ def check_report(args: dict[str, Any], names: Names) -> CheckedReport:
         out.problems.append(("leaving", f"not a boolean: {leaving!r}"))
     if args.get("intents") is not None:
         out.intents = _intents(args["intents"], names, out.problems)
+    return out
+
+
+MAX_REASON = 500
+
+
+def _reasons(raw: Any, failover: frozenset[str], problems: list[tuple[str, str]]
+             ) -> dict[str, str]:
+    """Why each group asks to fail over: a short line per group that asks."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(("failover_reasons", f"not a mapping: {raw!r}"))
+        return {}
+    out = {}
+    for g, why in raw.items():
+        if g in failover and isinstance(why, str) and len(why) <= MAX_REASON \
+                and "\n" not in why:
+            out[g] = why
+        else:
+            problems.append(("failover_reasons", f"invalid reason for {g!r}: {why!r:.80}"))
     return out
 
 
@@ -95,6 +124,24 @@ def _resources(raw: Any, names: Names, problems: list[tuple[str, str]]) -> dict[
             out[r] = ResourceState(st).value
         except (ValueError, TypeError):
             problems.append(("resources", f"invalid state {st!r} of resource {r}"))
+    return out
+
+
+def _monitors(raw: Any, names: Names, problems: list[tuple[str, str]]) -> dict[str, str]:
+    """The sender's monitor states: configured monitors, the product's state words."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(("monitors", f"not a mapping: {raw!r:.80}"))
+        return {}
+    out = {}
+    for m, st in raw.items():
+        if m not in names.monitors:
+            problems.append(("monitors", f"unknown monitor {m!r:.40}"))
+        elif st not in MONITOR_STATES:
+            problems.append(("monitors", f"invalid state {st!r:.40} of monitor {m}"))
+        else:
+            out[m] = st
     return out
 
 

@@ -31,6 +31,8 @@ from clp.clusterd.group_ops import GroupOps
 from clp.clusterd.groups import GroupManager
 from clp.clusterd.heartbeats import HeartbeatSet
 from clp.clusterd.marks import ServiceMarks, boottime
+from clp.clusterd.monitor_actions import StepRunner
+from clp.clusterd.monitors import MonitorManager
 from clp.clusterd.peer import PeerClient, PeerServer
 from clp.clusterd.publish import StatePublisher
 from clp.clusterd.resolution import Resolution, resolver_specs
@@ -119,6 +121,11 @@ class ClusterService:
                                    on_stop=self._final_action_stop)
         self.groups.on_change = self._groups_changed
         self.group_ops = GroupOps(self.groups, self.peer_client.send, self._down)
+        self.monitors = MonitorManager(
+            config, self.me, root, self.groups,
+            StepRunner(self.groups, self.group_ops, self._final_action_stop, config.name),
+            lambda: self.membership.ratio, self._monitors_changed, self._resource_gate)
+        self.groups.monitor_states = self.monitors.local_states
         self.peer = PeerServer(config, self.me, key, self._on_peer)
         self.publisher = StatePublisher(root, self)
         self.control = ControlServer(root.control_socket, {
@@ -126,6 +133,7 @@ class ClusterService:
             "suspend": self._op_suspend, "resume": self._op_resume,
             "toratio": self._op_toratio,
             **self.group_ops.handlers(),
+            **self.monitors.handlers(),
         })
 
     # --- the loop -------------------------------------------------------------------------
@@ -142,6 +150,7 @@ class ClusterService:
             await self.control.start()
             adopt = asyncio.ensure_future(self.groups.adopt(
                 self._fence_stale if self._stale_at_start() else None))
+            adopt.add_done_callback(self._adopted)
             stopper = asyncio.ensure_future(self._stop_sequence(adopt))
             log.info("Cluster service started on %s (cluster %s, %d servers, heartbeat %g s / "
                      "%g s)", self.me, self.config.name, len(self.config.servers), self.interval,
@@ -153,6 +162,12 @@ class ClusterService:
         self._power()
         return self._exit_code
 
+    def _adopted(self, adopt: asyncio.Future[None]) -> None:
+        """This server's groups are known: monitoring starts (not after a fence)."""
+        if not adopt.cancelled() and adopt.exception() is None and self.groups.adopted \
+                and not self._fenced:
+            self.monitors.start()
+
     def request_stop(self, code: int = 0) -> None:
         self._exit_code = code
         self.sender_state = packet.SENDER_STOPPING  # heartbeats go on while the groups stop
@@ -161,6 +176,7 @@ class ClusterService:
     async def _stop_sequence(self, adopt: asyncio.Future[None]) -> None:
         """On a stop request: deactivate this server's groups (heartbeats go on), then exit."""
         await self._stop.wait()
+        self.monitors.stop_all("the cluster service is stopping")
         if self._stop_groups:
             with contextlib.suppress(Exception):
                 await adopt
@@ -285,6 +301,7 @@ class ClusterService:
         await self.peer.close()
         self.peer_client.close()
         await self.control.close()
+        self.monitors.close()
         self.runner.shutdown()
         self.publisher.close()
         log.info("Cluster service stopped on %s", self.me)
@@ -342,6 +359,11 @@ class ClusterService:
     # --- groups ---------------------------------------------------------------------------
 
     def _groups_changed(self) -> None:
+        self.monitors.reconcile()
+        self.groups.report_now()
+        self.publisher.publish()
+
+    def _monitors_changed(self) -> None:
         self.groups.report_now()
         self.publisher.publish()
 
@@ -398,6 +420,7 @@ class ClusterService:
             return Reply(False, 12, "The cluster is already suspended.")
         self.suspended = True
         self.membership.suspend(time.monotonic())
+        self.monitors.suspend_cluster(True)
         log.info("Cluster suspended on %s", self.me,
                  extra={"event_id": EVENT_SUSPENDED, "alert": True})
         self.publisher.publish()
@@ -408,6 +431,7 @@ class ClusterService:
             return Reply(False, 13, "The cluster is not suspended.")
         self.membership.resume(time.monotonic())
         self.suspended = False
+        self.monitors.suspend_cluster(False)
         log.info("Cluster resumed on %s", self.me,
                  extra={"event_id": EVENT_RESUMED, "alert": True})
         self.publisher.refresh_paths()

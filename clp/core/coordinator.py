@@ -21,10 +21,11 @@ Rules (numbers as in the design issue):
    deactivated and activated there (FAILBACK). ``manual``: it stays.
 6. Move: deactivate, then activate on the named server or the next by policy. Stop: deactivate and
    remember the operator stopped it (not restarted until started).
-7. A group that reports Online Failure asking for failover (its activation recovery gave up on that
-   server) is deactivated there and activated on the next server of the policy that has not failed
-   it in this round; when every online server failed it, it stays stopped with an alert. A round
-   ends when the group is Online somewhere, or on an operator start.
+7. A group that a server asks to move away (its activation recovery gave up there: Online Failure;
+   or a monitor's recovery chose a failover: Online) is deactivated there and activated on the
+   next server of the policy that has not failed it in this round; when every online server
+   failed it, it stays stopped with an alert. A round ends when the group is Online somewhere,
+   or on an operator start.
 8. An intent per group (want online or not, requested server and event) and at most one command
    in progress per group; a command with no visible effect is re-sent after ``resend`` seconds.
 
@@ -289,16 +290,17 @@ class Coordinator(OperatorRequests):
     def _running(self, spec: GroupSpec, server: str, state: GroupState,
                  reports: Mapping[str, ServerReport], active: dict[str, str]) -> Command | None:
         name, intent = spec.name, self.intents[spec.name]
-        if state == G.ONLINE_FAILURE:
-            if name not in reports[server].failover:
-                self.reasons[name] = (f"group {name} is in Online Failure on {server} (final "
-                                      f"action); it stays until the operator stops it")
-                return None
+        report = reports[server]
+        if state in (G.ONLINE, G.ONLINE_FAILURE) and name in report.failover:
             intent.failed.add(server)
             intent.event, intent.server = "FAILOVER", None
+            why = report.failover_reasons.get(name) or "its activation failed there"
             return Command("deactivate", name, server, "FAILOVER",
-                             f"stop group {name} on {server}: its activation failed there, it "
-                             f"fails over")
+                             f"stop group {name} on {server}: {why}; it fails over")
+        if state == G.ONLINE_FAILURE:
+            self.reasons[name] = (f"group {name} is in Online Failure on {server} (final "
+                                  f"action); it stays until the operator stops it")
+            return None
         if state == G.OFFLINE_FAILURE:
             self.reasons[name] = self._offline_failure(name, server)
         if state != G.ONLINE:

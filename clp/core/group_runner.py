@@ -53,6 +53,7 @@ class _Recovery(Protocol):
 
 class _Resource(Protocol):
     name: str
+    depends: tuple[str, ...]
     activation: Any
     deactivation: Any
 
@@ -109,7 +110,9 @@ class GroupRunner:
         self._retries: dict[str, int] = {}
         self.failovers: dict[str, int] = {r: 0 for r in self._r}
         self.wants_failover = False
+        self.failover_reason = ""  # why it asks to fail over (for the master's decision line)
         self._after_cleanup: RecoveryAction | None = None
+        self._then_start: list[str] = []  # a restart: what to start once the stops are done
 
     @property
     def state(self) -> GroupState:
@@ -196,6 +199,63 @@ class GroupRunner:
         out.step = ResourceStep(op, name, self.event, f"{op} {name} by the operator")
         return out
 
+    # --- recovery asked by a monitor -------------------------------------------------------
+
+    def _refuse(self, what: str) -> Outcome | None:
+        if self.busy or self.state not in (G.ONLINE, G.ONLINE_FAILURE):
+            return Outcome(lines=[f"group {self.name}: {what} refused, the group is "
+                                  f"{self.state.value}{' and busy' if self.busy else ''}"],
+                           done=True, code=E_STATE)
+        return None
+
+    def restart(self, event: str = "RECOVER") -> Outcome:
+        """Reactivate the whole group here: stop every resource in reverse order, then start
+        them all again. The group is never Offline in between (Offline Pending -> Online
+        Pending), so the master never places it elsewhere meanwhile."""
+        refused = self._refuse("restart")
+        if refused is not None:
+            return refused
+        self.op, self.event, self._retries = "restart", event, {}
+        self._then_start = self.group.activation_order()
+        out = Outcome(lines=[change_group_state(self._g, G.OFFLINE_PENDING,
+                                                f"{event}: restart of the group")])
+        self._queue = self._to_stop()
+        return self._next(out)
+
+    def restart_resource(self, name: str, event: str = "RECOVER") -> Outcome:
+        """Reactivate one resource here, with the resources that depend on it: they stop
+        (dependents first), then start again (it first); the others keep running."""
+        refused = self._refuse(f"restart of {name}")
+        if refused is not None:
+            return refused
+        affected = self._dependents(name) | {name}
+        self.op, self.event, self._retries = "restart_resource", event, {}
+        self._then_start = [n for n in self.group.activation_order() if n in affected]
+        self._queue = [n for n in self._to_stop() if n in affected]
+        return self._next(Outcome(lines=[
+            f"group {self.name}: {event}: restart of {', '.join(self._then_start)}"]))
+
+    def _dependents(self, name: str) -> set[str]:
+        """Every resource that depends on ``name``, directly or through others."""
+        found: set[str] = set()
+        todo = [name]
+        while todo:
+            current = todo.pop()
+            for rc in self._rc.values():
+                if current in rc.depends and rc.name not in found:
+                    found.add(rc.name)
+                    todo.append(rc.name)
+        return found
+
+    def request_failover(self, reason: str) -> Outcome:
+        """Ask the master to move the group away from this server (reported in ``failover``,
+        with ``reason``); it is deactivated here when the master commands it."""
+        refused = self._refuse("failover")
+        if refused is not None:
+            return refused
+        self.wants_failover, self.failover_reason = True, reason
+        return Outcome(lines=[f"group {self.name}: asks to fail over: {reason}"], done=True)
+
     def _to_stop(self) -> list[str]:
         return [n for n in self.group.deactivation_order() if self._r[n].state != R.OFFLINE]
 
@@ -216,6 +276,8 @@ class GroupRunner:
     def _finish(self, out: Outcome) -> Outcome:
         op, self.op = self.op, None
         out.done = True
+        if op in ("restart", "restart_resource"):
+            return self._restart_stopped(out, op)
         states = [r.state for r in self._r.values()]
         if op == "activate":
             if all(s == R.ONLINE for s in states):
@@ -236,6 +298,21 @@ class GroupRunner:
         else:
             self.wants_failover = False
             out.lines.append(change_group_state(self._g, G.OFFLINE, "every resource stopped"))
+        return out
+
+    def _restart_stopped(self, out: Outcome, op: str) -> Outcome:
+        """The stops of a restart are over: start again, or end in a failure state."""
+        start, self._then_start = self._then_start, []
+        if all(self._r[n].state == R.OFFLINE for n in start):
+            self.op, out.done, self._queue = "activate", False, list(start)
+            out.lines.append(change_group_state(self._g, G.ONLINE_PENDING,
+                                                f"{self.event}: stopped for the restart, "
+                                                f"starting again"))
+            return self._next(out)
+        failure = G.OFFLINE_FAILURE if op == "restart" else G.ONLINE_FAILURE
+        if self.state != failure:
+            out.lines.append(change_group_state(self._g, failure,
+                                                "a resource failed to stop for the restart"))
         return out
 
     # --- results --------------------------------------------------------------------------

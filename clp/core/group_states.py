@@ -17,6 +17,9 @@ Group edges::
     Online Failure   -> Online                every resource Online again (clprsc -s)
     Offline Pending  -> Offline               every resource stopped
     Offline Pending  -> Offline Failure       a resource did not stop
+    Offline Pending  -> Online Pending        a restart: every resource stopped, start again
+    Online           -> Online Pending        a restart of some resources: they start again
+    Online Failure   -> Online Pending        the same, after a resource had failed
     Unknown          -> Offline | Online | Online Failure    re-adoption after clusterpro start
 
 Resource edges are the same, plus ``Online Failure -> Online Pending`` (activation retry).
@@ -64,9 +67,9 @@ GROUP_EDGES: Mapping[GroupState, frozenset[GroupState]] = {
     G.OFFLINE: frozenset({G.ONLINE_PENDING}),
     G.OFFLINE_FAILURE: frozenset({G.ONLINE_PENDING, G.OFFLINE_PENDING}),
     G.ONLINE_PENDING: frozenset({G.ONLINE, G.ONLINE_FAILURE}),
-    G.ONLINE: frozenset({G.OFFLINE_PENDING, G.ONLINE_FAILURE}),
-    G.ONLINE_FAILURE: frozenset({G.OFFLINE_PENDING, G.ONLINE}),
-    G.OFFLINE_PENDING: frozenset({G.OFFLINE, G.OFFLINE_FAILURE}),
+    G.ONLINE: frozenset({G.OFFLINE_PENDING, G.ONLINE_FAILURE, G.ONLINE_PENDING}),
+    G.ONLINE_FAILURE: frozenset({G.OFFLINE_PENDING, G.ONLINE, G.ONLINE_PENDING}),
+    G.OFFLINE_PENDING: frozenset({G.OFFLINE, G.OFFLINE_FAILURE, G.ONLINE_PENDING}),
     G.UNKNOWN: frozenset({G.OFFLINE, G.ONLINE, G.ONLINE_FAILURE}),
 }
 

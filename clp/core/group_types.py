@@ -43,9 +43,11 @@ class ServerReport:
     """What one server says about itself: the state of each group on it."""
 
     groups: Mapping[str, GroupState]
-    failover: frozenset[str] = frozenset()  # groups whose activation gave up there: move them
+    # groups to move away from there: their activation gave up, or a monitor asked for it
+    failover: frozenset[str] = frozenset()
     intents: Mapping[str, Any] | None = None  # sent by the master: its intent table
     leaving: bool = False  # its cluster service is stopping: place nothing there
+    failover_reasons: Mapping[str, str] = field(default_factory=dict)  # group -> why
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ class GroupSim:
         return ServerReport(
             {g: r.state for g, r in node.runners.items()},
             frozenset(g for g, r in node.runners.items()
-                      if r.wants_failover and r.state == G.ONLINE_FAILURE),
+                      if r.wants_failover and r.state in (G.ONLINE, G.ONLINE_FAILURE)),
             c.export_intents() if c.master == node.name else None)
 
     def _deliver(self, sender: str, cmd: Command) -> None:

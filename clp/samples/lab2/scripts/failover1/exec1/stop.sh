@@ -1,6 +1,6 @@
 #!/bin/sh
-# exec1 stop: end the sample application started by start.sh, waiting (bounded) until it is gone
-# so that disk1 can be unmounted after this.
+# exec1 stop: clp has already ended the application (the async start script's process group);
+# this makes sure it is gone (bounded wait) so that disk1 can be unmounted after this.
 ROOT=${CLP_ROOT:-/opt/nec/clusterpro}
 PIDFILE=$ROOT/work/exec1.pid
 echo "exec1 stop: CLP_EVENT=$CLP_EVENT CLP_SERVER=$CLP_SERVER on $(hostname)"
