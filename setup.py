@@ -26,6 +26,7 @@ COMMANDS = {
     "clpcfchk": "clp.cli.clpcfchk:main",
     "clptoratio": "clp.cli.clptoratio:main",
     "clpshm": "clp.cli.clpshm:main",
+    "clpmonctrl": "clp.cli.clpmonctrl:main",
     "clplab": "clp.lab.cli:main",
 }
 

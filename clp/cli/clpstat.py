@@ -100,7 +100,11 @@ def render(doc: dict[str, Any], detail: bool) -> str:
             lines.append(f"      {'last decision':<15}: {group['reason']}")
     lines.append("  <monitor>")
     for name, mon in doc.get("monitors", {}).items():
-        lines.append(f"    {name:<17}: {mon.get('state', 'Unknown')}")
+        text = f"    {name:<17}: {mon.get('state', 'Unknown')}"
+        reason = (mon.get("local") or {}).get("reason")
+        if detail and reason:
+            text += f"  ({reason})"
+        lines.append(text)
     lines.append(f" {RULE}")
     return "\n".join(lines)
 
@@ -121,18 +125,52 @@ def _partition_lines(np: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_monitors(doc: dict[str, Any], detail: bool) -> str:
+    """``clpstat -m``: every monitor's state on every server (``--detail``: this server's reason
+    and recovery counters too)."""
+    servers = list(doc["servers"])
+    members = doc["membership"]["servers"]
+    lines = [f" {'  MONITOR RESOURCE STATUS  ':=^69}", f"  Cluster : {doc['cluster']}"]
+    for i, server in enumerate(servers):
+        lines.append(f"  {'*' if server == doc['me'] else ' '}server{i} : {server}")
+    lines.append("")
+    for n, (name, mon) in enumerate(doc.get("monitors", {}).items()):
+        lines.append(f"  Monitor{n} [{name} : {mon.get('state', 'Unknown')}]")
+        lines.append("  " + "-" * 66)
+        for i, server in enumerate(servers):
+            if server not in mon.get("servers", {}):
+                continue
+            mark = "o" if members.get(server, {}).get("state") == "Online" else "x"
+            lines.append(f"    server{i} [{mark}] : {mon['servers'][server]}")
+        local = mon.get("local") or {}
+        if detail and local.get("reason"):
+            lines.append(f"    {'reason':<11}: {local['reason']}")
+        counters = local.get("counters")
+        if detail and counters:
+            lines.append(f"    {'counters':<11}: reactivation {counters['reactivation']['count']}"
+                         f"/{counters['reactivation']['threshold']}, failover "
+                         f"{counters['failover']['count']}/{counters['failover']['threshold']}"
+                         f", final action {counters['final_action']['count']}/1 "
+                         f"({counters['final_action']['action']})")
+    lines.append(f" {RULE}")
+    return "\n".join(lines)
+
+
 @click.command(context_settings={"help_option_names": ["--help"]})
 @click.option("-s", "status", is_flag=True, help="Show the status (the default).")
+@click.option("-m", "monitors", is_flag=True, help="Show every monitor on every server.")
 @click.option("-h", "host", metavar="HOST", help="Show the status as the named server sees it.")
-@click.option("--detail", is_flag=True, help="Add heartbeat receive times.")
+@click.option("--detail", is_flag=True, help="Add heartbeat receive times, monitor reasons.")
 @json_option
-def main(status: bool, host: str | None, detail: bool, as_json: bool) -> None:
+def main(status: bool, monitors: bool, host: str | None, detail: bool, as_json: bool) -> None:
     """Show the cluster status."""
     require_root()
     root = InstallRoot.from_env()
     doc = read_remote(root, host) if host else read_local(root)
     if as_json:
-        print_json(doc)
+        print_json({"monitors": doc.get("monitors", {})} if monitors else doc)
+    elif monitors:
+        click.echo(render_monitors(doc, detail))
     else:
         click.echo(render(doc, detail))
     interval = doc["heartbeat"]["interval"]

@@ -115,7 +115,7 @@ def check_monitor_refs(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
                 yield ConfigIssue(join_path(join_path(path, "servers"), index),
                                   f"server {server!r} is not defined in servers")
         yield from _check_target(path, name, item, kind, resources)
-        yield from _check_recovery(path, item, kind, data)
+        yield from _check_recovery(path, name, item, kind, data)
         yield from kind.cross_check(path, name, item, data)
 
 
@@ -125,7 +125,8 @@ def _check_target(path: str, name: str, item: Mapping[str, Any], kind: Any,
     timing = item.get("timing", kind.defaults.get("timing", "always"))
     if target is None:
         if kind.needs_target:
-            yield ConfigIssue(path, f"a {kind.name} monitor needs a target resource (target)")
+            yield ConfigIssue(path, f"monitor {name} ({kind.name}) needs a target resource "
+                                    "(target)")
         elif timing == "active":
             yield ConfigIssue(path, f"monitor {name} monitors while a resource is active "
                                     "(timing: active): name it with target")
@@ -142,14 +143,14 @@ def _check_target(path: str, name: str, item: Mapping[str, Any], kind: Any,
                                 f"{' or '.join(kind.target_types)} resource; {target} is {rtype}")
 
 
-def _check_recovery(path: str, item: Mapping[str, Any], kind: Any,
+def _check_recovery(path: str, name: str, item: Mapping[str, Any], kind: Any,
                     data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     recovery = as_dict(item.get("recovery"))
     rpath = join_path(path, "recovery")
     target = recovery.get("target")
     if target is None:
         if not kind.default_recovery:
-            yield ConfigIssue(rpath, f"a {kind.name} monitor needs a recovery target "
+            yield ConfigIssue(rpath, f"monitor {name} ({kind.name}) needs a recovery target "
                                      f"(recovery.target: a group, a resource, {ALL_GROUPS!r} "
                                      f"or {LOCAL_SERVER!r})")
         return
