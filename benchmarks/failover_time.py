@@ -115,6 +115,7 @@ def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = T
         conf["network_partition"]["resolvers"] = []
     fip = {"type": "fip", "ip": VIP, "ping_check": ping_check}
     conf["groups"] = {"failover1": {"resources": {"fip1": fip, "exec1": {"type": "exec"}}}}
+    conf["monitors"] = {}  # the sample's watch its own groups; userw and fipw1 are created
     (dest / "clp.conf").write_text(yaml.safe_dump(conf, sort_keys=False))
     scripts = dest / "scripts"
     shutil.rmtree(scripts)

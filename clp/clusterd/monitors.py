@@ -114,7 +114,7 @@ class MonitorManager:
             if self.me not in mc.servers:
                 continue
             ctx = MonitorContext(config.name, me, mc.name, mc.target, root, config, log,
-                                 mc.interval, mc.timeout, self.local_states)
+                                 mc.interval, mc.timeout, self.local_states, ratio)
             self.monitors[mc.name] = Running(mc, kind, kind(mc.params, ctx),
                                              MonitorTracker(policy_of(mc, kind.polled)))
         self.runner = MonitorRunner(max(4, len(self.monitors) + 4))

@@ -149,7 +149,10 @@ def _check_recovery(path: str, name: str, item: Mapping[str, Any], kind: Any,
     rpath = join_path(path, "recovery")
     target = recovery.get("target")
     if target is None:
-        if not kind.default_recovery:
+        # the type's default is its target resource, or the group of it: it needs one
+        unknown = not kind.default_recovery or (kind.default_recovery in ("group", "resource")
+                                                and not item.get("target"))
+        if unknown:
             yield ConfigIssue(rpath, f"monitor {name} ({kind.name}) needs a recovery target "
                                      f"(recovery.target: a group, a resource, {ALL_GROUPS!r} "
                                      f"or {LOCAL_SERVER!r})")

@@ -45,7 +45,9 @@ class Health(enum.Enum):
 class Check:
     health: Health
     reason: str = ""
-    timed_out: bool = False  # set by the runner: the check did not finish in its timeout
+    # the check did not finish in its timeout: set by the runner, or by a type whose own
+    # bound on what it waits for passed (genw's script)
+    timed_out: bool = False
     elapsed: float = 0.0  # set by the runner: seconds the check took
 
     @property
@@ -80,9 +82,15 @@ class MonitorContext:
     config: ClusterConfig
     log: logging.Logger
     interval: float
-    timeout: float
+    timeout: float  # as configured; what a check may take now is ``limit()``
     # monitor name -> its state on this server (the product's words), for mtw
     states: Callable[[], Mapping[str, str]] = field(default=lambda: {})
+    ratio: Callable[[], float] = field(default=lambda: 1.0)  # the clptoratio ratio now
+
+    def limit(self) -> float:
+        """The timeout times the ``clptoratio`` ratio: what the runner allows a check now, and
+        so what a type may wait for inside it."""
+        return self.timeout * max(1.0, float(self.ratio()))
 
     @property
     def scripts_dir(self) -> Path:

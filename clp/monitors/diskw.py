@@ -40,9 +40,12 @@ class DiskMonitor(MonitorType):
         "properties": {
             "method": {"enum": ["read_direct", "read", "tur", "write_file"],
                        "default": "read_direct", "x-apply": A},
-            "device": {"type": "string", "pattern": "^/", "x-apply": A,
+            # the device to read (read_direct, read, tur); None: not set (cross_check)
+            "device": {"type": ["string", "null"], "pattern": "^/", "default": None,
+                       "x-apply": A,
                        "x-error": {"pattern": "{value!r} is not an absolute device path"}},
-            "path": {"type": "string", "pattern": "^/", "x-apply": A,
+            # the file to write (write_file); None: not set (cross_check)
+            "path": {"type": ["string", "null"], "pattern": "^/", "default": None, "x-apply": A,
                      "x-error": {"pattern": "{value!r} is not an absolute file path"}},
             "io_size": {"type": "integer", "minimum": 1, "maximum": 99999999,
                         "default": 2000000, "x-apply": A},
@@ -105,7 +108,13 @@ class DiskMonitor(MonitorType):
         from clp.heartbeat.diskio import test_unit_ready
 
         device = self.params["device"]
-        ready, sense, status = test_unit_ready(device, self.ctx.timeout)
+        try:
+            ready, sense, status = test_unit_ready(device, self.ctx.limit())
+        except OSError as e:
+            if e.errno in (errno.ENOTTY, errno.EINVAL):  # SG_IO refused: not a SCSI device
+                return failed(f"{e.strerror} ({device} is not a SCSI device: method tur "
+                              "needs one)")
+            raise
         if ready:
             return normal()
         return failed(f"{device}: not ready (SCSI status 0x{status:02x}, sense key "
@@ -125,6 +134,9 @@ class DiskMonitor(MonitorType):
             while done < size:
                 done += os.write(fd, memoryview(buf)[done:])
             os.fsync(fd)
+        except OSError as e:  # write and fsync errors do not name the file: say which
+            e.filename = e.filename or target
+            raise
         finally:
             os.close(fd)
             with contextlib.suppress(FileNotFoundError):

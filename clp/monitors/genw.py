@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from clp.monitors.base import Check, MonitorType, failed, normal
+from clp.monitors.base import Check, Health, MonitorType, failed, normal
 from clp.platform import proc
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -37,7 +37,9 @@ class CustomMonitor(MonitorType):
             "mode": {"enum": ["sync", "async"], "default": "sync", "x-apply": A},
             "normal_value": {"type": "integer", "minimum": 0, "maximum": 255, "default": 0,
                              "x-apply": A},
-            "log_file": {"type": "string", "pattern": "^/", "x-apply": A,
+            # None: the script's output goes to the daemon's log
+            "log_file": {"type": ["string", "null"], "pattern": "^/", "default": None,
+                         "x-apply": A,
                          "x-error": {"pattern": "{value!r} is not an absolute path"}},
             "log_rotate": {"type": "boolean", "default": False, "x-apply": A},
             "log_size": {"type": "integer", "minimum": 1, "maximum": 999999999,
@@ -64,11 +66,17 @@ class CustomMonitor(MonitorType):
             return self.ctx.log
         out = logging.getLogger(f"clp.genw.{self.ctx.monitor}")
         out.propagate = False
+        want = (os.path.abspath(self.params["log_file"]),
+                self.params["log_size"] if self.params["log_rotate"] else 0,
+                1 if self.params["log_rotate"] else 0)
+        for old in list(out.handlers):  # the logger outlives a reconfigured monitor
+            if not isinstance(old, logging.handlers.RotatingFileHandler) or \
+                    (old.baseFilename, old.maxBytes, old.backupCount) != want:
+                out.removeHandler(old)
+                old.close()
         if not out.handlers:
             handler = logging.handlers.RotatingFileHandler(
-                self.params["log_file"],
-                maxBytes=self.params["log_size"] if self.params["log_rotate"] else 0,
-                backupCount=1 if self.params["log_rotate"] else 0, delay=True)
+                want[0], maxBytes=want[1], backupCount=want[2], delay=True)
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
             out.addHandler(handler)
             out.setLevel(logging.INFO)
@@ -103,11 +111,15 @@ class CustomMonitor(MonitorType):
             return missing
         if self.params["mode"] == "async":
             return self._check_async()
-        result = proc.run([str(self.script)], timeout=self.ctx.timeout, env=self._env(),
+        result = proc.run([str(self.script)], timeout=self.ctx.limit(), env=self._env(),
                           cwd=self.script.parent, log=self.out)
-        if result.returncode == self.params["normal_value"] and not result.timed_out:
+        if result.timed_out:  # its process group is ended: a timeout, not the script's error
+            return Check(Health.ERROR, f"{self.script.name} did not finish in "
+                                       f"{self.ctx.limit():g} s", timed_out=True)
+        if result.returncode == self.params["normal_value"]:
             return normal()
-        last = result.output.strip().splitlines()[-1:] or [""]
+        last = [line.strip() for line in result.output.splitlines() if line.strip()][-1:] \
+            or [""]
         return failed(f"{self.script.name} exited with code {result.returncode}"
                       + (f": {last[0][:200]}" if last[0] else ""))
 
@@ -115,13 +127,17 @@ class CustomMonitor(MonitorType):
         if self.child is not None and self.child.poll() is None:
             return normal(f"{self.script.name} is running (pid {self.child.pid})")
         code = self.child.returncode if self.child is not None else None
+        if self.child is not None and proc.group_alive(self.child.pid):
+            # what the script left running would outlive end(), which ends the new one only
+            proc.kill_group(self.child.pid)
         self._spawn()  # for the next check
         return failed(f"{self.script.name} is not running"
                       + (f" (exited with code {code})" if code is not None else ""))
 
     def end(self) -> None:
         child, self.child = self.child, None
-        if child is not None and child.poll() is None:
+        # also when the script has exited since the last check but left processes behind
+        if child is not None and (child.poll() is None or proc.group_alive(child.pid)):
             proc.kill_group(child.pid, reap=child.poll)
         if child is not None:
             child.wait()

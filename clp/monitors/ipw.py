@@ -36,7 +36,7 @@ class IpMonitor(MonitorType):
 
     def check(self) -> Check:
         targets = list(self.params["addresses"])
-        wait = min(float(self.params["ping_timeout"]), self.ctx.timeout)
+        wait = min(float(self.params["ping_timeout"]), self.ctx.limit())
         try:
             answered = asyncio.run(ping.probe(targets, wait, 0))
         except OSError as e:

@@ -24,9 +24,10 @@ class MiiMonitor(MonitorType):
     name: ClassVar[str] = "miiw"
     schema: ClassVar[dict[str, Any]] = {
         "properties": {
-            "device": _NIC,  # the NIC, e.g. eth0
+            # the NIC, e.g. eth0 (None: each server's is in devices)
+            "device": {**_NIC, "type": ["string", "null"], "default": None},
             # a server whose NIC has another name: {server2: eth1}
-            "devices": {"type": "object", "additionalProperties": _NIC,
+            "devices": {"type": "object", "additionalProperties": _NIC, "default": {},
                         "x-apply": "suspend_monitors"},
         },
     }

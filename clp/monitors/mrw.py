@@ -27,7 +27,9 @@ class MessageMonitor(MonitorType):
             "category": {"type": "string", "pattern": WORD, "x-apply": A,
                          "x-error": {"pattern": "{value!r}: up to 31 letters, digits, '_', "
                                                 "'.' or '-'"}},
-            "keyword": {"type": "string", "pattern": WORD, "x-apply": A,
+            # None: a notice of the category with any keyword
+            "keyword": {"type": ["string", "null"], "pattern": WORD, "default": None,
+                        "x-apply": A,
                         "x-error": {"pattern": "{value!r}: up to 31 letters, digits, '_', "
                                                "'.' or '-'"}},
         },

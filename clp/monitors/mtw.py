@@ -53,6 +53,11 @@ class MultiTargetMonitor(MonitorType):
             if isinstance(value, int) and members and value > len(members):
                 yield ConfigIssue(join_path(path, key), f"{value} is more than the "
                                                         f"{len(members)} member(s)")
+        error, warn = item.get("error_threshold") or len(members), item.get("warning_threshold")
+        if isinstance(error, int) and isinstance(warn, int) and members and warn >= error:
+            yield ConfigIssue(join_path(path, "warning_threshold"),
+                              f"{warn} is not below the error threshold {error}: mtw {name} "
+                              "never shows Caution", severity="warning")
 
     def check(self) -> Check:
         members = list(self.params["members"])

@@ -6,7 +6,8 @@ timeout is a timeout (never an exception), the processes it started are ended wi
 process groups, and it starts nothing more. A check whose thread cannot be ended (blocked in the
 kernel on a hung disk) keeps its monitor busy: until it returns, no other call of that monitor
 starts, and every scheduled check meanwhile is answered at once as a timeout, so hung checks
-never pile up threads.
+never pile up threads. ``begin`` and ``end`` wait for it within their own timeout instead of
+being skipped (what ``end`` releases must not be left behind by a check that was running).
 
 Worker threads run in the ordinary time-sharing class (``clusterpro`` itself runs real-time so
 that heartbeats never wait behind a busy machine; a probe must not compete with them), at the
@@ -38,44 +39,89 @@ class MonitorRunner:
         self._pool: BoundedPool[Check] = BoundedPool(max_workers, "clp-monitor",
                                                      initializer=_time_sharing)
         self._lock = threading.Lock()
-        self._busy: dict[str, float] = {}  # monitor -> when its running call started
+        self._idle = threading.Condition(self._lock)  # notified when a monitor is released
+        # monitor -> (the call holding it, when that call started)
+        self._busy: dict[str, tuple[object, float]] = {}
+        # monitor -> its begin / end calls waiting for it, in the order they were asked for
+        self._waiting: dict[str, list[object]] = {}
+
+    def _release(self, name: str, token: object) -> None:
+        """The call ``token`` holds the monitor, or waits for it, no longer."""
+        with self._idle:
+            if self._busy.get(name, (None, 0.0))[0] is token:
+                del self._busy[name]
+            waiting = self._waiting.get(name, [])
+            if token in waiting:
+                waiting.remove(token)
+            if not waiting:
+                self._waiting.pop(name, None)
+            self._idle.notify_all()
+
+    def _take(self, name: str, token: object) -> bool:
+        """Under the lock: the waiting call ``token`` takes the monitor if it is free and no
+        call asked for before it still waits."""
+        waiting = self._waiting.get(name, [])
+        if name in self._busy or not waiting or waiting[0] is not token:
+            return False
+        waiting.pop(0)
+        if not waiting:
+            del self._waiting[name]
+        self._busy[name] = (token, time.monotonic())
+        return True
 
     def call(self, name: str, monitor: MonitorType, op: str, timeout: float, nice: int,
              log: logging.Logger) -> Future[Check]:
-        """Run ``monitor.<op>()`` (begin, check or end) within ``timeout`` seconds."""
+        """Run ``monitor.<op>()`` (begin, check or end) within ``timeout`` seconds.
+
+        A check while an earlier call of the monitor has not returned is answered at once as a
+        timeout. ``begin`` and ``end`` wait for it instead (within their timeout, in the order
+        they were asked for): monitoring that stops or starts while a check runs must still
+        release or take what the type holds (genw's script, userw's watchdog, pidw's process)."""
+        token = object()  # this call, in _busy while it holds the monitor
         with self._lock:
-            since = self._busy.get(name)
-            if since is None:
-                self._busy[name] = time.monotonic()
-        if since is not None:
+            held = self._busy.get(name)
+            claimed = False
+            if op != "check":
+                self._waiting.setdefault(name, []).append(token)
+            elif held is None and not self._waiting.get(name):
+                self._busy[name] = (token, time.monotonic())
+                claimed = True
+        if op == "check" and not claimed:
             out: Future[Check] = Future()
-            out.set_result(Check(Health.ERROR, f"the previous check of {name} has not returned "
-                                               f"for {time.monotonic() - since:.0f} s",
+            out.set_result(Check(Health.ERROR, f"the previous check of {name} has not returned"
+                                 + (f" for {time.monotonic() - held[1]:.0f} s" if held else ""),
                                  timed_out=True))
             return out
         method: Callable[[], Check | None] = getattr(monitor, op)
-        ran = threading.Event()
+        ran = threading.Event()  # the method was called: only its return frees the monitor
 
         def call() -> Check:
-            ran.set()
             started = time.monotonic()
             try:
+                if op != "check":
+                    with self._idle:
+                        if not self._idle.wait_for(lambda: self._take(name, token), timeout):
+                            return Check(Health.ERROR, f"{op} of {name} not started: the "
+                                                       "previous check has not returned",
+                                         timed_out=True, elapsed=time.monotonic() - started)
+                ran.set()
                 with contextlib.suppress(OSError):
                     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
                 result = method()
+                elapsed = time.monotonic() - started
                 if op != "check":
-                    return Check(Health.NORMAL, f"{op} done", elapsed=time.monotonic() - started)
+                    return Check(Health.NORMAL, f"{op} done", elapsed=elapsed)
                 if not isinstance(result, Check):
-                    return Check(Health.UNKNOWN, f"{monitor.name}.check returned {result!r}")
-                return Check(result.health, result.reason, elapsed=time.monotonic() - started)
+                    return Check(Health.UNKNOWN, f"{monitor.name}.check returned {result!r}",
+                                 elapsed=elapsed)
+                # timed_out: the type's own bound on what it waits for passed (genw's script)
+                return Check(result.health, result.reason, result.timed_out, elapsed)
             finally:
-                with self._lock:
-                    self._busy.pop(name, None)
+                self._release(name, token)
 
         def ended(check: Check) -> Check:
             if not ran.is_set():  # never started (pool shut down, or expired in the queue)
-                with self._lock:
-                    self._busy.pop(name, None)
+                self._release(name, token)
             return check
 
         return self._pool.run(call, timeout, f"{op} of monitor {name}", log,

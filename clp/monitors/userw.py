@@ -94,7 +94,7 @@ class UserSpaceMonitor(MonitorType):
                 return
             with contextlib.suppress(OSError):  # drivers with a fixed timeout refuse it
                 fcntl.ioctl(fd, WDIOC_SETTIMEOUT, struct.pack("i", max(1, round(
-                    self.ctx.timeout))))
+                    self.ctx.limit()))))
             self.watchdog = fd
 
     def check(self) -> Check:
@@ -103,9 +103,9 @@ class UserSpaceMonitor(MonitorType):
         if self.watchdog is not None:
             os.write(self.watchdog, b"\0")
         self._probes()
-        if gap > self.ctx.timeout:
+        if gap > self.ctx.limit():
             return failed(f"user space was not scheduled for {gap:.1f} s (timeout "
-                          f"{self.ctx.timeout:g} s)")
+                          f"{self.ctx.limit():g} s)")
         if self.missing:
             return caution(f"{self.params['method']}: {self.missing}")
         return normal()
