@@ -340,6 +340,7 @@ class GroupManager:
     async def fail_over(self, group: str, reason: str, timeout: float) -> tuple[bool, str]:
         """Ask the master to move ``group`` away from here; done when it has stopped here."""
         runner = self.runners[group]
+        before = runner.deactivations
         out = runner.request_failover(reason)
         self._log(out)
         if out.code != OK:
@@ -347,9 +348,11 @@ class GroupManager:
         self._changed()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if runner.state in GROUP_STOPPED_STATES and not runner.busy:
-                ok = runner.state == GroupState.OFFLINE
-                return ok, f"group {group} is {runner.state.value} on {self.me}"
+            if runner.deactivations > before:  # it stopped here (the master may start it again)
+                if runner.event != "FAILOVER":
+                    return False, f"group {group} was stopped ({runner.event}) instead"
+                return runner.state != GroupState.OFFLINE_FAILURE, \
+                    f"group {group} stopped on {self.me} for the failover"
             await asyncio.sleep(0.1)
         return False, f"group {group} did not leave {self.me} in {timeout:g} s"
 

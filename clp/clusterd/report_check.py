@@ -184,9 +184,10 @@ def _intent_problem(group: Any, d: Any, names: Names) -> str:
         return f"unknown server {d.get('server')!r}"
     if d.get("event") is not None and d.get("event") not in EVENTS:
         return f"unknown event {d.get('event')!r}"
-    failed = d.get("failed") or []
-    if not _names_list(failed, names.servers):
-        return f"failed is not a list of configured servers: {failed!r}"
+    for key in ("failed", "avoid"):
+        servers = d.get(key) or []
+        if not _names_list(servers, names.servers):
+            return f"{key} is not a list of configured servers: {servers!r}"
     if not isinstance(d.get("cause", ""), str):
         return f"cause is not a string: {d.get('cause')!r}"
     return ""

@@ -113,7 +113,8 @@ class Coordinator(OperatorRequests):
     def export_intents(self) -> dict[str, Any]:
         return {"synced": self.synced, "reasons": dict(self.reasons), "groups": {
             g: {"want": i.want, "server": i.server, "event": i.event, "stopped": i.stopped,
-                "failed": sorted(i.failed), "cause": i.cause} for g, i in self.intents.items()}}
+                "failed": sorted(i.failed), "avoid": sorted(i.avoid), "cause": i.cause}
+            for g, i in self.intents.items()}}
 
     def import_intents(self, data: Mapping[str, Any]) -> None:
         """Copy the master's table (checked by :mod:`clp.clusterd.report_check` on receipt)."""
@@ -125,7 +126,7 @@ class Coordinator(OperatorRequests):
             if g in self.intents and isinstance(d, dict):
                 self.intents[g] = Intent(bool(d.get("want")), d.get("server"), d.get("event"),
                                          bool(d.get("stopped")), set(d.get("failed") or ()),
-                                         str(d.get("cause") or ""))
+                                         str(d.get("cause") or ""), set(d.get("avoid") or ()))
 
     def forget_pending(self, group: str) -> None:
         """A command was refused by its target: decide the group again at the next tick."""
@@ -261,6 +262,7 @@ class Coordinator(OperatorRequests):
                 intent.server = intent.event = None
                 intent.cause = ""
                 intent.failed.clear()
+                intent.avoid.clear()
         else:
             done = st in GROUP_STOPPED_STATES
         if st in GROUP_BUSY_STATES:
@@ -292,9 +294,10 @@ class Coordinator(OperatorRequests):
         name, intent = spec.name, self.intents[spec.name]
         report = reports[server]
         if state in (G.ONLINE, G.ONLINE_FAILURE) and name in report.failover:
-            intent.failed.add(server)
+            monitor = report.failover_reasons.get(name)  # a monitor asked, with its reason
+            (intent.avoid if monitor else intent.failed).add(server)
             intent.event, intent.server = "FAILOVER", None
-            why = report.failover_reasons.get(name) or "its activation failed there"
+            why = monitor or "its activation failed there"
             return Command("deactivate", name, server, "FAILOVER",
                              f"stop group {name} on {server}: {why}; it fails over")
         if state == G.ONLINE_FAILURE:
@@ -306,6 +309,7 @@ class Coordinator(OperatorRequests):
         if state != G.ONLINE:
             return None
         intent.failed.clear()
+        intent.avoid.clear()
         if intent.server is not None and intent.server not in self._online:
             intent.server = intent.event = None
             intent.cause = ""
@@ -340,7 +344,13 @@ class Coordinator(OperatorRequests):
         if intent.server is not None and intent.server in candidates:
             dest, why = intent.server, f"{intent.server} was requested"
         else:
-            dest, why = target_server(spec, candidates, others, self._exclusive())
+            preferred = [s for s in candidates if s not in intent.avoid]
+            dest, why = target_server(spec, preferred, others, self._exclusive())
+            if dest is None and preferred != candidates:
+                dest, why = target_server(spec, candidates, others, self._exclusive())
+                if dest is not None:
+                    why = (f"no other server can take it, so back to {dest}, which a monitor "
+                           f"moved it from; {why}")
         if dest is None:
             in_policy = [s for s in spec.servers if s in self._online]
             if in_policy and all(s in intent.failed for s in in_policy):
@@ -359,8 +369,12 @@ class Coordinator(OperatorRequests):
         elif owner is not None and owner in self._leaving:
             event = "FAILOVER"
             why = f"the cluster service of {owner} is stopping; {why}"
-        elif event == "FAILOVER" and intent.failed:
-            why = f"activation failed on {', '.join(sorted(intent.failed))}; {why}"
+        elif event == "FAILOVER" and (intent.failed or intent.avoid):
+            parts = [f"activation failed on {', '.join(sorted(intent.failed))}"] \
+                if intent.failed else []
+            if intent.avoid:
+                parts.append(f"a monitor moved it from {', '.join(sorted(intent.avoid))}")
+            why = f"{'; '.join(parts)}; {why}"
         elif event == "START" and intent.cause:
             why = f"{intent.cause}; {why}"
         return Command("activate", name, dest, event,

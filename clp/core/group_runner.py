@@ -110,7 +110,9 @@ class GroupRunner:
         self._retries: dict[str, int] = {}
         self.failovers: dict[str, int] = {r: 0 for r in self._r}
         self.wants_failover = False
-        self.failover_reason = ""  # why it asks to fail over (for the master's decision line)
+        # why a monitor asks to fail over (for the master); "" for a failed activation
+        self.failover_reason = ""
+        self.deactivations = 0  # finished deactivations: a failover step waits for the next
         self._after_cleanup: RecoveryAction | None = None
         self._then_start: list[str] = []  # a restart: what to start once the stops are done
 
@@ -292,11 +294,13 @@ class GroupRunner:
                                                 if self._after_cleanup else "activation failed"))
             out.action, self._after_cleanup = self._after_cleanup, None
         elif any(s != R.OFFLINE for s in states):
-            self.wants_failover = False
+            self.wants_failover, self.failover_reason = False, ""
+            self.deactivations += 1
             out.lines.append(change_group_state(self._g, G.OFFLINE_FAILURE,
                                                 "a resource failed to stop"))
         else:
-            self.wants_failover = False
+            self.wants_failover, self.failover_reason = False, ""
+            self.deactivations += 1
             out.lines.append(change_group_state(self._g, G.OFFLINE, "every resource stopped"))
         return out
 
@@ -361,7 +365,7 @@ class GroupRunner:
             return out
         if self.failovers[name] < rec.failover_threshold:
             self.failovers[name] += 1
-            self.wants_failover = True
+            self.wants_failover, self.failover_reason = True, ""
             return self._cleanup(out, RecoveryAction(
                 "failover", self.name, name,
                 f"start of {name} failed ({reason}) after {rec.retry} retries: failover "

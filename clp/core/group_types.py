@@ -74,3 +74,6 @@ class Intent:
     stopped: bool = False  # stopped by the operator
     failed: set[str] = field(default_factory=set)  # servers that failed it in this round
     cause: str = ""  # why it is to start (cluster start, operator), for the command's reason
+    # servers a monitor moved it away from in this round: placed there again only when no
+    # other server can take it (a monitor's failover must not leave the group stopped)
+    avoid: set[str] = field(default_factory=set)

@@ -85,6 +85,7 @@ class OperatorRequests:
         intent = self.intents[spec.name]
         intent.want, intent.server, intent.event, intent.stopped = True, server, "MOVE", False
         intent.failed.clear()
+        intent.avoid.clear()
         self._joined[spec.name] = []
         self.reasons[spec.name] = f"moved by the operator to {server}"
         return Answer(True, OK, f"Moving group {spec.name} to {server}.")

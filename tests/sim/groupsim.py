@@ -123,6 +123,7 @@ class GroupSim:
             self._deliver(sender, cmd)
         for node in list(self.nodes.values()):
             self._finish_steps(node)
+        self.after_steps()
         sent = dict(self.reports)
         for name in list(self.nodes):
             node = self.nodes.get(name)
@@ -138,6 +139,10 @@ class GroupSim:
         stale = {s: r for s, r in self.reports.items() if s in self.online(s)}
         self.reports = stale | {n: self._report(node) for n, node in self.nodes.items()}
         self.check()
+
+    def after_steps(self) -> None:
+        """What else runs on the servers in a tick, once its resource steps are done and before
+        the coordinators decide (a subclass: the monitors, :mod:`tests.sim.monitorsim`)."""
 
     def run_until(self, t: int) -> None:
         while self.t < t:
