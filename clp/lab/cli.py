@@ -17,11 +17,12 @@ from typing import Any
 import click
 
 from clp.config.lab import ROUTER_USES
-from clp.lab import com_cable, hb_disk
-from clp.lab.lab import Lab
+from clp.lab import com_cable, hb_disk, shared_disk
+from clp.lab.lab import MAX_DISKS, Lab
 from clp.lab.netns import LINKS, LabError
 
 DEFAULT_NAME = "clp"
+DISK_NAMES = [f"disk{n}" for n in range(1, MAX_DISKS + 1)]
 
 
 def _name_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -124,8 +125,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         unplugged = f"  unplugged: {','.join(s['unplugged'])}" if s["unplugged"] else ""
         click.echo(f"  {server:<10} {s['state']:<8} pid {s['init_pid'] or '-':<8} "
                    f"{addrs}{unplugged}")
-    for disk, loop in doc["disks"].items():
-        click.echo(f"  /dev/lab/{disk} = {loop}")
+    for disk, d in doc["disks"].items():
+        paths = "  ".join(f"{s} {p['loop']} {p['mode']}" for s, p in d["paths"].items())
+        click.echo(f"  /dev/lab/{disk}  {paths}")
     if doc["client"]:
         click.echo("  client     198.18.0.200 198.18.1.200")
     if doc.get("router"):
@@ -234,7 +236,8 @@ def _cable(action: str, doc: str) -> None:
     @main.command(action, help=doc)
     @_name_option
     @click.argument("server")
-    @click.argument("link", type=click.Choice([*LINKS, hb_disk.LINK, com_cable.LINK]))
+    @click.argument("link", type=click.Choice([*LINKS, hb_disk.LINK, com_cable.LINK,
+                                               *DISK_NAMES]))
     @click.pass_context
     def command(ctx: click.Context, server: str, link: str) -> None:
         getattr(Lab.load(_name(ctx)), action)(server, link)
@@ -242,8 +245,22 @@ def _cable(action: str, doc: str) -> None:
 
 
 _cable("unplug", "Pull SERVER's cable on LINK (pub or ic1; diskhb: its heartbeat disk path; "
-                 "comhb: the serial cable, both ends). SERVER may be 'router'.")
-_cable("plug", "Plug SERVER's cable on LINK back in.")
+                 "comhb: the serial cable, both ends; disk1...: its path to that shared disk, "
+                 "as disk-path SERVER DISK eio). SERVER may be 'router'.")
+_cable("plug", "Plug SERVER's cable on LINK back in (disk1...: disk-path SERVER DISK ok).")
+
+
+@main.command("disk-path")
+@_name_option
+@click.argument("server")
+@click.argument("disk", type=click.Choice(DISK_NAMES))
+@click.argument("mode", type=click.Choice(shared_disk.MODES))
+@click.pass_context
+def disk_path(ctx: click.Context, server: str, disk: str, mode: str) -> None:
+    """SERVER's path to shared DISK works (ok), hangs (every I/O blocks) or fails (eio: every
+    I/O, a hang's blocked I/O too, gets EIO). Release a hung path with eio, not ok."""
+    Lab.load(_name(ctx)).disk_path(server, disk, mode)
+    click.echo(f"{server}: path to {disk} {mode}")
 
 
 @main.command()

@@ -5,10 +5,12 @@ A mixin of :class:`clp.lab.Lab`: it works on the lab's record (``self.doc``) and
 
 from __future__ import annotations
 
+import contextlib
+import re
 import signal
 from typing import TYPE_CHECKING, Any
 
-from clp.lab import com_cable, hb_disk
+from clp.lab import com_cable, hb_disk, shared_disk
 from clp.lab import netns as nx
 from clp.lab import router as lab_router
 from clp.lab.netns import LINKS, LabError
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 STOP_WAIT = 5.0
+CRASH_GRACE = 1.0  # SIGKILLed processes end at once, or are blocked (D state) on a hung path
+DISK_LINK = re.compile(r"^disk\d+$")  # clplab unplug/plug SERVER disk1: its path to disk1
 
 
 class Faults:
@@ -31,6 +35,7 @@ class Faults:
         _save: Callable[[], None]
         _boot: Callable[[str], None]
         _wait_ready: Callable[[str], None]
+        disk_path: Callable[[str, str | int, str], None]
 
     def _server_pids(self, server: str) -> list[int]:
         ns = nx.pidns_of(self._live_init(server))
@@ -43,14 +48,33 @@ class Faults:
     def crash(self, server: str) -> None:
         """Power-off: SIGKILL to the pid namespace's init takes every process with it, and with
         the last of them the mount namespace and its mounts; the addresses the cluster added go
-        too. A hung server's cables come back: a crashed server is not frozen any more."""
+        too. A hung server's cables come back: a crashed server is not frozen any more.
+
+        The server's hung disk paths fail (``eio``) and stay so: a powered-off server's held I/O
+        is lost, never written later (its processes blocked on the path, and the kernel's
+        unmount of its dying mount namespace, unwind with EIO)."""
         pid = self._live_init(server)
         ns = nx.pidns_of(pid)
         nx.kill_all([pid])
+
+        def only_blocked_left() -> bool:  # so no live process of it ever sees the EIO
+            return all(nx.proc_state(p) in (None, "D", "Z", "X")
+                       for p in (nx.pids_in_pidns(ns) if ns else []) if p != pid)
+
+        with contextlib.suppress(LabError):
+            nx.poll(f"the processes of {server} to die or block", only_blocked_left, CRASH_GRACE)
+        self._release_hung_paths(server)
         nx.poll(f"every process of {server} to die",
                 lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
         self._reset_addresses(server)
         self._thaw_ports(server)
+
+    def _release_hung_paths(self, server: str) -> None:
+        prefix = f"{server}-"
+        hung = [n for n, m in shared_disk.modes(self.name).items()
+                if n.startswith(prefix) and m == "hang"]
+        if hung:
+            shared_disk.set_mode(self.name, hung, "eio")
 
     def hang(self, server: str) -> None:
         """A frozen machine: every process gets SIGSTOP, and the host ends of its cables go down,
@@ -90,6 +114,10 @@ class Faults:
             raise LabError(f"unknown link {link!r} (links: {', '.join(LINKS)})")
 
     def unplug(self, server: str, link: str) -> None:
+        """Pull a cable: ``pub``/``ic1``, ``diskhb`` (its heartbeat disk path), ``comhb`` (the
+        serial cable) or ``disk<n>`` (its path to shared disk n fails: :meth:`disk_path` eio)."""
+        if DISK_LINK.match(link):
+            return self.disk_path(server, link, "eio")
         if link == hb_disk.LINK:
             return self._set_diskhb(server, plugged=False)
         if link == com_cable.LINK:  # the serial cable: socat stops, both ends lose it
@@ -101,7 +129,10 @@ class Faults:
         self._save()
 
     def plug(self, server: str, link: str) -> None:
-        """Plug the cable back; a hung server's cable stays dark until it is resumed."""
+        """Plug the cable back; a hung server's cable stays dark until it is resumed.
+        ``disk<n>``: its path to shared disk n works again (:meth:`disk_path` ok)."""
+        if DISK_LINK.match(link):
+            return self.disk_path(server, link, "ok")
         if link == hb_disk.LINK:
             return self._set_diskhb(server, plugged=True)
         if link == com_cable.LINK:

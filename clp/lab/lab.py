@@ -9,7 +9,8 @@ the file. :meth:`Lab.cleanup_all` finds everything again without the file, so a 
 killed ``clplab`` never leaves namespaces, links, loop devices or processes behind.
 
 Besides the servers a lab has shared disks (:mod:`clp.lab.shared_disk`, ``/dev/lab/disk<n>`` in
-every server) and a client namespace ``<lab>-client`` on both LANs (198.18.0.200, 198.18.1.200)
+every server, each server through its own path that can hang or fail alone: :meth:`Lab.disk_path`)
+and a client namespace ``<lab>-client`` on both LANs (198.18.0.200, 198.18.1.200)
 from which tests reach the cluster's floating IPs as a user would.
 """
 
@@ -211,22 +212,57 @@ class Lab(Faults, Probes):
         teardown.make_host_dir(Path(DEFAULT_ROOT))
 
     def _make_disks(self, count: int) -> None:
-        """Each disk is recorded as soon as its loop device exists, so a failure leaves none."""
-        if count:
-            teardown.make_host_dir(shared_disk.LAB_DEV_DIR)
+        """Each disk's image, then the lab's disk path daemon and one loop device per server and
+        disk (each recorded as soon as it exists, so a failure leaves none)."""
+        if not count:
+            return
+        teardown.make_host_dir(shared_disk.LAB_DEV_DIR)
         for n in range(1, count + 1):
-            disk = shared_disk.attach(self.name, n)
-            self.doc["disks"].append(disk)
+            self.doc["disks"].append(shared_disk.make_image(self.name, n))
             self._save()
-            disk["dev"] = shared_disk.format_ext4(disk["loop"])
-            self._save()
+        pid = shared_disk.start_daemon(self.name, self.doc["python"], self.doc["repo"],
+                                       self.doc["disks"], self.servers)
+        self.doc["diskpaths"] = {"pid": pid, "mount": str(shared_disk.paths_dir(self.name)),
+                                 "control": str(shared_disk.control_path(self.name))}
+        self._save()
+        for disk in self.doc["disks"]:
+            for server in self.servers:
+                disk["paths"][server] = shared_disk.attach(self.name, server, disk["name"])
+                self._save()
 
-    def disk_device(self, n: int = 1) -> str:
-        """The host's loop device behind ``/dev/lab/disk<n>``."""
+    def _disk(self, disk: str | int) -> dict[str, Any]:
+        name = f"disk{disk}" if isinstance(disk, int) else disk
+        for entry in self.doc.get("disks", []):
+            if entry["name"] == name:
+                return dict(entry)
+        names = ", ".join(d["name"] for d in self.doc.get("disks", [])) or "none"
+        raise LabError(f"lab {self.name!r} has no shared disk {name!r} (disks: {names})")
+
+    def disk_device(self, server: str, n: int = 1) -> str:
+        """The host's loop device behind ``/dev/lab/disk<n>`` in ``server`` (its own path)."""
+        self.index(server)
+        return str(self._disk(n)["paths"][server]["loop"])
+
+    def disk_path(self, server: str, disk: str | int, mode: str) -> None:
+        """``server``'s path to shared disk ``disk`` (``disk1`` or 1) works (``ok``), hangs (every
+        I/O blocks: ``hang``) or fails (every I/O gets EIO, a hang's blocked I/O too: ``eio``);
+        the other servers' paths are untouched. Returns once the daemon has applied it.
+        A hung path is released with ``eio`` (``ok`` would let the held I/O through)."""
+        self.index(server)
+        name = self._disk(disk)["name"]
+        shared_disk.set_mode(self.name, [shared_disk.path_name(server, name)], mode)
+
+    def disk_paths(self) -> dict[str, dict[str, dict[str, str]]]:
+        """disk -> server -> {"loop", "mode"}; the modes as the daemon reports them now
+        (``unknown`` when it does not answer)."""
+        modes = shared_disk.modes(self.name) if self.doc.get("diskpaths") else {}
+        found: dict[str, dict[str, dict[str, str]]] = {}
         for disk in self.doc.get("disks", []):
-            if disk["name"] == f"disk{n}":
-                return str(disk["loop"])
-        raise LabError(f"lab {self.name!r} has no disk{n}")
+            found[disk["name"]] = {
+                server: {"loop": path["loop"],
+                         "mode": modes.get(shared_disk.path_name(server, disk["name"]), "unknown")}
+                for server, path in disk.get("paths", {}).items()}
+        return found
 
     def _wire(self) -> None:
         for link in LINKS:
@@ -254,7 +290,8 @@ class Lab(Faults, Probes):
         argv = ["ip", "netns", "exec", nx.netns_name(self.name, server), *UNSHARE,
                 self.doc["python"], "-m", "clp.lab.init", server, str(root),
                 str(Path(self.doc["bin"]) / "clpsupervise")]
-        argv += [f"--disk={d['name']}={d['dev']}" for d in self.doc.get("disks", [])]
+        argv += [f"--disk={d['name']}={d['paths'][server]['dev']}"
+                 for d in self.doc.get("disks", []) if server in d.get("paths", {})]
         argv += hb_disk.init_args(self.doc, server)
         argv += com_cable.init_args(self.doc, server)
         argv += [f"--mq-depth={mq_depth(len(self.servers))}"]
@@ -355,14 +392,21 @@ class Lab(Faults, Probes):
                                "addresses": self.addresses(server),
                                "unplugged": [lk for s, lk in self.doc["unplugged"] if s == server],
                                "root": str(self.root_of(server))}
-        disks = {d["name"]: d["loop"] for d in self.doc.get("disks", [])}
+        paths = self.disk_paths()
+        disks = {d["name"]: {"file": d["file"], "paths": paths[d["name"]]}
+                 for d in self.doc.get("disks", [])}
         return {"lab": self.name, "servers": servers, "partition": self.doc["partition"],
                 "disks": disks, "client": bool(self.doc.get("client")),
                 "router": lab_router.status(self)}
 
     # teardown
     def down(self) -> None:
-        """SIGTERM to each init (clpsupervise stops its services), SIGKILL after 5 s, remove all."""
+        """SIGTERM to each init (clpsupervise stops its services), SIGKILL after 5 s, remove all.
+        A hung disk path fails first (``eio``): a server blocked on it could not stop."""
+        with contextlib.suppress(LabError):
+            hung = [n for n, m in shared_disk.modes(self.name).items() if m == "hang"]
+            if hung:
+                shared_disk.set_mode(self.name, hung, "eio")
         inits = [p for p in (self._init_pid(s) for s in self.servers) if p is not None]
         for pid in inits:
             ns = nx.pidns_of(pid)

@@ -1,9 +1,22 @@
-"""The lab's shared disks: a sparse file per disk, one loop device, ext4 on it.
+"""The lab's shared disks: an ext4 image per disk, reached by each server through its own path.
 
-Every server sees disk n as ``/dev/lab/disk<n>``: its init mounts a private tmpfs on
-``/dev/lab`` and creates a block node with the loop device's numbers there (see
-:mod:`clp.lab.init`). The loop device itself is found again from its backing file under
-``/var/lib/clplab/<lab>/``, so teardown detaches it even without lab.json.
+Disk n is the sparse file ``/var/lib/clplab/<lab>/disk<n>.img`` (``mkfs.ext4`` on the file
+itself). One FUSE daemon per lab (:mod:`clp.lab.pathfs`, mounted on the host at
+``/run/clplab/<lab>/diskpaths``) shows one file per (server, disk), ``server1-disk1.img``, a
+direct-I/O passthrough to the image, and each server has its own loop device (buffered,
+``--direct-io=off``) on its file. Its init makes ``/dev/lab/disk<n>`` from that loop device's
+numbers (see :mod:`clp.lab.init`). Every read and write of every path reaches the image through
+the host's page cache, so what server2 writes through its path server1 reads through its own.
+
+A path's mode (:data:`MODES`) is ``ok``, ``hang`` (its I/O blocks in the daemon) or ``eio``
+(its I/O fails); the daemon's control socket ``/run/clplab/<lab>/diskpaths.sock`` sets and
+reports them, answering once a mode is applied.
+
+Teardown finds everything from the system, without lab.json: the daemon by its environment
+(``CLPLAB=<lab>``, ``CLPLAB_SERVER=diskpaths``), the loop devices by their backing files (the
+image or a path file of the lab), the mount under the lab's run directory. It sets every path to
+``eio`` first (:func:`release_paths`), so any process stuck on a hung path unwinds, and stops
+the daemon last (:func:`stop_daemon`), after the loop devices are detached and the mount is gone.
 """
 
 from __future__ import annotations
@@ -11,37 +24,141 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
-from clp.lab.netns import VAR_DIR, LabError, run
+from clp.lab import netns as nx
+from clp.lab.netns import RUN_DIR, VAR_DIR, LabError, run
 
 DISK_SIZE = 256 * 1024 * 1024
 LAB_DEV_DIR = Path("/dev/lab")  # an empty mount point on the host; each server mounts over it
+MODES = ("ok", "hang", "eio")
+DAEMON = "diskpaths"  # the daemon's CLPLAB_SERVER, its mount point and socket names
+START_WAIT = 10.0
+STOP_WAIT = 5.0
+CONTROL_TIMEOUT = 10.0
+_CHILDREN: list[subprocess.Popen] = []  # daemons started here, reaped once ended
 
 
 def image_path(lab: str, n: int) -> Path:
     return VAR_DIR / lab / f"disk{n}.img"
 
 
-def attach(lab: str, n: int) -> dict[str, str]:
-    """Create disk n's sparse file and attach a free loop device to it."""
+def paths_dir(lab: str) -> Path:
+    """The FUSE mount point on the host: one file per (server, disk)."""
+    return RUN_DIR / lab / DAEMON
+
+
+def control_path(lab: str) -> Path:
+    return RUN_DIR / lab / f"{DAEMON}.sock"
+
+
+def path_name(server: str, disk: str) -> str:
+    return f"{server}-{disk}"
+
+
+def path_file(lab: str, server: str, disk: str) -> Path:
+    return paths_dir(lab) / f"{path_name(server, disk)}.img"
+
+
+def make_image(lab: str, n: int) -> dict[str, Any]:
+    """Disk n's sparse image with ext4 on it (made on the file: no FUSE, no loop device)."""
     path = image_path(lab, n)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         f.truncate(DISK_SIZE)
-    loop = run(["losetup", "-f", "--show", str(path)]).strip()
+    run(["mkfs.ext4", "-q", "-F", str(path)])
+    return {"name": f"disk{n}", "file": str(path), "paths": {}}
+
+
+# the daemon
+def start_daemon(lab: str, python: str, repo: str, disks: list[dict[str, Any]],
+                 servers: list[str]) -> int:
+    """Mount the lab's paths (every server to every disk); returns once the daemon answers."""
+    if not os.path.exists("/dev/fuse"):
+        run(["modprobe", "fuse"], check=False)
+        if not os.path.exists("/dev/fuse"):
+            raise LabError("the lab's shared disks need FUSE: no /dev/fuse (modprobe fuse)")
+    mount = paths_dir(lab)
+    mount.mkdir(parents=True, exist_ok=True)
+    argv = [python, "-m", "clp.lab.pathfs", "--mount", str(mount),
+            "--control", str(control_path(lab))]
+    argv += [f"--file={path_name(s, d['name'])}={d['file']}" for d in disks for s in servers]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": repo, "CLPLAB": lab,
+           "CLPLAB_SERVER": DAEMON, "LANG": "C.UTF-8"}
+    log = VAR_DIR / lab / f"{DAEMON}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
+    _CHILDREN.append(proc)
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-1000:].strip()
+            raise LabError(f"the disk path daemon of {lab} exited ({proc.returncode}): {tail}")
+        try:
+            return bool(control(lab, {"op": "modes"}, timeout=1.0).get("ok"))
+        except LabError:
+            return False
+
+    nx.poll(f"the disk path daemon of {lab} to answer", answers, START_WAIT)
+    return proc.pid
+
+
+def control(lab: str, request: dict[str, Any], timeout: float = CONTROL_TIMEOUT) -> dict:
+    """One request to the daemon; its answer once applied (LabError if none)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+            s.settimeout(timeout)
+            s.connect(str(control_path(lab)))
+            s.sendall(json.dumps(request).encode() + b"\n")
+            raw = b""
+            for _ in range(1024):  # an answer is a few hundred bytes
+                chunk = s.recv(65536)
+                raw += chunk
+                if not chunk or raw.endswith(b"\n"):
+                    break
+        answer = json.loads(raw)
+    except (OSError, ValueError) as e:
+        raise LabError(f"the disk path daemon of {lab} does not answer ({e})") from None
+    if not answer.get("ok"):
+        raise LabError(f"disk paths of {lab}: {answer.get('error', 'refused')}")
+    return dict(answer)
+
+
+def set_mode(lab: str, names: list[str] | None, mode: str) -> dict[str, str]:
+    """``names`` (every path if None) to ``mode``; returns every path's mode once applied."""
+    if mode not in MODES:
+        raise LabError(f"disk path mode {mode!r}: one of {', '.join(MODES)}")
+    request: dict[str, Any] = {"op": "set", "mode": mode}
+    if names is not None:
+        request["files"] = names
+    return dict(control(lab, request)["modes"])
+
+
+def modes(lab: str) -> dict[str, str]:
+    """Every path's mode (``server1-disk1`` -> ``ok``); empty when no daemon answers."""
+    with contextlib.suppress(LabError):
+        return dict(control(lab, {"op": "modes"}, timeout=2.0)["modes"])
+    return {}
+
+
+def attach(lab: str, server: str, disk: str) -> dict[str, str]:
+    """A loop device of ``server`` on its path file (buffered: every I/O reaches the daemon)."""
+    path = path_file(lab, server, disk)
+    loop = run(["losetup", "-f", "--show", "--direct-io=off", str(path)]).strip()
     if not loop.startswith("/dev/loop"):
         raise LabError(f"losetup -f --show {path}: unexpected answer {loop!r}")
-    return {"name": f"disk{n}", "file": str(path), "loop": loop}
-
-
-def format_ext4(loop: str) -> str:
-    """mkfs.ext4 on ``loop``; returns its ``major:minor`` for the servers' device nodes."""
-    run(["mkfs.ext4", "-q", "-F", loop])
     rdev = os.stat(loop).st_rdev
-    return f"{os.major(rdev)}:{os.minor(rdev)}"
+    return {"loop": loop, "dev": f"{os.major(rdev)}:{os.minor(rdev)}"}
 
 
+# found again from the system (teardown, status)
 def loop_devices() -> list[tuple[str, str]]:
     """(loop device, backing file) of every attached loop device on the host."""
     out = run(["losetup", "--list", "--json", "-O", "NAME,BACK-FILE"], check=False)
@@ -57,13 +174,33 @@ def loop_devices() -> list[tuple[str, str]]:
 
 
 def lab_of_file(back: str) -> str | None:
-    """The lab a loop device belongs to, from a backing file ``/var/lib/clplab/<lab>/disk*``."""
+    """The lab a loop device belongs to, from its backing file: ``/var/lib/clplab/<lab>/disk*``
+    (an image) or ``/run/clplab/<lab>/diskpaths/*`` (a server's path)."""
     parts = Path(back).parts
-    base = VAR_DIR.parts
-    if len(parts) == len(base) + 2 and parts[:len(base)] == base and \
-            parts[-1].startswith("disk"):
-        return parts[-2]
+    for base, depth in ((VAR_DIR.parts, 2), (RUN_DIR.parts, 3)):
+        if len(parts) == len(base) + depth and parts[:len(base)] == base:
+            if depth == 2 and parts[-1].startswith("disk"):
+                return parts[-2]
+            if depth == 3 and parts[-2] == DAEMON:
+                return parts[-3]
     return None
+
+
+def daemon_pids(lab: str) -> list[int]:
+    return [p for p in nx.lab_pids(lab, DAEMON) if nx.alive(p)]
+
+
+def release_paths(lab: str) -> None:
+    """Every path to ``eio``, so every request parked by a hang fails and its process unwinds.
+    A daemon that does not answer is killed instead (its connection's requests all fail)."""
+    pids = daemon_pids(lab)
+    if not pids:
+        return
+    try:
+        set_mode(lab, None, "eio")
+    except LabError:
+        nx.kill_all(pids)
+        _wait_gone(pids, STOP_WAIT)
 
 
 def detach_lab(lab: str) -> None:
@@ -71,6 +208,40 @@ def detach_lab(lab: str) -> None:
     for loop, back in loop_devices():
         if lab_of_file(back) == lab:
             run(["losetup", "-d", loop], check=False)
+
+
+def unmount_paths(lab: str) -> None:
+    """Detach the lab's FUSE mount (lazily: umount2 never looks into the mounted file system)."""
+    from clp.lab.init import umount  # libc umount2(MNT_DETACH)
+
+    for point in nx.host_mounts_under(paths_dir(lab)):
+        with contextlib.suppress(OSError):
+            umount(point)
+
+
+def stop_daemon(lab: str) -> None:
+    """SIGTERM (it fails what is parked, unmounts, exits), SIGKILL after STOP_WAIT."""
+    pids = daemon_pids(lab)
+    nx.signal_all(pids, signal.SIGTERM)
+    if not _wait_gone(pids, STOP_WAIT):
+        nx.kill_all(pids)
+        _wait_gone(pids, STOP_WAIT)
+
+
+def remove_images(lab: str) -> None:
     with contextlib.suppress(OSError):
         for path in (VAR_DIR / lab).glob("disk*.img"):
             path.unlink()
+
+
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in list(_CHILDREN):
+            if proc.poll() is not None:
+                _CHILDREN.remove(proc)
+        if not any(nx.alive(p) for p in pids):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)

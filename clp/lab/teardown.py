@@ -1,7 +1,9 @@
 """Removing a lab: everything of it, found again from the system itself (not from lab.json).
 
-Order matters: processes first (a dead server's mount namespace, and with it every mount of a
-shared disk, goes away with its last process), then nft, namespaces, links, loop devices, files.
+Order matters: every shared disk path to ``eio`` first (a process blocked on a hung path then
+unwinds and can die), then processes (a dead server's mount namespace, and with it every mount of
+a shared disk, goes away with its last process), nft, namespaces, links, loop devices, the disk
+paths' FUSE mount, the disk path daemon last, then files.
 The host directories the lab had to create (mount points such as ``/opt/nec/clusterpro`` and
 ``/dev/lab``) are recorded when made and removed, if still empty, once no lab is left.
 """
@@ -54,11 +56,13 @@ def known_labs() -> list[str]:
 
 def cleanup_lab(lab: str) -> None:
     com_cable.kill_lab(lab)  # its serial cable (socat), found by its command line
+    shared_disk.release_paths(lab)  # every disk path to eio: nothing stays blocked on a hang
     namespaces = [ns for ns in nx.netns_list() if ns.startswith(f"{lab}-")]
     victims = set(nx.lab_pids(lab))
     for ns in namespaces:
         victims.update(nx.netns_pids(ns))
     victims.discard(os.getpid())
+    victims.difference_update(shared_disk.daemon_pids(lab))  # stopped once nothing uses it
     nx.kill_all(victims)
     deadline = time.monotonic() + KILL_WAIT
     while any(nx.alive(p) for p in victims) and time.monotonic() < deadline:
@@ -73,6 +77,9 @@ def cleanup_lab(lab: str) -> None:
             nx.delete_link(link)
     hb_disk.detach_lab(lab)
     shared_disk.detach_lab(lab)
+    shared_disk.unmount_paths(lab)
+    shared_disk.stop_daemon(lab)
+    shared_disk.remove_images(lab)
     for base in (VAR_DIR / lab, RUN_DIR / lab):
         for point in nx.host_mounts_under(base):
             nx.run(["umount", "-l", point], check=False)

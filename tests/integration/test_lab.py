@@ -45,7 +45,8 @@ def leftovers(name: str) -> list[str]:
     found += [f"link {ln}" for ln in nx.link_list() if ln.startswith(f"{name}-")]
     found += [f"nft {t}" for t in nx.nft_tables() if t == f"clplab_{name}"]
     found += [f"dir {d}" for d in (nx.RUN_DIR / name, nx.VAR_DIR / name) if d.exists()]
-    found += [f"mount {m}" for m in nx.host_mounts_under(nx.VAR_DIR / name)]
+    found += [f"mount {m}" for base in (nx.VAR_DIR / name, nx.RUN_DIR / name)
+              for m in nx.host_mounts_under(base)]
     found += [f"pid {p}" for p in nx.lab_pids(name)]
     found += [f"loop {d}" for d, back in shared_disk.loop_devices()
               if shared_disk.lab_of_file(back) == name]
@@ -173,23 +174,27 @@ def client_pings(lab: Lab, address: str) -> bool:
 
 
 def ext4_alive(lab: Lab) -> bool:
-    """Whether the kernel still has the shared disk's file system mounted anywhere."""
-    return Path("/proc/fs/ext4", Path(lab.disk_device()).name).exists()
+    """Whether the kernel still has the shared disk's file system mounted anywhere (through any
+    server's path)."""
+    return any(Path("/proc/fs/ext4", Path(lab.disk_device(s)).name).exists()
+               for s in lab.servers)
 
 
 def test_shared_disk_is_in_every_server_and_a_mount_stays_private(lab):
-    for server in lab.servers:
+    for server in lab.servers:  # each through its own loop device (its own path)
         assert lab.exec(server, ["test", "-b", "/dev/lab/disk1"]).returncode == 0
         r = lab.exec(server, ["stat", "-c", "%a %t:%T", "/dev/lab/disk1"])
-        rdev = os.stat(lab.disk_device()).st_rdev
+        rdev = os.stat(lab.disk_device(server)).st_rdev
         assert r.stdout.split() == ["600", f"{os.major(rdev):x}:{os.minor(rdev):x}"]
+    assert lab.disk_device("server1") != lab.disk_device("server2")
     r = lab.exec("server1", ["sh", "-c", "mkdir -p /mnt/x && mount /dev/lab/disk1 /mnt/x"])
     assert r.returncode == 0, r.stderr
     assert lab.mounts_of("server1") == [("/dev/lab/disk1", "/mnt/x")]
     assert lab.mounts_of("server2") == []
     assert "/mnt/x" not in Path("/proc/self/mountinfo").read_text()
     assert lab.exec("server2", ["test", "-e", "/mnt/x"]).returncode == 1  # /mnt is per server
-    assert lab.status()["disks"] == {"disk1": lab.disk_device()}
+    assert lab.status()["disks"]["disk1"]["paths"] == {
+        s: {"loop": lab.disk_device(s), "mode": "ok"} for s in lab.servers}
 
 
 def test_crash_unmounts_the_disk_and_drops_the_addresses_the_server_added(lab):
