@@ -78,9 +78,10 @@ def main(action: str | None, monitors: tuple[str, ...], wait: int, host: str | N
     out = t.control(server, op, args, timeout=float(wait) + 25)
     if not out.ok:
         _fail({5: NOT_RUNNING, 7: UNREACHABLE}.get(out.code, out.code or INTERNAL), out.message)
-    if as_json:
+    if as_json:  # the document alone, so that it parses
         print_json({"server": server, **out.data})
-    elif action in ("v", "c"):
+        sys.exit(OK)
+    if action in ("v", "c"):
         click.echo(render_counters(server, out.data.get("monitors") or {}))
     finish(OK)
 

@@ -50,6 +50,7 @@ from clp.resources.runner import ResourceRunner, probe_state
 log = logging.getLogger("clp.rc")
 
 DEFAULT_TIMEOUT = 1800.0
+REPORT_FRESH = 3  # intervals: a peer reachable by cluster RPC has reported within this many
 # a group that asks to fail over is in one of these (activation gave up; a monitor asked)
 FAILOVER_STATES = (GroupState.ONLINE, GroupState.ONLINE_FAILURE)
 PROBE_TIMEOUT = 60.0
@@ -68,6 +69,7 @@ class PeerReport:
     report: ServerReport
     resources: dict[str, str]
     monitors: dict[str, str] = field(default_factory=dict)  # monitor -> state there
+    received: float = field(default_factory=time.monotonic)
 
 
 class GroupManager:
@@ -364,10 +366,22 @@ class GroupManager:
         return group in self.coord.pending
 
     def others_for(self, group: str) -> list[str]:
-        """The other online servers of ``group``'s policy that can take it (not leaving)."""
+        """The other online servers of ``group``'s policy that can take it: not leaving, and
+        reachable by cluster RPC (a report from it within a few intervals). A server heard only
+        on the disk or COM heartbeat could not be told to start the group (the product's rc 77:
+        a failover fails when the servers cannot communicate)."""
         gc = self.config.group(group)
-        leaving = {s for s, p in self.peers.items() if p.report.leaving}
-        return [s for s in gc.servers if s != self.me and s in self.online and s not in leaving]
+        fresh = time.monotonic() - REPORT_FRESH * self.config.heartbeat_interval
+        return [s for s in gc.servers if s != self.me and s in self.online and s in self.peers
+                and not self.peers[s].report.leaving and self.peers[s].received >= fresh]
+
+    async def reachable(self, servers: list[str]) -> list[str]:
+        """Those of ``servers`` that answer a report now (a cluster RPC round trip, bounded by
+        a few heartbeat intervals): checked right before a monitor's failover is asked for."""
+        timeout = max(0.5, REPORT_FRESH * self.config.heartbeat_interval)
+        replies = await asyncio.gather(*(self.send(s, "report", self.report_payload(),
+                                                   timeout=timeout) for s in servers))
+        return [s for s, r in zip(servers, replies, strict=True) if r is not None]
 
     # --- start and stop of the service ----------------------------------------------------
 

@@ -104,9 +104,11 @@ class StepRunner:
         return _all(results)
 
     async def _failover(self, step: Step) -> tuple[bool, str]:
-        groups = [g for g in self.groups_of(step.kind, step.target) if self.groups.others_for(g)]
+        groups = [g for g in self.groups_of(step.kind, step.target)
+                  if await self.groups.reachable(self.groups.others_for(g))]
         if not groups:
-            return False, "no other server can take the group"
+            return False, ("no other server of the group's policy answers on the cluster RPC "
+                           "(the LANs to it are down?); nothing was moved")
         results = await asyncio.gather(*(self.groups.fail_over(g, step.reason, FAILOVER_WAIT)
                                          for g in groups))
         return _all(list(results))

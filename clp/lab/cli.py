@@ -250,6 +250,40 @@ _cable("unplug", "Pull SERVER's cable on LINK (pub or ic1; diskhb: its heartbeat
 _cable("plug", "Plug SERVER's cable on LINK back in (disk1...: disk-path SERVER DISK ok).")
 
 
+@main.command()
+@_name_option
+@click.argument("server")
+@click.argument("pattern")
+@click.option("--signal", "sig", default="KILL", show_default=True,
+              help="The signal's name (KILL, TERM, STOP ...).")
+@click.pass_context
+def kill(ctx: click.Context, server: str, pattern: str, sig: str) -> None:
+    """A process of SERVER dies: every one whose command line contains PATTERN."""
+    import signal
+
+    try:
+        number = signal.Signals[f"SIG{sig.upper().removeprefix('SIG')}"]
+    except KeyError:
+        raise LabError(f"unknown signal {sig!r}") from None
+    pids = Lab.load(_name(ctx)).kill(server, pattern, number)
+    click.echo(f"{server}: {number.name} to {', '.join(map(str, pids))}")
+
+
+@main.command()
+@_name_option
+@click.argument("address")
+@click.option("--remove", is_flag=True, help="The other host gives the address back.")
+@click.pass_context
+def duplicate(ctx: click.Context, address: str, remove: bool) -> None:
+    """Another host on the public LAN (the client machine) takes ADDRESS, or gives it back."""
+    lab = Lab.load(_name(ctx))
+    if remove:
+        lab.remove_duplicate_address(address)
+    else:
+        lab.duplicate_address(address)
+    click.echo(f"client: {address} {'removed' if remove else 'added'}")
+
+
 @main.command("disk-path")
 @_name_option
 @click.argument("server")

@@ -6,8 +6,10 @@ A mixin of :class:`clp.lab.Lab`: it works on the lab's record (``self.doc``) and
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clp.lab import com_cable, hb_disk, shared_disk
@@ -179,6 +181,42 @@ class Faults:
         if server == lab_router.ROUTER and self.doc.get("router"):
             return lab_router.PORT_INDEX
         return self.index(server)
+
+    # monitor faults: a process dies, an address is taken by another host
+    def pids(self, server: str, pattern: str) -> list[int]:
+        """Host pids of the server's processes whose command line contains ``pattern``."""
+        found = []
+        for pid in self._server_pids(server):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if pattern.encode() in argv and nx.proc_state(pid) not in ("Z", "X", None):
+                    found.append(pid)
+        return sorted(found)
+
+    def kill(self, server: str, pattern: str, sig: int = signal.SIGKILL) -> list[int]:
+        """A process of the server dies (SIGKILL by default): every process whose command line
+        contains ``pattern``; the pids killed (LabError when none matches)."""
+        pids = self.pids(server, pattern)
+        if not pids:
+            raise LabError(f"no process of {server} matches {pattern!r}")
+        nx.signal_all(pids, sig)
+        return pids
+
+    def duplicate_address(self, address: str) -> None:
+        """Another host on the public LAN takes ``address`` (the client machine adds it), as
+        the seed's row "floating IP already used" needs: it answers ARP and ping for it."""
+        self._client_address("add", address)
+
+    def remove_duplicate_address(self, address: str) -> None:
+        self._client_address("del", address)
+
+    def _client_address(self, action: str, address: str) -> None:
+        net = ipaddress.ip_network(f"{address}/24", strict=False)
+        if not ipaddress.ip_network("198.18.0.0/15").supernet_of(net):
+            raise LabError(f"{address} is not in the lab's range 198.18.0.0/15")
+        ns = nx.netns_name(self.name, nx.CLIENT)
+        nx.run(["ip", "netns", "exec", ns, "ip", "addr", action, f"{address}/24",
+                "dev", "eth0"], check=action == "add")
 
     def witness_stop(self) -> None:
         """The witness server dies (SIGTERM); the router still answers pings."""

@@ -43,6 +43,9 @@ from clp.paths import DEFAULT_ROOT
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 2, 4, 8, 4096
 MNT_DETACH = 2
 HIDDEN_RUN_DIRS = ("/run/systemd", "/run/dbus")
+# a userw with method softdog / ipmi inside must never feed (or, closing it, arm) the host's
+# watchdog: each is covered by /dev/null
+HIDDEN_DEVICES = ("/dev/watchdog", "/dev/watchdog0", "/dev/watchdog1")
 # A fresh ipc namespace starts at the kernel's default of 10 messages per queue; a real server's
 # administrator raises it the same way (sysctl fs.mqueue.msg_max), and clusterpro_evt uses it.
 # The lab passes a smaller depth when its servers must share one user's RLIMIT_MSGQUEUE.
@@ -84,6 +87,9 @@ def prepare(server: str, host_root: str, disks: dict[str, tuple[int, int]],
     for private in HIDDEN_RUN_DIRS:  # a `reboot` inside must not reach the host's systemd
         if os.path.isdir(private):
             mount("tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    for device in HIDDEN_DEVICES:
+        if os.path.exists(device):
+            mount("/dev/null", device, None, MS_BIND)
     if os.path.isdir("/mnt"):  # mount points made by a disk resource stay with this server
         mnt = Path(host_root).parent / "mnt"
         mnt.mkdir(exist_ok=True)

@@ -38,6 +38,7 @@ from clp.monitors.base import Check, MonitorType, caution, failed, normal
 A = "suspend_monitors"
 WATCHDOG = "/dev/watchdog"
 WDIOC_SETTIMEOUT = 0xC0045706  # _IOWR('W', 6, int)
+WDIOC_GETSUPPORT = 0x80285700  # _IOR('W', 0, struct watchdog_info): 40 bytes
 
 
 def boottime() -> float:
@@ -91,6 +92,13 @@ class UserSpaceMonitor(MonitorType):
                 self.missing = f"{WATCHDOG} cannot be opened ({e.strerror})"
                 self.ctx.log.error("userw %s: %s: user-space stalls are detected only when "
                                    "user space runs again", self.ctx.monitor, self.missing)
+                return
+            try:  # a watchdog answers its info request (the lab covers it with /dev/null)
+                fcntl.ioctl(fd, WDIOC_GETSUPPORT, bytearray(40))
+            except OSError as e:
+                os.close(fd)
+                self.missing = f"{WATCHDOG} is not a watchdog device ({e.strerror})"
+                self.ctx.log.error("userw %s: %s", self.ctx.monitor, self.missing)
                 return
             with contextlib.suppress(OSError):  # drivers with a fixed timeout refuse it
                 fcntl.ioctl(fd, WDIOC_SETTIMEOUT, struct.pack("i", max(1, round(
