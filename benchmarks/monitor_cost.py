@@ -20,11 +20,13 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.benchlib import machine, median, table
-from benchmarks.hb_cpu import cpu_over, lab_up, service_pids
-from clp.config import load_config
-from clp.config.lab import generate_lab_config
-from tests.integration.labutil import status, wait_all_online, wait_for
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.benchlib import machine, median, table  # noqa: E402
+from benchmarks.hb_cpu import cpu_over, lab_up, service_pids  # noqa: E402
+from clp.config import load_config  # noqa: E402
+from clp.config.lab import generate_lab_config  # noqa: E402
+from tests.integration.labutil import status, wait_all_online, wait_for  # noqa: E402
 
 
 def config_dir(base: Path, n_monitors: int) -> Path:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from clp.clusterd.monitor_actions import RM, StepRunner
 from clp.config import ClusterConfig
@@ -50,6 +50,7 @@ from clp.core.monitor_recovery import (
     Outcome,
     Policy,
     Situation,
+    Step,
 )
 from clp.monitors import registry
 from clp.monitors.base import Check, Health, MonitorContext, MonitorType
@@ -57,10 +58,13 @@ from clp.monitors.mrw import NOTICE_WORD, MessageMonitor
 from clp.monitors.runner import MonitorRunner
 from clp.paths import InstallRoot
 
+if TYPE_CHECKING:
+    from clp.clusterd.groups import GroupManager
+
 log = logging.getLogger("clp.rm")
 OUTCOMES = {Health.NORMAL: Outcome.NORMAL, Health.CAUTION: Outcome.CAUTION,
             Health.ERROR: Outcome.FAILED, Health.UNKNOWN: Outcome.BROKEN}
-E_BAD_ARGS, E_STATE, E_NOT_SUPPORTED = 2, 14, 6
+E_BAD_ARGS, E_NOT_SUPPORTED = 2, 6
 
 
 @dataclass
@@ -77,7 +81,6 @@ class Running:
     generation: int = 0  # bumped when monitoring stops: a late result is dropped
     step: asyncio.Task[None] | None = None
     last_check: float | None = None  # wall clock of the last result
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def policy_of(mc: MonitorConfig, polled: bool) -> Policy:
@@ -93,14 +96,15 @@ def policy_of(mc: MonitorConfig, polled: bool) -> Policy:
 
 
 class MonitorManager:
-    def __init__(self, config: ClusterConfig, me: str, root: InstallRoot, groups: Any,
-                 steps: StepRunner, ratio: Any, on_change: Any,
+    def __init__(self, config: ClusterConfig, me: str, root: InstallRoot,
+                 groups: GroupManager, steps: StepRunner, ratio: Callable[[], float],
+                 on_change: Callable[[], None],
                  gate: Callable[[], str | None] = lambda: None) -> None:
         self.config, self.me, self.root = config, me, root
-        self.groups = groups  # clp.clusterd.groups.GroupManager
+        self.groups = groups
         self.steps = steps
-        self.ratio = ratio  # () -> the clptoratio ratio now
-        self.on_change = on_change  # () -> None: publish and report
+        self.ratio = ratio  # the clptoratio ratio now
+        self.on_change = on_change  # publish and report
         # asked before acting on a result: a server woken from a hang fences instead (the
         # service's resource gate), it must not recover anything
         self.gate = gate
@@ -284,7 +288,7 @@ class MonitorManager:
         if d.changed or d.lines or d.step is not None:
             self.on_change()
 
-    async def _carry_out(self, m: Running, step: Any) -> None:
+    async def _carry_out(self, m: Running, step: Step) -> None:
         try:
             ok, why = await self.steps.run(m.cfg, step)
         except Exception as e:  # noqa: BLE001 - a bug in a step must not leave it "recovering"
@@ -295,7 +299,7 @@ class MonitorManager:
 
     # --- operator requests (clpmonctrl, mrw notices) --------------------------------------
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Reply]]]:
         return {"monitor_control": self.op_control, "monitor_counters": self.op_counters,
                 "monitor_pseudo": self.op_pseudo, "mrw_notice": self.op_notice}
 
@@ -445,7 +449,7 @@ class MonitorManager:
             }
         return out
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clp.config.registry import register_type
+from clp.config.registry import register_type, typed_fragment
 
 
 def _server_map(
@@ -51,12 +51,7 @@ _SERVER_LIST = {
 
 
 def _typed(name: str, required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["type", *required],
-        "additionalProperties": False,
-        "properties": {"type": {"const": name}, **properties},
-    }
+    return typed_fragment(name, {}, {"required": required, "properties": properties})
 
 
 # clp/heartbeat/lan.py: lanhb, unicast UDP on the heartbeat port to each address.

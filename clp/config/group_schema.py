@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from clp.config.registry import register_kind
+from clp.config.registry import register_kind, typed_fragment
 
 # The product's final actions, from least to most drastic.
 FINAL_ACTIONS: tuple[str, ...] = (
@@ -82,16 +82,7 @@ def resource_fragment(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
     ``params`` is the type's own object schema (``properties``, optional ``required``).
     """
-    return {
-        "type": "object",
-        "required": ["type", *params.get("required", [])],
-        "additionalProperties": False,
-        "properties": {
-            "type": {"const": name},
-            **COMMON_PROPERTIES,
-            **params.get("properties", {}),
-        },
-    }
+    return typed_fragment(name, COMMON_PROPERTIES, params)
 
 
 GROUPS_SCHEMA: dict[str, Any] = {

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from clp.config.registry import register_kind
+from clp.config.registry import register_kind, typed_fragment
 
 APPLY = "suspend_monitors"
 
@@ -144,16 +144,7 @@ def common_properties(defaults: Mapping[str, Any], timings: tuple[str, ...]) -> 
 def monitor_fragment(name: str, params: Mapping[str, Any], defaults: Mapping[str, Any],
                      timings: tuple[str, ...]) -> dict[str, Any]:
     """The config schema of one monitor type: its parameters plus the common keys."""
-    return {
-        "type": "object",
-        "required": ["type", *params.get("required", [])],
-        "additionalProperties": False,
-        "properties": {
-            "type": {"const": name},
-            **common_properties(defaults, timings),
-            **params.get("properties", {}),
-        },
-    }
+    return typed_fragment(name, common_properties(defaults, timings), params)
 
 
 MONITORS_SCHEMA: dict[str, Any] = {

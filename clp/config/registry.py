@@ -55,6 +55,19 @@ def register_type(kind: str, name: str, fragment: Mapping[str, Any]) -> None:
     build_schema.cache_clear()
 
 
+def typed_fragment(name: str, common: Mapping[str, Any], params: Mapping[str, Any]
+                   ) -> dict[str, Any]:
+    """The schema of one type of a kind: ``type: name``, the kind's ``common`` keys and the
+    type's own parameters (``params``: ``properties`` and optional ``required``), flat in one
+    mapping as the product's property dialogs are one page."""
+    return {
+        "type": "object",
+        "required": ["type", *params.get("required", [])],
+        "additionalProperties": False,
+        "properties": {"type": {"const": name}, **common, **params.get("properties", {})},
+    }
+
+
 def registered_types(kind: str) -> tuple[str, ...]:
     _ensure_builtins()
     return tuple(sorted(_TYPES[kind]))

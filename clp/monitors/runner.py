@@ -124,10 +124,12 @@ class MonitorRunner:
                 self._release(name, token)
             return check
 
+        # no grace: a check that times out is a timeout at once (its processes are killed
+        # outright; the monitor stays busy until the call returns, so nothing races it)
         return self._pool.run(call, timeout, f"{op} of monitor {name}", log,
                               lambda why: ended(Check(Health.ERROR, why, timed_out=True,
                                                       elapsed=timeout)),
-                              lambda why: ended(Check(Health.UNKNOWN, why)))
+                              lambda why: ended(Check(Health.UNKNOWN, why)), grace=0.0)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False)

@@ -8,8 +8,10 @@ resolves with a value, never an exception:
 - ``on_timeout(reason)`` when it does not: from then on the call's thread starts no process
   (:class:`clp.platform.proc.Operation`), every process group it started is ended (SIGTERM, then
   SIGKILL), a call still queued behind others never starts, and the value is delivered only once
-  the worker has returned or ``proc.KILL_GRACE`` more seconds have passed, so that the caller's
-  next step (a cleanup stop, the next check) does not race the call's last steps;
+  the worker has returned or ``grace`` more seconds have passed (``proc.KILL_GRACE`` by
+  default), so that the caller's next step (a cleanup stop) does not race the call's last steps;
+  a caller with no next step to protect (a monitor's check: its monitor stays busy until the
+  call returns) passes ``grace=0`` and learns of the timeout at once;
 - ``on_error(reason)`` when the call raised (a plugin's bug must not take the daemon down; the
   traceback is logged) or the pool is shut down.
 """
@@ -36,8 +38,10 @@ class BoundedPool(Generic[T]):
                                         initializer=initializer)
 
     def run(self, call: Callable[[], T], timeout: float, what: str, log: logging.Logger,
-            on_timeout: Callable[[str], T], on_error: Callable[[str], T]) -> Future[T]:
-        """Run ``call`` within ``timeout`` seconds; ``what`` names it in messages."""
+            on_timeout: Callable[[str], T], on_error: Callable[[str], T],
+            grace: float = proc.KILL_GRACE) -> Future[T]:
+        """Run ``call`` within ``timeout`` seconds; ``what`` names it in messages; ``grace``:
+        how long its processes get between SIGTERM and SIGKILL, and the call to return."""
         outer: Future[T] = Future()
         outer.set_running_or_notify_cancel()
         operation = proc.Operation()
@@ -65,11 +69,10 @@ class BoundedPool(Generic[T]):
                 log.error("%s; it never started", reason)
             else:
                 log.error("%s; ending its processes", reason)
-                proc.kill_groups(pgids)
-                futures.wait([inner], timeout=proc.KILL_GRACE)
-                if not inner.done():
-                    log.error("%s is still running %g s after its timeout", what,
-                              proc.KILL_GRACE)
+                proc.kill_groups(pgids, grace)
+                futures.wait([inner], timeout=grace)
+                if not inner.done() and grace > 0:
+                    log.error("%s is still running %g s after its timeout", what, grace)
             finish(on_timeout(reason))
 
         timer = threading.Timer(timeout, expire)

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from clp.lab import Lab
+from clp.lab import Lab, shared_disk, teardown
+from clp.lab import netns as nx
 
 T = TypeVar("T")
 
@@ -21,6 +22,22 @@ INTERVAL = 0.2
 TIMEOUT = 1.5
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+SLEEPER = ["sleeper=sleep 1000"]  # a lab whose servers run a sleeper instead of the services
+
+
+def leftovers(name: str) -> list[str]:
+    found = [f"netns {ns}" for ns in nx.netns_list() if ns.startswith(f"{name}-")]
+    found += [f"link {ln}" for ln in nx.link_list() if ln.startswith(f"{name}-")]
+    found += [f"nft {t}" for t in nx.nft_tables() if t == f"clplab_{name}"]
+    found += [f"dir {d}" for d in (nx.RUN_DIR / name, nx.VAR_DIR / name) if d.exists()]
+    found += [f"mount {m}" for base in (nx.VAR_DIR / name, nx.RUN_DIR / name)
+              for m in nx.host_mounts_under(base)]
+    found += [f"pid {p}" for p in nx.lab_pids(name)]
+    found += [f"loop {d}" for d, back in shared_disk.loop_devices()
+              if shared_disk.lab_of_file(back) == name]
+    if shared_disk.LAB_DEV_DIR.exists() and not teardown.known_labs():
+        found.append(f"dir {shared_disk.LAB_DEV_DIR}")  # made for the labs, gone with the last
+    return found
 
 
 @contextmanager

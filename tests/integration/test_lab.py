@@ -8,51 +8,26 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from clp.lab import Lab, LabError, shared_disk, teardown
+from clp.lab import Lab, LabError
 from clp.lab import netns as nx
 from clp.lab.samples import write_sample_config
 from clp.paths import InstallRoot
 from clp.platform.supervisor_client import SupervisorClient, SupervisorNotRunning
+from tests.integration.labutil import SLEEPER, leftovers
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
-SLEEPER = ["sleeper=sleep 1000"]
 
 
 def _name() -> str:
     return "t" + secrets.token_hex(2)
 
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    name = _name()
-    try:
-        yield Lab.up(name=name, n=2, services=SLEEPER)
-    finally:
-        Lab.cleanup_all(name)
-        assert leftovers(name) == []
-
-
-def leftovers(name: str) -> list[str]:
-    found = [f"netns {ns}" for ns in nx.netns_list() if ns.startswith(f"{name}-")]
-    found += [f"link {ln}" for ln in nx.link_list() if ln.startswith(f"{name}-")]
-    found += [f"nft {t}" for t in nx.nft_tables() if t == f"clplab_{name}"]
-    found += [f"dir {d}" for d in (nx.RUN_DIR / name, nx.VAR_DIR / name) if d.exists()]
-    found += [f"mount {m}" for base in (nx.VAR_DIR / name, nx.RUN_DIR / name)
-              for m in nx.host_mounts_under(base)]
-    found += [f"pid {p}" for p in nx.lab_pids(name)]
-    found += [f"loop {d}" for d, back in shared_disk.loop_devices()
-              if shared_disk.lab_of_file(back) == name]
-    if shared_disk.LAB_DEV_DIR.exists() and not teardown.known_labs():
-        found.append(f"dir {shared_disk.LAB_DEV_DIR}")  # made for the labs, gone with the last
-    return found
 
 
 def pings(lab: Lab, server: str, address: str) -> bool:

@@ -14,19 +14,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clp.lab import Lab, LabError, shared_disk
 from clp.lab import netns as nx
-from tests.integration.labutil import needs_root
-from tests.integration.test_lab import leftovers
+from tests.integration.labutil import SLEEPER, leftovers, needs_root
 
 pytestmark = [pytest.mark.lab, needs_root]
 
-SLEEPER = ["sleeper=sleep 1000"]
 # one 4 KiB block with O_DIRECT: no page cache anywhere between the process and the path
 READ = ["dd", "if=/dev/lab/disk1", "of=/dev/null", "bs=4096", "count=1", "skip=100",
         "iflag=direct", "status=none"]
@@ -36,15 +33,6 @@ HELD = 1.5  # how long a read on a hung path is watched not to return
 def _name() -> str:
     return "d" + secrets.token_hex(2)
 
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    name = _name()
-    try:
-        yield Lab.up(name=name, n=2, services=SLEEPER)
-    finally:
-        Lab.cleanup_all(name)
-        assert leftovers(name) == []
 
 
 def sh(lab: Lab, server: str, script: str) -> subprocess.CompletedProcess[str]:

@@ -336,7 +336,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 @needs_root
 def test_lab_router_answers_pings_and_runs_the_witness() -> None:
     from clp.lab import Lab, router
-    from tests.integration.test_lab import leftovers
+    from tests.integration.labutil import leftovers
 
     name = "t" + secrets.token_hex(2)
     try:
