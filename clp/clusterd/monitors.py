@@ -65,6 +65,7 @@ log = logging.getLogger("clp.rm")
 OUTCOMES = {Health.NORMAL: Outcome.NORMAL, Health.CAUTION: Outcome.CAUTION,
             Health.ERROR: Outcome.FAILED, Health.UNKNOWN: Outcome.BROKEN}
 E_BAD_ARGS, E_NOT_SUPPORTED = 2, 6
+QUIET = Situation()
 
 
 @dataclass
@@ -255,7 +256,10 @@ class MonitorManager:
             return  # fenced: nothing is acted on any more
         m.last_check = time.time()
         outcome = Outcome.TIMEOUT if result.timed_out else OUTCOMES[result.health]
-        d = m.tracker.on_check(time.monotonic(), outcome, result.reason, self.situation(m))
+        # what the cluster looks like matters only to a recovery: not worked out for the
+        # (many) normal results
+        situation = QUIET if outcome is Outcome.NORMAL else self.situation(m)
+        d = m.tracker.on_check(time.monotonic(), outcome, result.reason, situation)
         self._apply(m, d)
 
     # --- recovery -------------------------------------------------------------------------

@@ -18,12 +18,15 @@ resolves with a value, never an exception:
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import traceback
 from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
+from time import monotonic
 from typing import Generic, TypeVar
 
 from clp.platform import proc
@@ -31,11 +34,55 @@ from clp.platform import proc
 T = TypeVar("T")
 
 
+class Deadlines:
+    """One thread that calls each registered function at its time: the timeouts of every call
+    of a pool, instead of a ``threading.Timer`` (a thread started and ended) per call, which
+    was most of what a monitor check cost. A function runs in this thread, so it must not
+    block long (an expiry only marks, signals and hands the slow part to a worker)."""
+
+    def __init__(self, name: str) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._ids = itertools.count()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def add(self, delay: float, fn: Callable[[], None]) -> int:
+        with self._cond:
+            key = next(self._ids)
+            heapq.heappush(self._heap, (monotonic() + delay, key, fn))
+            self._cond.notify()
+        return key
+
+    def cancel(self, key: int) -> None:
+        with self._cond:
+            self._cancelled.add(key)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > monotonic():
+                    wait = self._heap[0][0] - monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                _at, key, fn = heapq.heappop(self._heap)
+                if key in self._cancelled:
+                    self._cancelled.discard(key)
+                    continue
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - one expiry's bug must not stop the others
+                logging.getLogger("clp").exception("a deadline handler failed")
+
+
 class BoundedPool(Generic[T]):
     def __init__(self, max_workers: int, name: str,
                  initializer: Callable[[], None] | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=name,
                                         initializer=initializer)
+        # expiries run the kill and the wait for the worker: in a thread of their own
+        self._expiries = ThreadPoolExecutor(2, thread_name_prefix=f"{name}-expiry")
+        self._deadlines = Deadlines(f"{name}-deadlines")
 
     def run(self, call: Callable[[], T], timeout: float, what: str, log: logging.Logger,
             on_timeout: Callable[[str], T], on_error: Callable[[str], T],
@@ -75,12 +122,16 @@ class BoundedPool(Generic[T]):
                     log.error("%s is still running %g s after its timeout", what, grace)
             finish(on_timeout(reason))
 
-        timer = threading.Timer(timeout, expire)
-        timer.daemon = True
-        timer.start()
+        def expire_soon() -> None:
+            try:
+                self._expiries.submit(expire)
+            except RuntimeError:  # shut down
+                expire()
+
+        deadline = self._deadlines.add(timeout, expire_soon)
 
         def done(f: Future[T]) -> None:
-            timer.cancel()
+            self._deadlines.cancel(deadline)
             if f.cancelled():  # by the pool's shutdown, or by expire() (which reports it)
                 if not operation.expired:
                     finish(on_error(f"{what} cancelled: runner shut down"))
@@ -96,6 +147,7 @@ class BoundedPool(Generic[T]):
 
     def shutdown(self, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._expiries.shutdown(wait=False)
 
 
 def _tracked(call: Callable[[], T], operation: proc.Operation, what: str, log: logging.Logger,

@@ -79,7 +79,7 @@ class Niced(MonitorType):
 
 
 def pool_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name.startswith("clp-monitor")}
+    return {t for t in threading.enumerate() if t.name.startswith("clp-monitor_")}
 
 
 def sleeps_of_mine() -> list[int]:
