@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import secrets
 import sys
 import tempfile
@@ -141,7 +142,9 @@ def one_run(row: str) -> tuple[float, float]:
             for m in status(lab, "server1")["monitors"].values())
             and status(lab, "server1")["groups"]["failover1"]["server"] == "server1",
             timeout=60)
-        time.sleep(2)
+        # a random phase against the monitors' checks (they run every second from their start):
+        # a fault right after a check and one right before it are equally likely
+        time.sleep(2 + random.random())
         t0 = time.time()
         inject(lab)
         if row == "disk hung":  # the panic leaves I/O blocked on the path: it is cut

@@ -27,6 +27,16 @@ from concurrent.futures import Future
 from clp.monitors.base import Check, Health, MonitorType
 from clp.platform.bounded import BoundedPool
 
+_thread = threading.local()
+
+
+def _nice(value: int) -> None:
+    """This worker thread (and what it starts) at ``value``; a system call only on a change."""
+    if getattr(_thread, "nice", None) != value:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), value)
+            _thread.nice = value
+
 
 def _time_sharing() -> None:
     """Pool initializer: this thread leaves the real-time class its process runs in."""
@@ -55,7 +65,8 @@ class MonitorRunner:
                 waiting.remove(token)
             if not waiting:
                 self._waiting.pop(name, None)
-            self._idle.notify_all()
+            if self._waiting:  # a begin or end waits for its monitor: let it look
+                self._idle.notify_all()
 
     def _take(self, name: str, token: object) -> bool:
         """Under the lock: the waiting call ``token`` takes the monitor if it is free and no
@@ -93,7 +104,7 @@ class MonitorRunner:
                                  timed_out=True))
             return out
         method: Callable[[], Check | None] = getattr(monitor, op)
-        ran = threading.Event()  # the method was called: only its return frees the monitor
+        ran = [False]  # the method was called: only its return frees the monitor
 
         def call() -> Check:
             started = time.monotonic()
@@ -104,9 +115,8 @@ class MonitorRunner:
                             return Check(Health.ERROR, f"{op} of {name} not started: the "
                                                        "previous check has not returned",
                                          timed_out=True, elapsed=time.monotonic() - started)
-                ran.set()
-                with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+                ran[0] = True
+                _nice(nice)
                 result = method()
                 elapsed = time.monotonic() - started
                 if op != "check":
@@ -120,7 +130,7 @@ class MonitorRunner:
                 self._release(name, token)
 
         def ended(check: Check) -> Check:
-            if not ran.is_set():  # never started (pool shut down, or expired in the queue)
+            if not ran[0]:  # never started (pool shut down, or expired in the queue)
                 self._release(name, token)
             return check
 

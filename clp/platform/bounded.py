@@ -49,10 +49,13 @@ class Deadlines:
         self._thread.start()
 
     def add(self, delay: float, fn: Callable[[], None]) -> int:
+        at = monotonic() + delay
         with self._cond:
             key = next(self._ids)
-            heapq.heappush(self._heap, (monotonic() + delay, key, fn))
-            self._cond.notify()
+            earliest = not self._heap or at < self._heap[0][0]
+            heapq.heappush(self._heap, (at, key, fn))
+            if earliest:  # only then must the thread wake sooner than it planned
+                self._cond.notify()
         return key
 
     def cancel(self, key: int) -> None:
