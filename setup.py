@@ -27,6 +27,8 @@ COMMANDS = {
     "clptoratio": "clp.cli.clptoratio:main",
     "clpshm": "clp.cli.clpshm:main",
     "clpmonctrl": "clp.cli.clpmonctrl:main",
+    "clpregctrl": "clp.cli.clpregctrl:main",
+    "clprexec": "clp.cli.clprexec:main",
     "clplab": "clp.lab.cli:main",
 }
 
