@@ -15,14 +15,20 @@ import sys
 
 import click
 
-from clp.cli.common import Code, Command, exclusive, finish, require_root
+from clp.cli.common import PRODUCT, Code, Command, exclusive, finish, require_root
 from clp.clusterd.reboot_limit import TYPES, clear, counter_file, read
 from clp.paths import InstallRoot
 
 REGISTRY = "haltcount"
+# clpregctrl's exit codes (the product's [M]): its own numbering, not the common table's
+ALREADY_RUN, BAD_OPTION = 2, 3
 
 
-@click.command(cls=Command)
+class RegCommand(Command):
+    option_code = BAD_OPTION
+
+
+@click.command(cls=RegCommand)
 @click.option("-g", "--get", "action", flag_value="get", help="Show the counters.")
 @click.option("-c", "--clear", "action", flag_value="clear", help="Reset the counters to 0.")
 @click.option("-t", "kind", type=click.Choice(TYPES), metavar="TYPE",
@@ -33,11 +39,12 @@ def main(action: str | None, kind: str | None, registry: str | None) -> None:
     """Show or reset the reboot counters of final actions."""
     require_root()
     if action is None:
-        finish(Code.INVALID_OPTION, "Specify --get (-g) or --clear (-c).")
+        finish(BAD_OPTION, "Specify --get (-g) or --clear (-c).",
+               product=PRODUCT[Code.INVALID_OPTION])
     path = counter_file(InstallRoot.from_env().work_dir)
     kinds = (kind,) if kind else TYPES
     if action == "clear":
-        with exclusive("clpregctrl"):
+        with exclusive("clpregctrl", ALREADY_RUN):
             clear(path, kinds)
         counts = read(path)
     else:

@@ -117,6 +117,8 @@ class Command(click.Command):
     explanation follows on stderr), and ``-h`` is left to the commands, which use it for a host
     name (help is ``--help``)."""
 
+    option_code: int = Code.INVALID_OPTION  # a command with the product's own codes changes it
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("context_settings", {"help_option_names": ["--help"]})
         super().__init__(*args, **kwargs)
@@ -125,7 +127,7 @@ class Command(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as e:
-            finish(Code.INVALID_OPTION, e.format_message())
+            finish(self.option_code, e.format_message(), product=PRODUCT[Code.INVALID_OPTION])
 
 
 @contextlib.contextmanager
