@@ -27,6 +27,8 @@ COMMANDS = {
     "clptoratio": "clp.cli.clptoratio:main",
     "clpshm": "clp.cli.clpshm:main",
     "clpmonctrl": "clp.cli.clpmonctrl:main",
+    "clpregctrl": "clp.cli.clpregctrl:main",
+    "clprexec": "clp.cli.clprexec:main",
     "clplab": "clp.lab.cli:main",
 }
 
@@ -43,7 +45,7 @@ setup(
         "pyserial>=3.5",
         "psutil>=5.9",
         "pyyaml>=6.0",
-        "click>=8.1",
+        "click>=8.2",  # CliRunner keeps stdout and stderr apart (the commands use both)
         "jsonschema>=4.17",
     ],
     extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.5"]},

@@ -2,7 +2,8 @@
 
 Separate from the daemons (Patroni's ``--validate-config``): a user can check an edited
 ``clp.conf`` on any machine, see every error and warning at once with its line, and script on the
-exit code (0 valid, 1 errors).
+exit code (0 valid, 3 errors: the other commands' code for an invalid configuration). As the other
+commands, help is ``--help`` only (``-h`` names a host elsewhere).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from clp.cli.common import Code, Command
 from clp.config import ConfigError, ConfigIssue, load_config
 from clp.config.script_template import create_missing
 from clp.keys import write_new_key
@@ -40,7 +42,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--scripts", "scripts", is_flag=True,
@@ -81,4 +83,4 @@ def main(directory: Path, as_json: bool, scripts: bool, new_key: bool) -> None:
         else:
             click.echo(f"The configuration is valid: {summary}")
             click.echo("Command succeeded.")
-    raise SystemExit(1 if errors else 0)
+    raise SystemExit(int(Code.INVALID_CONFIG) if errors else 0)

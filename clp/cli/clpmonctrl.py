@@ -16,19 +16,32 @@ service is not running, 200 the server cannot be reached.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, NoReturn
 
 import click
 
-from clp.cli.common import finish, print_json, require_root
+from clp.cli.common import PRODUCT, Code, Command, exclusive, finish, print_json, require_root
 from clp.cli.targets import ClusterTargets, TargetError
 from clp.paths import InstallRoot
 
-# clpmonctrl's exit codes (the product's)
+# clpmonctrl's exit codes (the product's), and its sentences for them
 OK, NOT_ROOT, BAD_OPTION, BAD_CONFIG, NOT_REGISTERED, NOT_SUPPORTED = 0, 1, 2, 4, 5, 6
-NOT_RUNNING, UNREACHABLE, INTERNAL = 10, 200, 255
+NOT_RUNNING, SUSPENDED, ALREADY_RUN, UNREACHABLE, INTERNAL = 10, 11, 128, 200, 255
 NOT_REGISTERED_TEXT = "Monitor resource is not registered."
+TEXTS = {
+    BAD_CONFIG: "Invalid cluster configuration data. Check the cluster configuration "
+                "information.",
+    NOT_REGISTERED: NOT_REGISTERED_TEXT,
+    NOT_RUNNING: "The cluster has been stopped. Check the active status of the cluster daemon "
+                 "by using the command such as ps command.",
+    SUSPENDED: PRODUCT[Code.SUSPENDED],
+    UNREACHABLE: PRODUCT[Code.UNREACHABLE],
+    INTERNAL: PRODUCT[Code.INTERNAL],
+}
+# the daemon's reply codes -> clpmonctrl's
+FROM_REPLY = {5: NOT_RUNNING, 7: UNREACHABLE, 19: SUSPENDED, 11: INTERNAL}
 ACTIONS = {"s": ("monitor_control", {"action": "suspend"}),
            "r": ("monitor_control", {"action": "resume"}),
            "v": ("monitor_counters", {"action": "show"}),
@@ -39,10 +52,10 @@ RULE = "=" * 69
 
 
 def _fail(code: int, detail: str) -> NoReturn:
-    finish(code, detail)
+    finish(code, detail, product=TEXTS.get(code))
 
 
-@click.command(context_settings={"help_option_names": ["--help"]})
+@click.command(cls=Command)
 @click.option("-s", "action", flag_value="s", help="Suspend monitoring.")
 @click.option("-r", "action", flag_value="r", help="Resume monitoring.")
 @click.option("-v", "action", flag_value="v", help="Show the recovery counters.")
@@ -60,24 +73,29 @@ def main(action: str | None, monitors: tuple[str, ...], wait: int, host: str | N
     """Control monitor resources."""
     require_root()
     if action is None:
-        _fail(BAD_OPTION, "Invalid option. Specify one of -s, -r, -v, -c, -e, -n.")
+        _fail(BAD_OPTION, "Specify one of -s, -r, -v, -c, -e, -n.")
     if not 1 <= wait <= 999:
-        _fail(BAD_OPTION, f"Invalid option. -w {wait}: the wait is 1 to 999 seconds.")
+        _fail(BAD_OPTION, f"-w {wait}: the wait is 1 to 999 seconds.")
     if action == "e" and len(monitors) != 1:
-        _fail(BAD_OPTION, "Invalid option. -e needs one monitor resource (-m MONITOR).")
+        _fail(BAD_OPTION, "-e needs one monitor resource (-m MONITOR).")
     try:
         t = ClusterTargets(InstallRoot.from_env())
         (server,) = t.select(False, host)
     except TargetError as e:
-        _fail(BAD_CONFIG if e.code == 3 else BAD_OPTION, str(e))
+        if e.code == 3:
+            _fail(BAD_CONFIG, str(e))
+        finish(BAD_OPTION, str(e), e.product)
     unknown = [m for m in monitors if m not in {mc.name for mc in t.config.monitors}]
     if unknown:
-        _fail(NOT_REGISTERED, f"{NOT_REGISTERED_TEXT} ({unknown[0]})")
+        _fail(NOT_REGISTERED, f"{unknown[0]} is not a monitor resource of cluster "
+                              f"{t.config.name}.")
     op, args = ACTIONS[action]
     args = {**args, "monitors": list(monitors) if monitors else None}
-    out = t.control(server, op, args, timeout=float(wait) + 25)
+    with exclusive("clpmonctrl", code=ALREADY_RUN) if action not in ("v",) \
+            else contextlib.nullcontext():
+        out = t.control(server, op, args, timeout=float(wait) + 25)
     if not out.ok:
-        _fail({5: NOT_RUNNING, 7: UNREACHABLE}.get(out.code, out.code or INTERNAL), out.message)
+        _fail(FROM_REPLY.get(out.code, out.code or INTERNAL), out.message)
     if as_json:  # the document alone, so that it parses
         print_json({"server": server, **out.data})
         sys.exit(OK)

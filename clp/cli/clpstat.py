@@ -1,24 +1,35 @@
-"""``clpstat``: the cluster's status, read straight from shared memory.
+"""``clpstat``: the cluster's status, read straight from shared memory, or its configuration.
 
-It never talks to ``clusterpro`` (``-h HOST`` asks another server's ``clusterpro_trn`` instead), so
-it answers quickly and still answers when the daemon is busy. Imports are kept light on purpose:
-this command must run in well under 100 ms.
+    clpstat [-s | --local | -g | -m | -n | -p] [-h HOST] [--detail] [--long] [--json]
+    clpstat -i | --cl | --sv [NAME] | --hb [NAME] | --np [NAME] | --grp [NAME] | --rsc [NAME]
+            | --mon [NAME]   [--detail] [--json]
+
+The status never comes from ``clusterpro`` itself (``-h HOST`` asks another server's
+``clusterpro_trn`` instead), so it answers quickly and still answers when the daemon is busy or
+the cluster is suspended. The layouts are the product's (:mod:`clp.cli.statviews`,
+:mod:`clp.cli.confviews`). Imports are kept light on purpose: this command must run in well
+under 100 ms.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from clp.cli.common import Code, finish, json_option, print_json, require_root
+from clp.cli.common import (
+    Code,
+    Command,
+    finish,
+    invalid_name,
+    json_option,
+    print_json,
+    require_root,
+)
 from clp.paths import InstallRoot
-
-PATH_TYPES = {"lan": "LAN Heartbeat", "disk": "DISK Heartbeat", "com": "COM Heartbeat",
-              "witness": "Witness Heartbeat"}
-RULE = "=" * 69
 
 
 def read_local(root: InstallRoot) -> dict[str, Any]:
@@ -64,119 +75,95 @@ def _merge_live_paths(doc: dict[str, Any], table: list[list[Any]]) -> None:
                 entry["drops"] = rec.drops
 
 
-def render(doc: dict[str, Any], detail: bool) -> str:
-    lines = [f" {'  CLUSTER STATUS  ':=^69}"]
-    suspended = " (suspended)" if doc.get("suspended") else ""
-    lines.append(f"  Cluster : {doc['cluster']}{suspended}")
-    ratio = doc["membership"].get("ratio", 1)
-    if ratio != 1:
-        lines.append(f"  Timeout ratio : {ratio:g} (heartbeat timeout "
-                     f"{doc['membership']['timeout']:g} s)")
-    local = doc.get("counters", {}).get("paths", {})
-    lines.append("  <server>")
-    members = doc["membership"]["servers"]
-    for server in doc["servers"]:
-        mark = "*" if server == doc["me"] else " "
-        state = members[server]["state"]
-        lines.append(f"   {mark}{server} {'.' * max(1, 16 - len(server))}: {state}")
-        for p in doc["paths"]:
-            entry = members[server]["paths"].get(p["name"], {})
-            text = f"      {p['name']:<15}: {entry.get('state', 'Unknown'):<15}" \
-                   f"{PATH_TYPES.get(p['type'], p['type'])}"
-            if detail and entry.get("last_rx_time"):
-                text += f"  last rx {time.time() - entry['last_rx_time']:.1f} s ago"
-            error = local.get(p["name"], {}).get("local_error")
-            if server == doc["me"] and error:
-                text += f"  ({error})"
-            lines.append(text.rstrip())
-    lines += _partition_lines(doc.get("partition") or {})
-    lines.append("  <group>")
-    for name, group in doc.get("groups", {}).items():
-        lines.append(f"    {name} {'.' * max(1, 16 - len(name))}: {group.get('state', 'Unknown')}")
-        lines.append(f"      {'current':<15}: {group.get('server') or '-'}")
-        for rname, res in group.get("resources", {}).items():
-            lines.append(f"      {rname:<15}: {res.get('state', 'Unknown')}")
-        if detail and group.get("reason"):
-            lines.append(f"      {'last decision':<15}: {group['reason']}")
-    lines.append("  <monitor>")
-    for name, mon in doc.get("monitors", {}).items():
-        text = f"    {name:<17}: {mon.get('state', 'Unknown')}"
-        reason = (mon.get("local") or {}).get("reason")
-        if detail and reason:
-            text += f"  ({reason})"
-        lines.append(text)
-    lines.append(f" {RULE}")
-    return "\n".join(lines)
 
 
-def _partition_lines(np: dict[str, Any]) -> list[str]:
-    resolvers = np.get("resolvers") or {}
-    if not resolvers and not np.get("verdict"):
-        return []
-    lines = ["  <network partition resolution>"]
-    for name, r in resolvers.items():
-        state = "Error" if r.get("failing") else ("Normal" if r.get("ok") else "Unknown")
-        lines.append(f"    {name:<17}: {state:<15}{r.get('target', '')}")
-    lines.append(f"    {'action':<17}: {str(np.get('action', '')).replace('_', ' ')}")
-    if np.get("pending"):
-        lines.append(f"    {'resolving':<17}: {', '.join(np['pending'])}")
-    if np.get("verdict"):
-        lines.append(f"    {'stopping':<17}: {np['verdict']['reason']}")
-    return lines
+def _optional_name(flag: str, what: str) -> Callable[[F], F]:
+    return click.option(f"--{flag}", flag, is_flag=False, flag_value="*", default=None,
+                        metavar="[NAME]", help=f"Show the configuration of {what}.")
 
 
-def render_monitors(doc: dict[str, Any], detail: bool) -> str:
-    """``clpstat -m``: every monitor's state on every server (``--detail``: this server's reason
-    and recovery counters too)."""
-    servers = list(doc["servers"])
-    members = doc["membership"]["servers"]
-    lines = [f" {'  MONITOR RESOURCE STATUS  ':=^69}", f"  Cluster : {doc['cluster']}"]
-    for i, server in enumerate(servers):
-        lines.append(f"  {'*' if server == doc['me'] else ' '}server{i} : {server}")
-    lines.append("")
-    for n, (name, mon) in enumerate(doc.get("monitors", {}).items()):
-        lines.append(f"  Monitor{n} [{name} : {mon.get('state', 'Unknown')}]")
-        lines.append("  " + "-" * 66)
-        for i, server in enumerate(servers):
-            if server not in mon.get("servers", {}):
-                continue
-            mark = "o" if members.get(server, {}).get("state") == "Online" else "x"
-            lines.append(f"    server{i} [{mark}] : {mon['servers'][server]}")
-        local = mon.get("local") or {}
-        if detail and local.get("reason"):
-            lines.append(f"    {'reason':<11}: {local['reason']}")
-        counters = local.get("counters")
-        if detail and counters:
-            lines.append(f"    {'counters':<11}: reactivation {counters['reactivation']['count']}"
-                         f"/{counters['reactivation']['threshold']}, failover "
-                         f"{counters['failover']['count']}/{counters['failover']['threshold']}"
-                         f", final action {counters['final_action']['count']}/1 "
-                         f"({counters['final_action']['action']})")
-    lines.append(f" {RULE}")
-    return "\n".join(lines)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.command(context_settings={"help_option_names": ["--help"]})
-@click.option("-s", "status", is_flag=True, help="Show the status (the default).")
-@click.option("-m", "monitors", is_flag=True, help="Show every monitor on every server.")
+@click.command(cls=Command)
+@click.option("-s", "view", flag_value="s", help="The status (the default).")
+@click.option("--local", "view", flag_value="s",
+              help="The status as this server sees it (clpstat always reads this server's).")
+@click.option("-g", "view", flag_value="g", help="The group map.")
+@click.option("-m", "view", flag_value="m", help="Every monitor on every server.")
+@click.option("-n", "view", flag_value="n", help="The heartbeat matrix.")
+@click.option("-p", "view", flag_value="p", help="The network partition resolution matrix.")
+@click.option("-i", "view", flag_value="i", help="The whole configuration.")
+@click.option("--cl", "view", flag_value="cl", help="The cluster's configuration.")
+@_optional_name("sv", "the servers (or NAME)")
+@_optional_name("hb", "the heartbeat resources (or NAME)")
+@_optional_name("np", "the network partition resources (or NAME)")
+@_optional_name("grp", "the groups (or NAME)")
+@_optional_name("rsc", "the group resources (or NAME)")
+@_optional_name("mon", "the monitor resources (or NAME)")
 @click.option("-h", "host", metavar="HOST", help="Show the status as the named server sees it.")
-@click.option("--detail", is_flag=True, help="Add heartbeat receive times, monitor reasons.")
+@click.option("--detail", is_flag=True, help="More: receive times, reasons, every parameter.")
+@click.option("--long", "long", is_flag=True, help="Do not cut long names.")
 @json_option
-def main(status: bool, monitors: bool, host: str | None, detail: bool, as_json: bool) -> None:
-    """Show the cluster status."""
+def main(view: str | None, sv: str | None, hb: str | None, np: str | None, grp: str | None,
+         rsc: str | None, mon: str | None, host: str | None, detail: bool, long: bool,
+         as_json: bool) -> None:
+    """Show the cluster status or its configuration."""
     require_root()
+    named = {k: v for k, v in (("sv", sv), ("hb", hb), ("np", np), ("grp", grp), ("rsc", rsc),
+                               ("mon", mon)) if v is not None}
+    if len(named) + (view is not None) > 1:
+        finish(Code.INVALID_OPTION, "Use one view at a time.")
+    if named or view in ("i", "cl"):
+        (kind, name), = named.items() if named else [(view, None)]
+        _config_view(kind, None if name == "*" else name, detail, as_json)
     root = InstallRoot.from_env()
     doc = read_remote(root, host) if host else read_local(root)
+    view = view or "s"
     if as_json:
-        print_json({"monitors": doc.get("monitors", {})} if monitors else doc)
-    elif monitors:
-        click.echo(render_monitors(doc, detail))
+        print_json(_json_view(doc, view))
     else:
-        click.echo(render(doc, detail))
+        from clp.cli import statviews
+
+        click.echo({"s": lambda: statviews.summary(doc, detail, long),
+                    "g": lambda: statviews.group_map(doc),
+                    "m": lambda: statviews.monitors(doc, detail),
+                    "n": lambda: statviews.heartbeats(doc),
+                    "p": lambda: statviews.partitions(doc)}[view]())
     interval = doc["heartbeat"]["interval"]
     if doc["status_age"] > max(5 * interval, 3.0):
         click.echo(f"Warning: the status was last updated {doc['status_age']:.1f} s ago; the "
                    f"cluster service (pid {doc['writer_pid']}) may be hung.", err=True)
+    sys.exit(0)
+
+
+def _json_view(doc: dict[str, Any], view: str) -> dict[str, Any]:
+    """The part of the status document a view shows (the whole of it for the summary)."""
+    keep = {"g": ("groups",), "m": ("monitors",), "n": ("paths", "membership"),
+            "p": ("resolvers", "partition")}.get(view)
+    if keep is None:
+        return doc
+    return {"cluster": doc["cluster"], "me": doc["me"], "servers": doc["servers"],
+            **{k: doc.get(k) for k in keep}}
+
+
+def _config_view(kind: str, name: str | None, detail: bool, as_json: bool) -> NoReturn:
+    from clp.cli.confviews import KINDS, NAMES, names_of, render
+    from clp.cli.confviews import as_json as config_json
+    from clp.config import ConfigError, load_config
+
+    root = InstallRoot.from_env()
+    try:
+        config = load_config(root.config_dir)
+    except ConfigError as e:
+        finish(Code.INVALID_CONFIG, "\n".join(map(str, e.issues)))
+    if name is not None and name not in names_of(config, kind):
+        invalid_name(NAMES[kind], name, config.name)
+    kinds = list(KINDS) if kind == "i" else [kind]
+    if as_json:
+        print_json(config_json(config, kinds, name))
+    else:
+        click.echo(render(config, kinds, name, detail))
     sys.exit(0)
 
 
@@ -187,7 +174,7 @@ def read_remote(root: InstallRoot, host: str) -> dict[str, Any]:
         targets = ClusterTargets(root)
         (server,) = targets.select(False, host)
     except TargetError as e:
-        finish(e.code, str(e))
+        finish(e.code, str(e), e.product)
     out = targets.control(server, "status")
     if not out.ok:
         finish(out.code, out.message)

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import click
 
-from clp.cli.common import require_root
+from clp.cli.common import Command, exclusive, require_root
 from clp.cli.opcommand import host_option, report, run_op, targets
 
 
-@click.command(context_settings={"help_option_names": ["--help"]})
+@click.command(cls=Command)
 @click.option("-r", "reboot", is_flag=True, help="Reboot instead of shutting down.")
 @host_option
 def main(reboot: bool, host: str | None) -> None:
     """Shut down the whole cluster."""
     require_root()
-    report(run_op(targets(), host, "cluster_shutdown",
-                  {"action": "reboot" if reboot else "shutdown"}))
+    with exclusive("clpstdn"):
+        report(run_op(targets(), host, "cluster_shutdown",
+                      {"action": "reboot" if reboot else "shutdown"}))
 
 
 if __name__ == "__main__":

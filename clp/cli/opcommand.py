@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
-from clp.cli.common import Code, finish
+from clp.cli.common import Code, finish, invalid_name
 from clp.cli.targets import ClusterTargets, Outcome, TargetError
 from clp.paths import InstallRoot
 
@@ -23,7 +23,7 @@ def targets() -> ClusterTargets:
     try:
         return ClusterTargets(InstallRoot.from_env())
     except TargetError as e:
-        finish(e.code, str(e))
+        finish(e.code, str(e), e.product)
 
 
 def run_op(t: ClusterTargets, host: str | None, op: str, args: dict[str, Any],
@@ -31,19 +31,20 @@ def run_op(t: ClusterTargets, host: str | None, op: str, args: dict[str, Any],
     try:
         (server,) = t.select(False, host)
     except TargetError as e:
-        finish(e.code, str(e))
+        finish(e.code, str(e), e.product)
     return t.control(server, op, {**args, "timeout": timeout}, timeout=timeout + 10)
 
 
 def report(out: Outcome) -> NoReturn:
+    """The daemon's verdict as the command's result: the product's sentence for its code, and
+    the daemon's own words (which group, which server) as the detail."""
     if not out.ok:
         finish(out.code or Code.INTERNAL, out.message)
     if out.message:
-        click.echo(out.message)
+        click.echo(out.message, err=True)
     finish(Code.SUCCESS)
 
 
 def check_server(t: ClusterTargets, server: str | None, option: str) -> None:
     if server is not None and server not in t.config.server_names:
-        finish(Code.INVALID_OPTION, f"{option} {server}: {server} is not a server of cluster "
-               f"{t.config.name}.")
+        invalid_name("server", server, t.config.name)

@@ -18,9 +18,10 @@ from clp.platform.services import ServiceError, service_manager
 
 
 class TargetError(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, product: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.product = product  # the product's sentence, when it is not the code's usual one
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ClusterTargets:
         self.me = local_server_name(self.config)
 
     def select(self, all_servers: bool, host: str | None) -> list[str]:
-        from clp.cli.common import Code
+        from clp.cli.common import INVALID_NAME, Code
 
         if all_servers and host:
             raise TargetError(Code.INVALID_OPTION, "-a and -h cannot be used together.")
@@ -56,7 +57,8 @@ class ClusterTargets:
         if host:
             if host not in self.config.server_names:
                 raise TargetError(Code.INVALID_OPTION,
-                                  f"{host} is not a server of cluster {self.config.name}.")
+                                  f"{host} is not a server of cluster {self.config.name}.",
+                                  INVALID_NAME["server"])
             return [host]
         return [self.me]
 
@@ -75,14 +77,18 @@ class ClusterTargets:
         return self._remote(server, "control", {"op": op, "args": args or {}, "timeout": timeout},
                             timeout + 5)
 
-    def service(self, server: str, action: str) -> Outcome:
+    def service(self, server: str, action: str, name: str = "clusterpro") -> Outcome:
+        """Start or stop (restart: stop, then start) service ``name`` on ``server``."""
+        if action == "restart":
+            out = self.service(server, "stop", name)
+            return self.service(server, "start", name) if out.ok else out
         if server == self.me:
             try:
-                getattr(service_manager(self.root), action)("clusterpro")
+                getattr(service_manager(self.root), action)(name)
             except ServiceError as e:
                 return Outcome(False, 11, f"{e}", {})
             return Outcome(True, 0, "", {})
-        return self._remote(server, "service", {"action": action, "service": "clusterpro"})
+        return self._remote(server, "service", {"action": action, "service": name})
 
     def _remote(self, server: str, op: str, args: dict[str, Any],
                 timeout: float = 30.0) -> Outcome:

@@ -2,6 +2,9 @@
 
 Every operation works on any server: a group request goes to the master (directly when this server
 is the master, else over cluster RPC), a resource operation goes to the server running its group.
+As the product, a group operation is about the server that handles it (this one): ``group_start``
+starts on it (or on ``server``), ``group_stop`` stops what runs on it (a group running on another
+server only with ``force``), ``group_move`` without a group moves every group that runs on it.
 The reply comes when the operation has finished, as seen in the group reports this server
 receives, or after ``timeout`` seconds (argument: 0 < timeout <= 3600; the commands send 600, a
 request without one waits :data:`DEFAULT_TIMEOUT`, 300). Reply codes are those of
@@ -140,13 +143,17 @@ class GroupOps:
         return groups, timeout
 
     async def group_start(self, args: dict[str, Any]) -> Reply:
+        """Start on ``server``, or on this server (the one handling the request)."""
         parsed = self._groups_and_timeout(args)
         if isinstance(parsed, Reply):
             return parsed
         groups, timeout = parsed
+        server = args.get("server") or self.mgr.me
+        if not args.get("group"):  # every group this server may run
+            groups = [g.name for g in self.mgr.config.groups if server in g.servers]
         accepted = []
         for g in groups:
-            r = await self.request("start", g, args.get("server"), force=bool(args.get("force")))
+            r = await self.request("start", g, server, force=bool(args.get("force")))
             if r["ok"]:
                 accepted.append(g)
             elif len(groups) == 1 or r["code"] not in (E_STATE,):
@@ -177,11 +184,21 @@ class GroupOps:
         return report.failover if report is not None else frozenset()
 
     async def group_stop(self, args: dict[str, Any]) -> Reply:
-        """Stop groups, also those in a failure state (Offline Failure: deactivated again)."""
+        """Stop the groups that run on this server (the one handling the request), also those in
+        a failure state (Offline Failure: deactivated again); with ``force``, wherever they
+        run."""
         parsed = self._groups_and_timeout(args)
         if isinstance(parsed, Reply):
             return parsed
         groups, timeout = parsed
+        me, force = self.mgr.me, bool(args.get("force"))
+        if args.get("group") and not force:
+            owner = self.mgr.coord.owner(groups[0])
+            if owner not in (None, me):
+                return Reply(False, E_STATE, f"Group {groups[0]} is active on {owner}, not on "
+                                             f"{me}: stop it there, or use -f.")
+        elif not args.get("group") and not force:
+            groups = [g for g in groups if self.mgr.coord.owner(g) == me]
         before = {g: self._where(g) for g in groups}
         moved: set[str] = set()
         for g in groups:
@@ -207,16 +224,31 @@ class GroupOps:
         return await self._wait(stopped, timeout, "Stopping the group")
 
     async def group_move(self, args: dict[str, Any]) -> Reply:
-        if not args.get("group"):
-            return Reply(False, E_BAD_ARGS, "group_move needs a group.")
+        """Move a group (to ``server``, or the next server of its policy); without a group,
+        every group that runs on this server."""
+        if not args.get("group") and args.get("resource") is not None:  # clprexec -r
+            try:
+                args = {**args, "group": self.mgr.config.resource(str(args["resource"]))[0].name}
+            except KeyError:
+                return Reply(False, E_BAD_ARGS, f"Resource {args['resource']} does not exist.")
         parsed = self._groups_and_timeout(args)
         if isinstance(parsed, Reply):
             return parsed
-        (g,), timeout = parsed
-        r = await self.request("move", g, args.get("server"))
+        groups, timeout = parsed
+        if not args.get("group"):
+            mine = [g for g in groups if self.mgr.coord.owner(g) == self.mgr.me]
+            for g in mine:
+                r = await self._move_one(g, args.get("server"), timeout)
+                if not r.ok:
+                    return r
+            return Reply(True, OK, "", {"moved": mine})
+        return await self._move_one(groups[0], args.get("server"), timeout)
+
+    async def _move_one(self, g: str, server: str | None, timeout: float) -> Reply:
+        r = await self.request("move", g, server)
         if not r["ok"]:
             return Reply(False, r["code"], r["message"])
-        dest = (r.get("data") or {}).get("server") or args.get("server")
+        dest = (r.get("data") or {}).get("server") or server
 
         def moved() -> Reply | None:
             st = self._where(g).get(dest)
@@ -251,9 +283,11 @@ class GroupOps:
         if owner is None:
             return Reply(False, E_STATE, f"Group {gc.name} of resource {name} is not started.")
         if owner == self.mgr.me:
-            return await self.local_rsc({"op": op, "resource": name, "timeout": timeout})
+            return await self.local_rsc({"op": op, "resource": name, "timeout": timeout,
+                                         "force": bool(args.get("force"))})
         sent = time.monotonic()
-        r = await self.send(owner, "rsc", {"op": op, "resource": name, "timeout": timeout},
+        r = await self.send(owner, "rsc", {"op": op, "resource": name, "timeout": timeout,
+                                           "force": bool(args.get("force"))},
                             timeout=timeout + 5)
         if r is None and time.monotonic() - sent >= timeout:
             return Reply(False, E_TIMEOUT, f"Server {owner} did not answer the {op} of {name} "
@@ -278,7 +312,7 @@ class GroupOps:
         if runner is None or runner.state not in (G.ONLINE, G.ONLINE_FAILURE):
             return Reply(False, E_BAD_ARGS, f"Group {gc.name} of resource {name} is not run "
                                             f"by {self.mgr.me}.")
-        out = runner.resource_op(str(op), name)
+        out = runner.resource_op(str(op), name, with_deps=bool(args.get("force")))
         if out.step is None:
             return Reply(out.code == OK, out.code, out.lines[0] if out.lines else "")
         self.mgr.start(gc.name, out)

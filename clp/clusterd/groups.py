@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from clp.clusterd.reboot_limit import RebootLimit
 from clp.clusterd.report_check import Names, check_report
 from clp.config import ClusterConfig
 from clp.config.model import GroupConfig, ResourceConfig
@@ -94,6 +95,7 @@ class GroupManager:
                             [rc.name for g in config.groups for rc in g.resources], (),
                             [mc.name for mc in config.monitors])
         self.monitor_states: Callable[[], dict[str, str]] = dict  # set by the service
+        self.reboot_limit = RebootLimit(root.work_dir, config.reboot_limit.max_count)
         self.peers: dict[str, PeerReport] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -308,6 +310,12 @@ class GroupManager:
     def _recover(self, action: RecoveryAction) -> None:
         log.error("group %s: %s", action.group, action.reason, extra={"alert": True})
         if action.action == "failover":
+            return
+        allowed, count = self.reboot_limit.allow("rc", action.action)
+        if not allowed:
+            log.warning("Restart count exceeded the maximum value %d. Final action of resource "
+                        "%s will not be executed.", count, action.resource,
+                        extra={"event_id": 100, "alert": True})
             return
         if action.action == "panic":
             from clp.platform import power

@@ -114,6 +114,12 @@ class StepRunner:
         return _all(list(results))
 
     async def _final(self, mc: MonitorConfig, step: Step) -> tuple[bool, str]:
+        allowed, count = self.groups.reboot_limit.allow("rm", step.action)
+        if not allowed:
+            log.warning("Restart count exceeded the maximum of %d. Final action of monitoring "
+                        "%s will not be executed.", count, mc.name,
+                        extra={"event_id": 100, "alert": True, **RM})
+            return True, ""
         event, text = FINAL_ACTION_EVENTS[step.action]
         log.error(text.format(target=step.target, monitor=mc.name) + f" ({step.why})",
                   extra={"event_id": event, "alert": True, **RM})

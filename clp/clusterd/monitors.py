@@ -429,8 +429,12 @@ class MonitorManager:
         log.info("There was a notification (%s) from external (IP=%s).",
                  f"{category}{'.' + keyword if keyword else ''}: {state} {text}".strip(),
                  source, extra={"event_id": 10, "alert": True, "evt_module": "trnsv"})
+        only = args.get("monitor")
+        if only is not None and (not isinstance(only, str) or only not in self.monitors
+                                 or not isinstance(self.monitors[only].check, MessageMonitor)):
+            return Reply(False, 5, f"{only!r} is not an mrw monitor of {self.me}.")
         hit = [m for m in self.monitors.values() if isinstance(m.check, MessageMonitor)
-               and m.check.matches(category, keyword)]
+               and m.check.matches(category, keyword) and only in (None, m.cfg.name)]
         for m in hit:
             if m.tracker.state not in MONITORING_STATES:
                 continue  # not monitoring now (suspended, stopping): the notice is logged only

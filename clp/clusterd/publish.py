@@ -78,6 +78,8 @@ class StatePublisher:
             "servers": list(cfg.server_names),
             "paths": [{"name": ic.name, "type": ic.type, "servers": list(ic.servers)}
                       for ic in cfg.interconnects],
+            "resolvers": [{"name": r.name, "type": r.type, "servers": list(r.servers)}
+                          for r in cfg.network_partition.resolvers],
             "heartbeat": {"interval": cfg.heartbeat_interval, "timeout": cfg.heartbeat_timeout},
             "membership": svc.membership.snapshot(wall_offset=wall),
             "partition": self._partition(wall),

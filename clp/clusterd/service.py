@@ -39,8 +39,8 @@ from clp.clusterd.resolution import Resolution, resolver_specs
 from clp.clusterd.toratio import TimeoutRatio
 from clp.config import ClusterConfig
 from clp.control.protocol import Reply
-from clp.control.server import ControlServer
-from clp.core.group_types import E_BAD_ARGS, E_STATE, OK
+from clp.control.server import ControlServer, Handler
+from clp.core.group_types import E_BAD_ARGS, E_STATE, E_SUSPENDED, OK
 from clp.core.liveness import Liveness, Step
 from clp.core.membership import Decision
 from clp.core.partition import Verdict
@@ -69,6 +69,10 @@ EVENT_NP_DOWN = 30
 EVENT_NP_ISOLATED = 31
 EVENT_NP_PROBING = 32
 POWER_ACTIONS = ("shutdown", "reboot")
+# control operations a suspended cluster refuses (seed chapter 9's list of commands)
+REFUSED_SUSPENDED = frozenset({"group_start", "group_stop", "group_move", "rsc_start",
+                               "rsc_stop", "down", "cluster_shutdown", "toratio",
+                               "monitor_control", "monitor_pseudo"})
 
 FINAL_POWER = {"stop_cluster_service": None, "stop_cluster_service_and_shutdown": "shutdown",
                "stop_cluster_service_and_reboot": "reboot"}
@@ -128,12 +132,13 @@ class ClusterService:
         self.groups.monitor_states = self.monitors.local_states
         self.peer = PeerServer(config, self.me, key, self._on_peer)
         self.publisher = StatePublisher(root, self)
+        handlers = {"toratio": self._op_toratio, **self.group_ops.handlers(),
+                    **self.monitors.handlers()}
         self.control = ControlServer(root.control_socket, {
             "status": self._op_status, "stop": self._op_stop,
             "suspend": self._op_suspend, "resume": self._op_resume,
-            "toratio": self._op_toratio,
-            **self.group_ops.handlers(),
-            **self.monitors.handlers(),
+            **{op: self._unless_suspended(op, h) if op in REFUSED_SUSPENDED else h
+               for op, h in handlers.items()},
         })
 
     # --- the loop -------------------------------------------------------------------------
@@ -151,6 +156,9 @@ class ClusterService:
             adopt = asyncio.ensure_future(self.groups.adopt(
                 self._fence_stale if self._stale_at_start() else None))
             adopt.add_done_callback(self._adopted)
+            if self.config.reboot_limit.reset_minutes:  # the reboots counted are old news
+                loop.call_later(60.0 * self.config.reboot_limit.reset_minutes,
+                                self.groups.reboot_limit.reset)
             stopper = asyncio.ensure_future(self._stop_sequence(adopt))
             log.info("Cluster service started on %s (cluster %s, %d servers, heartbeat %g s / "
                      "%g s)", self.me, self.config.name, len(self.config.servers), self.interval,
@@ -402,6 +410,17 @@ class ClusterService:
         return {"ok": False, "code": E_BAD_ARGS, "message": f"unknown operation {op!r}"}
 
     # --- control API ----------------------------------------------------------------------
+
+    def _unless_suspended(self, op: str, handler: Handler) -> Handler:
+        """The seed (chapter 9): while the cluster is suspended groups, resources, monitors and
+        the timeout ratio cannot be operated; such a request is refused at once, never kept for
+        the resume. (``clptoratio -s`` and ``clpmonctrl -v``/``-c`` still answer.)"""
+        async def guarded(args: dict[str, Any]) -> Reply:
+            if self.suspended and not (op == "toratio" and args.get("show")):
+                return Reply(False, E_SUSPENDED, "The cluster is suspended: resume it first "
+                                                 "(clpcl --resume).")
+            return await handler(args)
+        return guarded
 
     async def _op_status(self, args: dict[str, Any]) -> Reply:
         return Reply(True, 0, "", self.publisher.snapshot())

@@ -22,7 +22,7 @@ from clp.paths import InstallRoot
 log = logging.getLogger("clp.nm")
 
 MAX_RATIO = 10000
-MAX_PERIOD = 366 * 86400.0  # seconds
+MAX_PERIOD = 30 * 86400.0  # seconds: the product's limit
 
 
 class TimeoutRatio:
@@ -102,7 +102,7 @@ class TimeoutRatio:
                                    f"not {ratio!r}")
         if not (isinstance(period, (int, float)) and not isinstance(period, bool)
                 and 0 < period <= MAX_PERIOD):
-            return Reply(False, 2, f"period must be 1 second to 366 days, not {period!r}")
+            return Reply(False, 2, f"period must be 1 second to 30 days, not {period!r}")
         until = time.time() + float(period)
         error = self._save(float(ratio), until)
         if error:

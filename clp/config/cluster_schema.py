@@ -66,6 +66,19 @@ CLUSTER_SCHEMA: dict[str, Any] = {
                     },
                 },
                 "monitor": CLUSTER_MONITOR_SCHEMA,
+                # the product's max reboot count (0: no limit) and its reset time (0: never)
+                "reboot_limit": {
+                    "type": "object",
+                    "default": {},
+                    "additionalProperties": False,
+                    "x-apply": "upload_only",
+                    "properties": {
+                        "max_count": {"type": "integer", "minimum": 0, "maximum": 99,
+                                      "default": 0, "x-apply": "upload_only"},
+                        "reset_minutes": {"type": "integer", "minimum": 0, "maximum": 999,
+                                          "default": 0, "x-apply": "upload_only"},
+                    },
+                },
                 "ports": {
                     "type": "object",
                     "default": {},

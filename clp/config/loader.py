@@ -26,6 +26,7 @@ from clp.config.model import (
     MonitorSettings,
     NetworkPartition,
     Ports,
+    RebootLimitSettings,
     Recovery,
     RecoveryScript,
     Resolver,
@@ -200,6 +201,7 @@ def build_model(
         groups=groups,
         monitors=_monitors(data, order, groups, directory),
         monitor_settings=MonitorSettings(**cluster["monitor"]),
+        reboot_limit=RebootLimitSettings(**cluster["reboot_limit"]),
         sync_wait=float(cluster["sync_wait"]),
     )
 

@@ -156,6 +156,14 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class RebootLimitSettings:
+    """How many times final actions may take this server down (``cluster.reboot_limit``)."""
+
+    max_count: int = 0  # 0: no limit
+    reset_minutes: int = 0  # the counters go back to 0 after this much running (0: never)
+
+
+@dataclass(frozen=True)
 class MonitorSettings:
     """The cluster's properties for every monitor (``cluster.monitor``)."""
 
@@ -179,6 +187,7 @@ class ClusterConfig:
     groups: tuple[GroupConfig, ...] = ()  # definition order
     monitors: tuple[MonitorConfig, ...] = ()
     monitor_settings: MonitorSettings = MonitorSettings()
+    reboot_limit: RebootLimitSettings = RebootLimitSettings()
     sync_wait: float = 300.0  # server sync wait at cluster start, seconds
 
     @property

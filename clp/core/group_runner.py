@@ -181,25 +181,51 @@ class GroupRunner:
         self._queue = self._to_stop()
         return self._next(out)
 
-    def resource_op(self, op: str, name: str) -> Outcome:
+    def resource_op(self, op: str, name: str, with_deps: bool = False) -> Outcome:
         """Start or stop one resource of a running group (``clprsc``), without recovery.
 
-        The group is Online when every resource is Online afterwards, else Online Failure.
+        A start needs what the resource depends on Online, a stop needs what depends on it
+        Offline; with ``with_deps`` (``clprsc -f``) those are started (stopped) first, in
+        dependency order, else the request is refused naming them. The group is Online when
+        every resource is Online afterwards, else Online Failure.
         """
         if self.busy or self.state not in (G.ONLINE, G.ONLINE_FAILURE):
             return Outcome(lines=[f"group {self.name}: {op} of {name} refused, the group is "
                                   f"{self.state.value}{' and busy' if self.busy else ''}"],
                            done=True, code=E_STATE)
-        r = self._r[name]
         want = R.ONLINE if op == "start" else R.OFFLINE
-        if r.state == want:
+        if op == "start":
+            related, order = self._depends_on(name), self.group.activation_order()
+        else:
+            related, order = self._dependents(name), self.group.deactivation_order()
+        missing = [n for n in order if n in related and self._r[n].state != want]
+        if missing and not with_deps:
+            what = "what it depends on" if op == "start" else "what depends on it"
+            return Outcome(lines=[f"{', '.join(missing)} ({what}) must be {want.value} first; "
+                                  f"-f does it"], done=True, code=E_STATE)
+        if self._r[name].state == want and not missing:
             return Outcome(lines=[f"resource {name} is already {want.value}"], done=True)
-        self.op, self.event, self._queue = f"single_{op}", "STOP" if op == "stop" else "START", \
-            [name]
+        self.op, self.event = f"single_{op}", "STOP" if op == "stop" else "START"
+        self._queue = missing + ([name] if self._r[name].state != want else [])
+        return self._single_next(Outcome())
+
+    def _single_next(self, out: Outcome) -> Outcome:
+        name, op = self._queue[0], self.op.removeprefix("single_") if self.op else ""
         pending = R.ONLINE_PENDING if op == "start" else R.OFFLINE_PENDING
-        out = Outcome(lines=[change_resource_state(r, pending, f"clprsc {op}")])
+        out.lines.append(change_resource_state(self._r[name], pending, f"clprsc {op}"))
         out.step = ResourceStep(op, name, self.event, f"{op} {name} by the operator")
         return out
+
+    def _depends_on(self, name: str) -> set[str]:
+        """Every resource ``name`` depends on, directly or through others."""
+        found: set[str] = set()
+        todo = [name]
+        while todo:
+            for dep in self._rc[todo.pop()].depends:
+                if dep in self._rc and dep not in found:
+                    found.add(dep)
+                    todo.append(dep)
+        return found
 
     # --- recovery asked by a monitor -------------------------------------------------------
 
@@ -350,6 +376,9 @@ class GroupRunner:
         new = (R.ONLINE if ok else R.ONLINE_FAILURE) if start else \
             (R.OFFLINE if ok else R.OFFLINE_FAILURE)
         out.lines.append(change_resource_state(r, new, reason or ("started" if ok else "failed")))
+        self._queue.pop(0)
+        if ok and self._queue:  # clprsc -f: the next one
+            return self._single_next(out)
         self.op, self._queue, out.done = None, [], True
         whole = all(x.state == R.ONLINE for x in self._r.values())
         if whole and self.state != G.ONLINE:

@@ -23,6 +23,7 @@ E_SERVER = 15  # the server is not online, or no server can take the group
 E_TIMEOUT = 16  # the operation did not finish in time (daemon)
 E_FAILED = 17  # the operation ended in a failure state (daemon)
 E_NO_MASTER = 18  # the master (or the server running the group) could not be reached (daemon)
+E_SUSPENDED = 19  # the cluster is suspended: groups and resources cannot be operated
 
 
 class GroupSpec(Protocol):

@@ -11,6 +11,7 @@ event_id int | null   the product's event ID, when the event has one
 alert    bool         also goes to the alert log (and syslog)
 syslog   bool         also goes to syslog (optional, default false)
 mail     bool         asked for the mail report (optional; handled by alertsync later)
+trap     bool         asked for the SNMP trap (optional; handled by the alert service later)
 server   str          short host name of the sender
 pid      int          sender's process id
 msg      str          the message text; truncated with :data:`TRUNCATED` to fit one queue message
@@ -47,6 +48,7 @@ def short_hostname() -> str:
 
 def make_record(module: str, level: str, msg: str, *, event_id: int | None = None,
                 alert: bool = False, syslog: bool = False, mail: bool = False,
+                trap: bool = False,
                 t: float | None = None, server: str | None = None,
                 pid: int | None = None) -> Record:
     rec: Record = {
@@ -63,6 +65,8 @@ def make_record(module: str, level: str, msg: str, *, event_id: int | None = Non
         rec["syslog"] = True
     if mail:
         rec["mail"] = True
+    if trap:
+        rec["trap"] = True
     return rec
 
 
@@ -120,6 +124,7 @@ def decode(data: bytes) -> Record:
     _check(rec, "alert", (bool,))
     _check(rec, "syslog", (bool,), optional=True)
     _check(rec, "mail", (bool,), optional=True)
+    _check(rec, "trap", (bool,), optional=True)
     _check(rec, "server", (str,))
     _check(rec, "pid", (int,))
     _check(rec, "msg", (str,))

@@ -5,6 +5,9 @@ Commands run with ``-a`` or ``-h HOST`` reach other servers through it, also whe
 
 * ``service``: ``{"action": "start"|"stop", "service": "clusterpro"}`` through the service manager
 * ``control``: ``{"op": ..., "args": {...}}`` forwarded to the local ``clusterpro`` control socket
+* ``rexec``: a request from outside the cluster (``clprexec``, signed with the cluster key as
+  everything else): ``failover`` of a group (or of the groups running here), ``script`` (one of
+  the scripts placed in ``work/trnreq/``), ``notice`` / ``clear`` of an mrw monitor's error
 
 Every frame is authenticated (:mod:`clp.net.frames`); anything else is counted and dropped.
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -20,11 +25,16 @@ from typing import Any
 from clp.control import client as control
 from clp.net import frames
 from clp.paths import InstallRoot
+from clp.platform import proc
 from clp.platform.services import ServiceError, service_manager
 
 log = logging.getLogger("clp.trn")
 
-SERVICES = ("clusterpro",)
+# the services a remote clpcl may start or stop (--web, --alert: where they are installed)
+SERVICES = ("clusterpro", "clusterpro_webmgr", "clusterpro_alertsync")
+SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # a file in work/trnreq/
+MAX_SCRIPT_TIMEOUT = 3600.0
+DENIED_EVERY = 60.0  # seconds between two "denied" alerts for one address
 MAX_OP_TIMEOUT = 3600.0  # a forwarded control operation (group start, ...) may take this long
 
 
@@ -33,6 +43,7 @@ class Gateway:
         self.root, self.cluster, self.key = root, cluster, key
         self.guard = frames.NonceGuard()
         self.rejected: Counter[str] = Counter()
+        self._denied: dict[str, float] = {}  # address -> when it was last alerted
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -41,11 +52,12 @@ class Gateway:
             self.guard.check(request, self.cluster, time.time())
         except (TimeoutError, frames.FrameError, asyncio.IncompleteReadError, ConnectionError) as e:
             self.rejected[type(e).__name__] += 1
-            log.warning("refused a request from %s: %s", peer, e or type(e).__name__)
+            self._refused(peer, e or type(e).__name__)
             writer.close()
             return
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         try:
-            reply = await asyncio.to_thread(self.handle, request["op"], request["args"])
+            reply = await asyncio.to_thread(self.handle, request["op"], request["args"], address)
         except Exception as e:  # noqa: BLE001 - answer, and keep serving the others
             log.exception("%s from %s (%s) failed", request["op"], request.get("from"), peer)
             reply = {"ok": False, "code": 11, "message": f"internal error: {e}"}
@@ -53,24 +65,79 @@ class Gateway:
                  reply.get("message") or ("ok" if reply.get("ok") else "failed"))
         await frames.send_reply(writer, self.key, request, reply)
 
-    def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _refused(self, peer: Any, why: object) -> None:
+        """Every refused request is logged; an alert (trnsv 1) at most once a minute for one
+        address, so a port scan cannot flood the alert log."""
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        now = time.monotonic()
+        alert = now - self._denied.get(address, -DENIED_EVERY) >= DENIED_EVERY
+        if alert:
+            self._denied[address] = now
+        log.warning("There was a notification from external (IP=%s), but it was denied. (%s)",
+                    address, why, extra={"event_id": 1, "alert": alert,
+                                         "evt_module": "trnsv"})
+
+    def handle(self, op: str, args: dict[str, Any], address: str = "local") -> dict[str, Any]:
         if op == "service":
             return self._service(args)
+        if op == "rexec":
+            return self._rexec(args, address)
         if op == "control":
             inner, inner_args = args.get("op"), args.get("args", {})
             timeout = args.get("timeout", 30.0)
             if not isinstance(inner, str) or not isinstance(inner_args, dict) \
                     or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_OP_TIMEOUT:
                 return {"ok": False, "code": 2, "message": "Invalid request."}
-            try:
-                r = control.call(self.root.control_socket, inner, inner_args, timeout=timeout)
-            except control.NotRunning:
-                return {"ok": False, "code": 5, "message": "The cluster service is not running."}
-            except TimeoutError:
-                return {"ok": False, "code": 11,
-                        "message": f"No answer from the cluster service within {timeout:g} s."}
-            return {"ok": r.ok, "code": r.code, "message": r.message, "data": r.data}
+            return self._control(inner, inner_args, timeout)
         return {"ok": False, "code": 2, "message": f"Invalid request: unknown operation {op!r}"}
+
+    def _control(self, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+        try:
+            r = control.call(self.root.control_socket, op, args, timeout=timeout)
+        except control.NotRunning:
+            return {"ok": False, "code": 5, "message": "The cluster service is not running."}
+        except TimeoutError:
+            return {"ok": False, "code": 11,
+                    "message": f"No answer from the cluster service within {timeout:g} s."}
+        return {"ok": r.ok, "code": r.code, "message": r.message, "data": r.data}
+
+    def _rexec(self, args: dict[str, Any], address: str) -> dict[str, Any]:
+        """clprexec: what a host outside the cluster may ask of this server."""
+        action, timeout = args.get("action"), args.get("timeout", 180)
+        if not isinstance(timeout, int | float) or not 0 < timeout <= MAX_SCRIPT_TIMEOUT:
+            return {"ok": False, "code": 2, "message": f"Invalid timeout {timeout!r}."}
+        log.info("There was a notification (%s) from external (IP=%s).", action, address,
+                 extra={"event_id": 10, "alert": True, "evt_module": "trnsv"})
+        if action == "failover":
+            return self._control("group_move", {"group": args.get("group"),
+                                                "resource": args.get("resource"),
+                                                "timeout": timeout}, timeout + 5)
+        if action in ("notice", "clear"):
+            return self._control("mrw_notice", {
+                "category": args.get("category"), "keyword": args.get("keyword"),
+                "monitor": args.get("monitor"), "message": args.get("message", ""),
+                "state": "error" if action == "notice" else "normal", "from": address}, 30)
+        if action == "script":
+            return self._script(args.get("script"), float(timeout))
+        return {"ok": False, "code": 2, "message": f"Invalid request: unknown action {action!r}"}
+
+    def _script(self, name: object, timeout: float) -> dict[str, Any]:
+        if not isinstance(name, str) or not SCRIPT_NAME.match(name):
+            return {"ok": False, "code": 2, "message": f"Invalid script name {name!r}: a file "
+                                                       f"name of work/trnreq/."}
+        script = self.root.work_dir / "trnreq" / name
+        if not script.is_file() or not os.access(script, os.X_OK):
+            return {"ok": False, "code": 2,
+                    "message": f"{script} does not exist or is not executable."}
+        result = proc.run([str(script)], timeout=timeout, cwd=script.parent, log=log)
+        ok = result.ok
+        log.log(logging.INFO if ok else logging.ERROR, "Action (script %s) has %s.", name,
+                "been completed" if ok else f"failed (exit code {result.returncode})",
+                extra={"event_id": 30 if ok else 31, "alert": True, "evt_module": "trnsv"})
+        return {"ok": ok, "code": 0 if ok else 17,
+                "message": "" if ok else f"{name} exited with code {result.returncode}"
+                           + (" (timed out)" if result.timed_out else ""),
+                "data": {"exit_code": result.returncode, "output": result.output[-2000:]}}
 
     def _service(self, args: dict[str, Any]) -> dict[str, Any]:
         action, name = args.get("action"), args.get("service")

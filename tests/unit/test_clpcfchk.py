@@ -50,7 +50,7 @@ def test_valid_sample() -> None:
 
 def test_errors_and_warnings_are_all_printed(tmp_path: Path) -> None:
     code, out = run(make(tmp_path, BAD))
-    assert code == 1
+    assert code == 3
     assert out.splitlines() == [
         "Error: cluster.heartbeat.interval: heartbeat interval (9 s) must be shorter than the "
         "timeout (3 s) (clp.conf:3)",
@@ -78,7 +78,7 @@ def test_warnings_alone_exit_zero(tmp_path: Path) -> None:
 
 def test_json_output(tmp_path: Path) -> None:
     code, out = run(make(tmp_path, BAD), "--json")
-    assert code == 1
+    assert code == 3
     data = json.loads(out)
     assert data["valid"] is False
     assert [(e["path"], e["line"], e["severity"]) for e in data["errors"]] == [
@@ -92,19 +92,19 @@ def test_json_output(tmp_path: Path) -> None:
 
 def test_missing_directory(tmp_path: Path) -> None:
     code, out = run(str(tmp_path / "absent"))
-    assert code == 1
+    assert code == 3
     assert "is not a configuration directory" in out
 
 
 def test_missing_clp_conf(tmp_path: Path) -> None:
     code, out = run(str(tmp_path))
-    assert code == 1
+    assert code == 3
     assert "clp.conf does not exist" in out
 
 
 def test_yaml_syntax_error_reports_its_line(tmp_path: Path) -> None:
     code, out = run(make(tmp_path, "cluster:\n  name: cluster\nservers: [server1\n"))
-    assert code == 1
+    assert code == 3
     assert out.startswith("Error: clp.conf is not valid YAML:")
     assert "(clp.conf:4)" in out.splitlines()[0]
 
@@ -115,7 +115,7 @@ def test_unreadable_clp_conf(tmp_path: Path) -> None:
     (tmp_path / "clp.conf").unlink()
     (tmp_path / "clp.conf").mkdir()
     code, out = run(path)
-    assert code == 1
+    assert code == 3
     assert "cannot read" in out
 
 
@@ -123,7 +123,7 @@ def test_clp_conf_that_is_not_text(tmp_path: Path) -> None:
     path = make(tmp_path, "")
     (tmp_path / "clp.conf").write_bytes(b"cluster:\n  name: \xff\xfe\n")
     code, out = run(path)
-    assert code == 1
+    assert code == 3
     assert "cannot read" in out
 
 

@@ -38,8 +38,9 @@ def queue_exists(root: InstallRoot) -> bool:
 def test_dump_not_running(root: InstallRoot) -> None:
     result = run(root, "dump")
     assert result.exit_code == 5
+    assert result.output.startswith("Could not connect to the server. Check if the cluster "
+                                    "service is active.\n")
     assert "The cluster service is not running" in result.output
-    assert result.output.rstrip().endswith("(code:5)")
 
 
 def test_dump_text_and_json(root: InstallRoot) -> None:
@@ -51,7 +52,7 @@ def test_dump_text_and_json(root: InstallRoot) -> None:
     assert text.exit_code == 0, text.output
     assert f"pid {os.getpid()}, alive" in text.output
     assert "server2" in text.output and "lankhb1" in text.output and "Normal" in text.output
-    assert text.output.rstrip().endswith("Command succeeded.(code:0)")
+    assert text.output.rstrip().endswith("Command succeeded.")
     assert as_json.exit_code == 0, as_json.output
     doc = json.loads(as_json.stdout)
     assert doc["writer_alive"] is True
@@ -90,7 +91,7 @@ def test_cleanup_refuses_a_live_writer(root: InstallRoot) -> None:
         result = run(root, "cleanup")
         assert result.exit_code != 0
         assert str(os.getpid()) in result.output and "--force" in result.output
-        assert "(code:" in result.output
+        assert result.output.startswith("Invalid option.")
         with StateReader.open(root) as r:  # untouched
             assert r.read().header.writer_pid == os.getpid()
 

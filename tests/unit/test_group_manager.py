@@ -206,9 +206,19 @@ def test_operator_ops_from_any_server(cluster: Cluster) -> None:
         assert (r.ok, r.code) == (False, E_STATE)
         r = await ops2.group_start({"group": "nope"})
         assert (r.code, r.message) == (E_BAD_ARGS, "Group nope does not exist.")
+        # as the product: a group starts on the server that handles the request
         r = await cluster.ops["server1"].group_start({"group": "manual1", "timeout": 20})
-        assert r.ok and m2.runners["manual1"].state == G.ONLINE  # server2 first in its policy
-        r = await cluster.ops["server1"].group_stop({"timeout": 20})
+        assert r.ok and m1.runners["manual1"].state == G.ONLINE  # not its policy's first
+        # a stop handled by another server than the group's is refused without force
+        r = await ops2.group_stop({"group": "manual1", "timeout": 20})
+        assert (r.ok, r.code) == (False, E_STATE) and "use -f" in r.message
+        r = await ops2.group_stop({"group": "manual1", "timeout": 20, "force": True})
+        assert r.ok and m1.runners["manual1"].state == G.OFFLINE
+        r = await cluster.ops["server1"].group_start({"group": "manual1", "server": "server2",
+                                                      "timeout": 20})
+        assert r.ok and m2.runners["manual1"].state == G.ONLINE  # -a server2
+        # without a group: what runs on the handling server (both, on server2)
+        r = await ops2.group_stop({"timeout": 20})
         assert r.ok, r
         assert m2.runners["failover1"].state == G.OFFLINE
         assert m2.runners["manual1"].state == G.OFFLINE

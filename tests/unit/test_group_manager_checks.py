@@ -99,7 +99,7 @@ def test_refused_command_is_decided_again_at_the_next_tick(cluster: Cluster) -> 
 
         m2.on_command = refuse  # type: ignore[method-assign]
         assert (await cluster.ops["server1"].group_start(
-            {"group": "manual1", "timeout": 0.5})).code != E_BAD_ARGS
+            {"group": "manual1", "server": "server2", "timeout": 0.5})).code != E_BAD_ARGS
         await cluster.tick(4)  # well under the 30 s re-send time
         assert seen[:2] == ["activate", "activate"]  # re-sent without waiting 30 s
 
@@ -140,6 +140,7 @@ def test_group_start_refuses_while_a_server_was_never_heard_unless_forced(
         await boot(cluster)
         m1, ops1 = cluster.mgr["server1"], cluster.ops["server1"]
         m1.set_online(["server1"], frozenset({"server2"}))
+        m1.tick(cluster.now)  # the coordinator sees server1 alone
         r = await ops1.group_start({"group": "manual1", "timeout": 0.2})
         assert (r.code, r.message) == (E_SERVER, "Server server2 has not been heard from yet; "
                                                  "group manual1 may be active there. Use -f to "
@@ -192,7 +193,7 @@ def test_group_start_ending_in_a_final_action_fails_at_once(tmp_path: Path) -> N
         ticking = asyncio.ensure_future(c.tick(100))
         started = time.monotonic()
         r = await c.ops["server2"].group_start({"group": "bad", "timeout": 30})
-        assert (r.code, r.message) == (E_FAILED, "Group bad failed to start on server1.")
+        assert (r.code, r.message) == (E_FAILED, "Group bad failed to start on server2.")
         assert time.monotonic() - started < 10
         ticking.cancel()
 
