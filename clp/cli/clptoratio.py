@@ -113,6 +113,9 @@ def _report(results: list[tuple[str, Outcome]]) -> None:
     for server, o in results:
         if not o.ok:
             click.echo(f"{server} : {o.message}", err=True)
+    codes = {o.code for _, o in results}
+    if len(failed) == len(results) and len(codes) == 1:  # one reason everywhere (suspended)
+        finish(codes.pop(), f"The ratio was not changed on {', '.join(failed)}.")
     if failed:
         finish(Code.PARTIAL, f"The ratio was not changed on {', '.join(failed)}.")
     finish(Code.SUCCESS)

@@ -125,9 +125,22 @@ class Command(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
+            self._one_choice_each(ctx, args)
             return super().parse_args(ctx, args)
         except click.UsageError as e:
             finish(self.option_code, e.format_message(), product=PRODUCT[Code.INVALID_OPTION])
+
+    def _one_choice_each(self, ctx: click.Context, args: list[str]) -> None:
+        """Options sharing a name are one choice (``-s`` or ``-t``): click would keep the last
+        one given without a word, so two different ones are refused."""
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        given: dict[str, list[str]] = {}
+        for p in order:
+            if isinstance(p, click.Option) and p.name is not None:
+                given.setdefault(p.name, []).append(p.opts[0])
+        for flags in given.values():
+            if len(set(flags)) > 1:
+                raise click.UsageError(f"{flags[0]} and {flags[-1]} cannot be used together.")
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the commands require 
 
 @click.command(cls=Command)
 @click.option("-s", "action", flag_value="s")
+@click.option("-t", "action", flag_value="t")
 @click.option("-h", "host", metavar="HOST")
 @click.option("-n", "count", type=click.IntRange(1, 9))
 @click.argument("name", required=False)
@@ -32,7 +33,8 @@ def probe(action: str | None, host: str | None, count: int | None, name: str | N
     finish(0 if action else 5, "" if action else f"no service on {host}")
 
 
-@pytest.mark.parametrize("args", [["-x"], ["-n"], ["-n", "10"], ["-s", "a", "b"]])
+@pytest.mark.parametrize("args", [["-x"], ["-n"], ["-n", "10"], ["-s", "a", "b"], ["-s", "-t"],
+                                  ["-t", "-s", "-t"]])
 def test_option_mistake_is_invalid_option_with_click_reason_on_stderr(args: list[str]):
     r = CliRunner().invoke(probe, args)
     assert r.exit_code == 2
