@@ -148,11 +148,12 @@ def test_suspended_monitor_does_not_recover_and_bad_names_are_refused(tmp_path):
         assert monitor(lab, "server1", "pidw1")["servers"]["server1"] == "Suspend"
         assert not any(e == 13 for e, _ in rm_events(lab, "server1"))
         r = clp(lab, "server1", "clpmonctrl", "-s", "-m", "nothing", ok=False)
-        assert r.returncode == 5 and "Monitor resource is not registered" in r.stderr
+        assert (r.returncode, r.stdout) == (5, "Monitor resource is not registered.\n")
+        assert "nothing" in r.stderr
         r = clp(lab, "server1", "clpmonctrl", "-e", ok=False)
-        assert r.returncode == 2 and "Invalid option" in r.stderr
+        assert (r.returncode, r.stdout) == (2, "Invalid option.\n")
         r = clp(lab, "server1", "clpmonctrl", "-e", "-m", "userw", ok=False)
-        assert r.returncode == 6 and "does not support" in r.stderr
+        assert r.returncode == 6 and "does not support" in r.stdout + r.stderr
         # resumed: the dead process is found and exec1 restarted
         clp(lab, "server1", "clpmonctrl", "-r", "-m", "pidw1")
         wait_for("exec1 restarted", lambda: any(e == 13 for e, _ in rm_events(lab, "server1")))
