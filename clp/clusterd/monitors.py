@@ -446,7 +446,8 @@ class MonitorManager:
 
     def snapshot(self, peers: dict[str, dict[str, str]]) -> dict[str, Any]:
         """The ``monitors`` part of the state snapshot: every monitor, its state on each server
-        (``peers``: the states other servers reported), and this server's details."""
+        (``peers``: the states the online peers reported; Unknown for a server that is not
+        online, which the monitor's overall state leaves out), and this server's details."""
         out = {}
         for mc in self.config.monitors:
             m = self.monitors.get(mc.name)
@@ -457,7 +458,9 @@ class MonitorManager:
                                                                 "reason": "not monitored here"}
             out[mc.name] = {
                 "type": mc.type, "timing": mc.timing, "target": mc.target,
-                "state": summary(states), "servers": states, "local": {
+                "state": summary({s: st for s, st in states.items()
+                                  if s == self.me or s in peers}),  # a server down says nothing
+                "servers": states, "local": {
                     **here, "suspended": bool(m and m.suspended), "pseudo": bool(m and m.pseudo),
                     "last_check": m.last_check if m else None,
                     "counters": self.counters(m) if m else None},

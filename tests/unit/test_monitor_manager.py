@@ -207,3 +207,20 @@ def test_a_stopping_service_stops_every_monitor(make: Any, tmp_path: Path) -> No
         assert c.mgr["server1"].runners["failover1"].state == G.ONLINE
 
     asyncio.run(go())
+
+
+def test_overall_state_leaves_out_servers_that_are_not_online(make: Any,
+                                                              tmp_path: Path) -> None:
+    c = make(dummy_monitor("mon1", tmp_path / "never"))
+
+    async def go() -> None:
+        await boot(c)
+        await c.until(lambda: state(c, "server1", "mon1") == "Normal")
+        mon = c.mon["server1"]
+        down = mon.snapshot({})["mon1"]  # server2 is not online: its row says Unknown ...
+        assert down["servers"] == {"server1": "Normal", "server2": "Unknown"}
+        assert down["state"] == "Normal"  # ... and the monitor is not Unknown for it
+        up = mon.snapshot({"server2": {"mon1": "Error"}})["mon1"]
+        assert (up["servers"]["server2"], up["state"]) == ("Error", "Error")
+
+    asyncio.run(go())
