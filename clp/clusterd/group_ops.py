@@ -32,6 +32,7 @@ from clp.core.group_types import (
     E_NO_MASTER,
     E_SERVER,
     E_STATE,
+    E_SUSPENDED,
     E_TIMEOUT,
     OK,
 )
@@ -48,6 +49,7 @@ class GroupOps:
     def __init__(self, mgr: GroupManager, send: Send,
                  on_down: Callable[[str], Awaitable[None]]) -> None:
         self.mgr, self.send, self.on_down = mgr, send, on_down
+        self.suspended: Callable[[], bool] = lambda: False  # the service's flag (clpcl --suspend)
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Reply]]]:
         return {"group_start": self.group_start, "group_stop": self.group_stop,
@@ -110,6 +112,9 @@ class GroupOps:
             reply = done()
             if reply is not None:
                 return reply
+            if self.suspended():  # nothing moves until the resume: say so now, not at the end
+                return Reply(False, E_SUSPENDED, f"The cluster was suspended: {what.lower()} "
+                                                 f"goes on when it is resumed.")
             await asyncio.sleep(POLL)
         return Reply(False, E_TIMEOUT, f"{what} did not finish in {timeout:g} s.")
 
@@ -151,13 +156,15 @@ class GroupOps:
         server = args.get("server") or self.mgr.me
         if not args.get("group"):  # every group this server may run
             groups = [g.name for g in self.mgr.config.groups if server in g.servers]
-        accepted = []
-        for g in groups:
+        accepted, refused = [], []
+        for g in groups:  # every group is asked for; one refused does not hold the others back
             r = await self.request("start", g, server, force=bool(args.get("force")))
             if r["ok"]:
                 accepted.append(g)
-            elif len(groups) == 1 or r["code"] not in (E_STATE,):
-                return Reply(False, r["code"], r["message"])
+            elif len(groups) == 1 or r["code"] != E_STATE:  # "already started" is no failure
+                refused.append(Reply(False, r["code"], r["message"]))
+        if refused and not accepted:
+            return refused[0]
         seen_want = set()
 
         def started() -> Reply | None:
@@ -176,7 +183,8 @@ class GroupOps:
                     return None
             return Reply(True, 0, "", {"groups": {g: self.mgr.coord.owner(g) for g in groups}})
 
-        return await self._wait(started, timeout, "Starting the group")
+        reply = await self._wait(started, timeout, "Starting the group")
+        return refused[0] if reply.ok and refused else reply
 
     def _failover(self, server: str) -> frozenset[str]:
         """The groups ``server`` last reported as failing over (activation gave up there)."""
@@ -237,11 +245,10 @@ class GroupOps:
         groups, timeout = parsed
         if not args.get("group"):
             mine = [g for g in groups if self.mgr.coord.owner(g) == self.mgr.me]
-            for g in mine:
-                r = await self._move_one(g, args.get("server"), timeout)
-                if not r.ok:
-                    return r
-            return Reply(True, OK, "", {"moved": mine})
+            replies = await asyncio.gather(*(self._move_one(g, args.get("server"), timeout)
+                                             for g in mine))  # together, within one timeout
+            failed = [r for r in replies if not r.ok]
+            return failed[0] if failed else Reply(True, OK, "", {"moved": mine})
         return await self._move_one(groups[0], args.get("server"), timeout)
 
     async def _move_one(self, g: str, server: str | None, timeout: float) -> Reply:

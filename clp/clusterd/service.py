@@ -125,6 +125,7 @@ class ClusterService:
                                    on_stop=self._final_action_stop)
         self.groups.on_change = self._groups_changed
         self.group_ops = GroupOps(self.groups, self.peer_client.send, self._down)
+        self.group_ops.suspended = lambda: self.suspended
         self.monitors = MonitorManager(
             config, self.me, root, self.groups,
             StepRunner(self.groups, self.group_ops, self._final_action_stop, config.name),

@@ -9,7 +9,7 @@ from typing import Any
 
 from clp.core.group_states import GroupState
 from clp.core.group_types import E_BAD_ARGS, E_SERVER, E_STATE, OK, Answer, GroupSpec, Intent
-from clp.core.placement import target_server
+from clp.core.placement import busy_with, target_server
 
 G = GroupState
 
@@ -41,6 +41,14 @@ class OperatorRequests:
                           f"Server {server} is not in the failover policy of group {group}.")
         if server is not None and (server not in self._online or server in self._leaving):
             return Answer(False, E_SERVER, f"Server {server} is not online.")
+        if server is not None and op in ("start", "move") and \
+                self._exclusive().get(group) == "absolute":
+            others = {g: s for g, s in self._active_map().items() if g != group}
+            busy = busy_with(group, server, "absolute", others, self._exclusive())
+            if busy:  # named or not, never two absolute-exclusive groups on one server
+                return Answer(False, E_SERVER, f"Server {server} runs absolute-exclusive group "
+                                               f"{'/'.join(busy)}; group {group} cannot start "
+                                               f"there.")
         handler = {"start": self._req_start, "stop": self._req_stop, "move": self._req_move}
         if op not in handler:
             return Answer(False, E_BAD_ARGS, f"Unknown group operation {op!r}.")

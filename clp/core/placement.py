@@ -30,7 +30,7 @@ class PlacedGroup(Protocol):
     def servers(self) -> tuple[str, ...]: ...
 
 
-def _busy(group: str, server: str, attribute: str, active: Mapping[str, str],
+def busy_with(group: str, server: str, attribute: str, active: Mapping[str, str],
           exclusive: Mapping[str, str]) -> list[str]:
     """Other groups with the same exclusive attribute active on ``server``."""
     return sorted(g for g, s in active.items()
@@ -50,13 +50,13 @@ def target_server(group: PlacedGroup, online: Collection[str], active: Mapping[s
     if attribute == "off":
         return first, f"{first} is the highest-priority online server of {group.name}'s policy"
     for server in candidates:
-        if not _busy(group.name, server, attribute, active, exclusive):
+        if not busy_with(group.name, server, attribute, active, exclusive):
             if server == first:
                 return server, (f"{server} is the highest-priority online server of "
                                 f"{group.name}'s policy and runs no other {attribute}-exclusive "
                                 f"group")
             skipped = ", ".join(
-                f"{s} runs {'/'.join(_busy(group.name, s, attribute, active, exclusive))}"
+                f"{s} runs {'/'.join(busy_with(group.name, s, attribute, active, exclusive))}"
                 for s in candidates[:candidates.index(server)])
             return server, (f"{server} is the highest-priority online server of {group.name}'s "
                             f"policy free of {attribute}-exclusive groups ({skipped})")

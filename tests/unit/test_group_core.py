@@ -186,6 +186,24 @@ def test_request_validation() -> None:
     assert c2.request(2, "start", "g", "s2").code == E_SERVER
 
 
+def test_a_named_server_never_gets_a_second_absolute_exclusive_group() -> None:
+    groups = [make_group("a1", S2, start="manual", exclusive="absolute"),
+              make_group("a2", S2, start="manual", exclusive="absolute"),
+              make_group("n1", S2, start="manual", exclusive="normal"),
+              make_group("n2", S2, start="manual", exclusive="normal")]
+    c = coord(groups)
+    c.decide(1, S2, {"s1": rep(a1=G.ONLINE, n1=G.ONLINE, a2=G.OFFLINE, n2=G.OFFLINE),
+                     "s2": off("a1", "a2", "n1", "n2")})
+    a = c.request(2, "start", "a2", "s1")
+    assert a.code == E_SERVER and "absolute-exclusive group a1" in a.message
+    assert c.request(2, "start", "n2", "s1").ok  # normal: a preference the operator may override
+    assert c.request(2, "start", "a2", "s2").ok  # the other server is free
+    c.decide(3, S2, {"s1": rep(a1=G.ONLINE, n1=G.ONLINE, a2=G.OFFLINE, n2=G.ONLINE),
+                     "s2": rep(a1=G.OFFLINE, a2=G.ONLINE, n1=G.OFFLINE, n2=G.OFFLINE)})
+    a = c.request(4, "move", "a1", "s2")
+    assert a.code == E_SERVER and "absolute-exclusive group a2" in a.message
+
+
 def test_extra_active_copy_is_stopped_with_recover() -> None:
     c = coord([make_group("g", S2)])
     [cmd] = c.decide(1, S2, {"s1": rep(g=G.ONLINE_FAILURE), "s2": rep(g=G.ONLINE)})
