@@ -7,37 +7,77 @@ on the network forge heartbeats.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import stat
 from pathlib import Path
 
 KEY_BYTES = 32
+REXEC_PREFIX = "rexec:"
 
 
 class KeyFileError(Exception):
     pass
 
 
-def load_key(path: Path) -> bytes:
+def _read_hex(path: Path, what: str, prefix: str = "") -> bytes:
     try:
         st = path.stat()
         text = path.read_text().strip()
     except FileNotFoundError:
-        raise KeyFileError(f"cluster key {path} does not exist (create it with 'clpcfchk "
-                           f"--new-key {path.parent}' and copy it to every server)") from None
+        raise KeyFileError(f"{what} {path} does not exist") from None
     except OSError as e:
-        raise KeyFileError(f"cannot read cluster key {path}: {e.strerror}") from None
+        raise KeyFileError(f"cannot read {what} {path}: {e.strerror}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"cluster key {path} is accessible by group or others "
+        raise KeyFileError(f"{what} {path} is accessible by group or others "
                            f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
     try:
-        key = bytes.fromhex(text)
+        key = bytes.fromhex(text.removeprefix(prefix))
     except ValueError:
-        raise KeyFileError(f"cluster key {path} is not hexadecimal") from None
+        raise KeyFileError(f"{what} {path} is not hexadecimal") from None
     if len(key) != KEY_BYTES:
-        raise KeyFileError(f"cluster key {path} has {len(key)} bytes, expected {KEY_BYTES}")
+        raise KeyFileError(f"{what} {path} has {len(key)} bytes, expected {KEY_BYTES}")
     return key
+
+
+def load_key(path: Path) -> bytes:
+    if not path.exists():
+        raise KeyFileError(f"cluster key {path} does not exist (create it with 'clpcfchk "
+                           f"--new-key {path.parent}' and copy it to every server)")
+    if _is_rexec_file(path):
+        raise KeyFileError(f"{path} is a clprexec key, not the cluster key")
+    return _read_hex(path, "cluster key")
+
+
+def rexec_key(cluster_key: bytes) -> bytes:
+    """The key of ``clprexec`` requests, derived from the cluster key: a host outside the
+    cluster holds this one only, which the servers accept for ``clprexec``'s operations and
+    nothing else (not the cluster RPC, not stopping a service)."""
+    return hmac.new(cluster_key, b"clp clprexec key v1", hashlib.sha256).digest()
+
+
+def load_rexec_key(path: Path) -> bytes:
+    """A clprexec key file (``rexec:<hex>``, made by ``clprexec --make-key``), or the cluster
+    key itself (on a cluster server), from which the clprexec key is derived."""
+    if path.exists() and _is_rexec_file(path):
+        return _read_hex(path, "clprexec key", REXEC_PREFIX)
+    return rexec_key(load_key(path))
+
+
+def write_rexec_key(path: Path, cluster_key: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(REXEC_PREFIX + rexec_key(cluster_key).hex() + "\n")
+
+
+def _is_rexec_file(path: Path) -> bool:
+    try:
+        with open(path) as f:
+            return f.read(len(REXEC_PREFIX)) == REXEC_PREFIX
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def write_new_key(path: Path) -> bytes:

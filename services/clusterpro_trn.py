@@ -36,6 +36,7 @@ async def _serve(root: InstallRoot) -> int:
     await stop.wait()
     for s in servers:
         s.close()
+    gateway.close()
     log.info("transaction service stopped (refused requests: %s)", dict(gateway.rejected))
     return 0
 

@@ -6,14 +6,15 @@
     clprexec --clear [MRW] -h IP[,IP...] -k CATEGORY[.KEYWORD] ...
 
 The request goes to the server's ``clusterpro_trn`` (the data transfer port, 29002 by default)
-and is signed with the cluster key, as every message between the servers: a host outside the
-cluster needs a copy of ``cluster.key`` (``--key``, by default this install root's) and the
-cluster's name (``--cluster``, by default from this install root's clp.conf). The IP addresses
-are tried in order until one answers. ``--failover`` moves GROUP (or the group of RESOURCE, or
-every group running on that server) to the next server of its policy; ``--script`` runs one of
-the scripts placed in the server's ``work/trnreq/``; ``--notice`` / ``--clear`` report an error
-to the mrw monitors of that category (and keyword), or clear it. Every request is an alert on
-the server (trnsv 10), a refused one too (trnsv 1).
+and is signed with the clprexec key, derived from the cluster key: the servers accept it for
+these requests and nothing else. ``clprexec --make-key FILE`` on a server writes it; a host
+outside the cluster needs that file (``--key FILE``; on a server the cluster key itself serves)
+and the cluster's name (``--cluster``, by default from this install root's clp.conf). The IP
+addresses are tried in order until one answers. ``--failover`` moves GROUP (or the group of
+RESOURCE, or every group running on that server) to the next server of its policy; ``--script``
+runs one of the scripts placed in the server's ``work/trnreq/``; ``--notice`` / ``--clear``
+report an error to the mrw monitors of that category (and keyword), or clear it. Every request
+is an alert on the server (trnsv 10), a refused one too (trnsv 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import click
 
-from clp.cli.common import Code, Command, finish, invalid_name
+from clp.cli.common import Code, Command, finish, invalid_name, require_root
 from clp.net import frames
 from clp.paths import InstallRoot
 
@@ -47,13 +48,14 @@ def _address_list(text: str) -> list[str]:
 
 def _cluster_and_key(root: InstallRoot, cluster: str | None, key_file: str | None
                      ) -> tuple[str, bytes]:
-    from clp.keys import KeyFileError, load_key
+    from clp.keys import KeyFileError, load_rexec_key
 
     try:
-        key = load_key(Path(key_file) if key_file else root.key_file)
+        key = load_rexec_key(Path(key_file) if key_file else root.key_file)
     except KeyFileError as e:
-        finish(Code.INVALID_CONFIG, f"{e} (copy the cluster's cluster.key and give it with "
-                                    f"--key)")
+        finish(Code.INVALID_CONFIG, f"{e} (make a clprexec key with 'clprexec --make-key FILE' "
+                                    f"on a server of the cluster, copy it here and give it with "
+                                    f"--key FILE)")
     if cluster is None:
         from clp.config import ConfigError, load_config
 
@@ -80,13 +82,20 @@ def _cluster_and_key(root: InstallRoot, cluster: str | None, key_file: str | Non
 @click.option("-p", "port", type=click.IntRange(1, 65535), default=DEFAULT_PORT,
               show_default=True, metavar="PORT", help="The servers' data transfer port.")
 @click.option("-o", "log_file", metavar="LOG", help="Also write the result to LOG.")
-@click.option("--key", "key_file", metavar="FILE", help="The cluster key (cluster.key).")
+@click.option("--key", "key_file", metavar="FILE",
+              help="The clprexec key (from --make-key; on a server, its cluster.key).")
+@click.option("--make-key", "make_key", metavar="FILE",
+              help="Write the clprexec key of this server's cluster to FILE (mode 0600), for a "
+                   "host outside the cluster.")
 @click.option("--cluster", metavar="NAME", help="The cluster's name.")
 @click.argument("target", required=False)
 def main(action: str | None, script: str | None, hosts: str | None, resource: str | None,
          category: str | None, message: str, timeout: int, port: int, log_file: str | None,
-         key_file: str | None, cluster: str | None, target: str | None) -> None:
+         key_file: str | None, make_key: str | None, cluster: str | None,
+         target: str | None) -> None:
     """Ask a cluster server for a failover, a script, or an mrw notice."""
+    if make_key is not None:
+        _make_key(Path(make_key), action, script, hosts)
     if (action is None) == (script is None):
         finish(Code.INVALID_OPTION, "Specify one of --failover, --script, --notice, --clear.")
     if not hosts:
@@ -117,13 +126,34 @@ def main(action: str | None, script: str | None, hosts: str | None, resource: st
         finish(Code.UNREACHABLE, f"Could not reach {hosts}: {'; '.join(errors)}.")
     ok, code, text = bool(reply.get("ok")), int(reply.get("code", 11)), str(reply.get("message"))
     _log(log_file, f"{args['action']} on {where}: {'succeeded' if ok else 'failed'} {text}")
+    output = (reply.get("data") or {}).get("output")
+    if output:  # the script's own words, whether it succeeded or not
+        click.echo(output, err=True)
     if not ok:
         if code == 5 and args["action"] in ("notice", "clear") and target:
             invalid_name("monitor", target, name)
         finish(code, f"{where}: {text}")
-    output = (reply.get("data") or {}).get("output")
-    if output:
-        click.echo(output, err=True)
+    finish(Code.SUCCESS)
+
+
+def _make_key(path: Path, action: str | None, script: str | None, hosts: str | None) -> None:
+    """``--make-key FILE``: on a server of the cluster, the key a host outside it needs."""
+    from clp.keys import KeyFileError, load_key, write_rexec_key
+
+    require_root()
+    if action or script or hosts:
+        finish(Code.INVALID_OPTION, "--make-key goes alone.")
+    root = InstallRoot.from_env()
+    try:
+        write_rexec_key(path, load_key(root.key_file))
+    except KeyFileError as e:
+        finish(Code.INVALID_CONFIG, str(e))
+    except FileExistsError:
+        finish(Code.INVALID_OPTION, f"{path} exists: choose a new file.")
+    except OSError as e:
+        finish(Code.INTERNAL, f"cannot write {path}: {e.strerror}")
+    click.echo(f"{path}: the clprexec key of this cluster; copy it (mode 0600) to the hosts that "
+               f"run clprexec, and give it with --key.", err=True)
     finish(Code.SUCCESS)
 
 

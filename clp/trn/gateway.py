@@ -5,11 +5,14 @@ Commands run with ``-a`` or ``-h HOST`` reach other servers through it, also whe
 
 * ``service``: ``{"action": "start"|"stop", "service": "clusterpro"}`` through the service manager
 * ``control``: ``{"op": ..., "args": {...}}`` forwarded to the local ``clusterpro`` control socket
-* ``rexec``: a request from outside the cluster (``clprexec``, signed with the cluster key as
-  everything else): ``failover`` of a group (or of the groups running here), ``script`` (one of
-  the scripts placed in ``work/trnreq/``), ``notice`` / ``clear`` of an mrw monitor's error
+* ``rexec``: a request from outside the cluster (``clprexec``): ``failover`` of a group (or of
+  the groups running here), ``script`` (one of the scripts placed in ``work/trnreq/``),
+  ``notice`` / ``clear`` of an mrw monitor's error
 
 Every frame is authenticated (:mod:`clp.net.frames`); anything else is counted and dropped.
+Frames between servers are signed with the cluster key; ``clprexec`` signs with a key derived
+from it (:func:`clp.keys.rexec_key`), which is accepted for ``rexec`` and nothing else, so a host
+given that key for clprexec cannot stop a service or operate groups through ``control``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import asyncio
 import logging
 import os
 import re
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from clp.control import client as control
+from clp.keys import rexec_key
 from clp.net import frames
 from clp.paths import InstallRoot
 from clp.platform import proc
@@ -32,45 +38,81 @@ log = logging.getLogger("clp.trn")
 
 # the services a remote clpcl may start or stop (--web, --alert: where they are installed)
 SERVICES = ("clusterpro", "clusterpro_webmgr", "clusterpro_alertsync")
-SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # a file in work/trnreq/
+SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")  # a file in work/trnreq/
 MAX_SCRIPT_TIMEOUT = 3600.0
 DENIED_EVERY = 60.0  # seconds between two "denied" alerts for one address
 MAX_OP_TIMEOUT = 3600.0  # a forwarded control operation (group start, ...) may take this long
+REXEC_WORKERS = 4  # clprexec actions running at once; more are refused, not queued
 
 
 class Gateway:
     def __init__(self, root: InstallRoot, cluster: str, key: bytes) -> None:
         self.root, self.cluster, self.key = root, cluster, key
+        self.rexec_key = rexec_key(key)  # what a host outside the cluster holds
         self.guard = frames.NonceGuard()
         self.rejected: Counter[str] = Counter()
         self._denied: dict[str, float] = {}  # address -> when it was last alerted
+        # clprexec's actions run here, never in the pool the servers' own requests use
+        self._rexec_pool = ThreadPoolExecutor(REXEC_WORKERS, thread_name_prefix="rexec")
+        self._rexec_slots = threading.BoundedSemaphore(REXEC_WORKERS)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         try:
-            request = await asyncio.wait_for(frames.read_frame(reader, self.key), timeout=10)
+            request, key = await asyncio.wait_for(self._read(reader), timeout=10)
             self.guard.check(request, self.cluster, time.time())
         except (TimeoutError, frames.FrameError, asyncio.IncompleteReadError, ConnectionError) as e:
             self.rejected[type(e).__name__] += 1
-            self._refused(peer, e or type(e).__name__)
+            self._refused(address, e or type(e).__name__)
             writer.close()
             return
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if key is self.rexec_key and request["op"] != "rexec":
+            self.rejected["rexec_key"] += 1
+            self._refused(address, f"{request['op']} signed with the clprexec key")
+            writer.close()
+            return
         try:
-            reply = await asyncio.to_thread(self.handle, request["op"], request["args"], address)
+            if request["op"] == "rexec":
+                reply = await self._rexec_async(request["args"], address)
+            else:
+                reply = await asyncio.to_thread(self.handle, request["op"], request["args"],
+                                                address)
         except Exception as e:  # noqa: BLE001 - answer, and keep serving the others
             log.exception("%s from %s (%s) failed", request["op"], request.get("from"), peer)
             reply = {"ok": False, "code": 11, "message": f"internal error: {e}"}
         log.info("%s from %s (%s): %s", request["op"], request.get("from"), peer,
                  reply.get("message") or ("ok" if reply.get("ok") else "failed"))
-        await frames.send_reply(writer, self.key, request, reply)
+        await frames.send_reply(writer, key, request, reply)
 
-    def _refused(self, peer: Any, why: object) -> None:
+    async def _read(self, reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
+        """The request and the key it is signed with: the cluster key, or clprexec's."""
+        head = await reader.readexactly(4)
+        rest = await reader.readexactly(frames.frame_length(head) + 32)
+        try:
+            return frames.unpack_body(self.key, head, rest), self.key
+        except frames.FrameError:
+            return frames.unpack_body(self.rexec_key, head, rest), self.rexec_key
+
+    async def _rexec_async(self, args: dict[str, Any], address: str) -> dict[str, Any]:
+        if not self._rexec_slots.acquire(blocking=False):
+            return {"ok": False, "code": 11, "message": f"{REXEC_WORKERS} clprexec requests are "
+                                                        f"running on this server; try later."}
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._rexec_pool, self._rexec, args, address)
+        finally:
+            self._rexec_slots.release()
+
+    def close(self) -> None:
+        self._rexec_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _refused(self, address: str, why: object) -> None:
         """Every refused request is logged; an alert (trnsv 1) at most once a minute for one
         address, so a port scan cannot flood the alert log."""
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         now = time.monotonic()
-        alert = now - self._denied.get(address, -DENIED_EVERY) >= DENIED_EVERY
+        self._denied = {a: t for a, t in self._denied.items() if now - t < DENIED_EVERY}
+        alert = address not in self._denied
         if alert:
             self._denied[address] = now
         log.warning("There was a notification from external (IP=%s), but it was denied. (%s)",
@@ -80,7 +122,7 @@ class Gateway:
     def handle(self, op: str, args: dict[str, Any], address: str = "local") -> dict[str, Any]:
         if op == "service":
             return self._service(args)
-        if op == "rexec":
+        if op == "rexec":  # the servers' own clprexec (tests, a script on a server)
             return self._rexec(args, address)
         if op == "control":
             inner, inner_args = args.get("op"), args.get("args", {})
@@ -106,8 +148,9 @@ class Gateway:
         action, timeout = args.get("action"), args.get("timeout", 180)
         if not isinstance(timeout, int | float) or not 0 < timeout <= MAX_SCRIPT_TIMEOUT:
             return {"ok": False, "code": 2, "message": f"Invalid timeout {timeout!r}."}
-        log.info("There was a notification (%s) from external (IP=%s).", action, address,
-                 extra={"event_id": 10, "alert": True, "evt_module": "trnsv"})
+        if action in ("failover", "script"):  # a notice is alerted by the mrw it reaches
+            log.info("There was a notification (%s) from external (IP=%s).", action, address,
+                     extra={"event_id": 10, "alert": True, "evt_module": "trnsv"})
         if action == "failover":
             return self._control("group_move", {"group": args.get("group"),
                                                 "resource": args.get("resource"),
@@ -122,7 +165,7 @@ class Gateway:
         return {"ok": False, "code": 2, "message": f"Invalid request: unknown action {action!r}"}
 
     def _script(self, name: object, timeout: float) -> dict[str, Any]:
-        if not isinstance(name, str) or not SCRIPT_NAME.match(name):
+        if not isinstance(name, str) or not SCRIPT_NAME.fullmatch(name):
             return {"ok": False, "code": 2, "message": f"Invalid script name {name!r}: a file "
                                                        f"name of work/trnreq/."}
         script = self.root.work_dir / "trnreq" / name
