@@ -96,7 +96,7 @@ def main(action: str | None, all_servers: bool, host: str | None, wait: int | No
             servers = targets.select(all_servers, host)
         except TargetError as e:
             finish(e.code, str(e), e.product)
-        if _suspended(targets):
+        if _suspended(targets, servers):
             finish(Code.SUSPENDED, "The cluster is suspended: only clpcl --resume can be used.")
         label, fn = ACTIONS[action]
         extra = [EXTRA_SERVICES[k] for k, on in (("web", web), ("alert", alert)) if on]
@@ -109,9 +109,14 @@ def main(action: str | None, all_servers: bool, host: str | None, wait: int | No
         _report(label, results, many=all_servers)
 
 
-def _suspended(t: ClusterTargets) -> bool:
-    status = t.control(t.me, "status", timeout=5)
-    return status.ok and bool(status.data.get("suspended"))
+def _suspended(t: ClusterTargets, servers: list[str]) -> bool:
+    """Whether the cluster is suspended, as this server or a target sees it (this server's
+    service may be the one that is stopped)."""
+    for server in dict.fromkeys([t.me, *servers]):
+        status = t.control(server, "status", timeout=5)
+        if status.ok:
+            return bool(status.data.get("suspended"))
+    return False
 
 
 def _extra_services(t: ClusterTargets, server: str, action: str, names: list[str]) -> None:

@@ -48,10 +48,9 @@ def main(action: str | None, server: str | None, host: str | None, force: bool,
     if server and action not in ("start", "move"):
         finish(Code.INVALID_OPTION, "-a can only be used with -s or -m.")
     if action == "where":
-        _where(group)
+        _where(group, host)
     t = targets()
-    check_server(t, server, "-a")
-    check_server(t, host, "-h")
+    check_server(t, server)
     if group is not None and group not in {g.name for g in t.config.groups}:
         invalid_name("group", group, t.config.name)
     args = {"group": group, "server": server, "force": force}
@@ -60,10 +59,11 @@ def main(action: str | None, server: str | None, host: str | None, force: bool,
         report(run_op(t, host, op, args))
 
 
-def _where(group: str | None) -> None:
-    from clp.cli.clpstat import read_local
+def _where(group: str | None, host: str | None) -> None:
+    from clp.cli.clpstat import read_local, read_remote
 
-    doc = read_local(InstallRoot.from_env())
+    root = InstallRoot.from_env()
+    doc = read_remote(root, host) if host else read_local(root)
     info = doc.get("groups", {}).get(group)
     if info is None:
         invalid_name("group", str(group), doc.get("cluster", ""))

@@ -67,9 +67,7 @@ def main(message: str | None, to_syslog: bool, to_alert: bool, to_mail: bool, to
     try:
         if not sender.open():
             finish(Code.NOT_RUNNING, "The event service (clusterpro_evt) is not running. "
-                                     "Check if the cluster services are active.",
-                   product="Could not connect to the server. Check if the cluster service "
-                           "is active.")
+                                     "Check if the cluster services are active.")
         if not sender.send(record, timeout=SEND_WAIT):
             finish(Code.NOT_RUNNING, "The event service (clusterpro_evt) is not reading its "
                                      "queue (queue full). Check if it is active.")

@@ -16,12 +16,12 @@ import sys
 import click
 
 from clp.cli.common import PRODUCT, Code, Command, exclusive, finish, require_root
-from clp.clusterd.reboot_limit import TYPES, clear, counter_file, read
+from clp.clusterd.reboot_limit import TYPES, CounterFileError, clear, counter_file, read
 from clp.paths import InstallRoot
 
 REGISTRY = "haltcount"
 # clpregctrl's exit codes (the product's [M]): its own numbering, not the common table's
-ALREADY_RUN, BAD_OPTION = 2, 3
+ALREADY_RUN, BAD_OPTION, GET_FAILED = 2, 3, 20
 
 
 class RegCommand(Command):
@@ -43,12 +43,15 @@ def main(action: str | None, kind: str | None, registry: str | None) -> None:
                product=PRODUCT[Code.INVALID_OPTION])
     path = counter_file(InstallRoot.from_env().work_dir)
     kinds = (kind,) if kind else TYPES
-    if action == "clear":
-        with exclusive("clpregctrl", ALREADY_RUN):
-            clear(path, kinds)
-        counts = read(path)
-    else:
-        counts = read(path)
+    try:
+        if action == "clear":
+            with exclusive("clpregctrl", ALREADY_RUN):
+                counts = clear(path, kinds)  # a damaged file is rewritten (said on stderr)
+        else:
+            counts = read(path)
+    except (OSError, CounterFileError) as e:
+        verb = "reset" if action == "clear" else "read"
+        finish(GET_FAILED, f"The reboot counters cannot be {verb}: {e}")
     lines = ["*************************"]
     for t in kinds:
         lines += ["-------------------------", f"type : {t}", f"registry : {REGISTRY}",

@@ -75,6 +75,7 @@ def _merge_live_paths(doc: dict[str, Any], table: list[list[Any]]) -> None:
                 entry["drops"] = rec.drops
 
 
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _optional_name(flag: str, what: str) -> Callable[[F], F]:
@@ -82,12 +83,9 @@ def _optional_name(flag: str, what: str) -> Callable[[F], F]:
                         metavar="[NAME]", help=f"Show the configuration of {what}.")
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 @click.command(cls=Command)
 @click.option("-s", "view", flag_value="s", help="The status (the default).")
-@click.option("--local", "view", flag_value="s",
+@click.option("--local", "local", is_flag=True,
               help="The status as this server sees it (clpstat always reads this server's).")
 @click.option("-g", "view", flag_value="g", help="The group map.")
 @click.option("-m", "view", flag_value="m", help="Every monitor on every server.")
@@ -105,11 +103,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.option("--detail", is_flag=True, help="More: receive times, reasons, every parameter.")
 @click.option("--long", "long", is_flag=True, help="Do not cut long names.")
 @json_option
-def main(view: str | None, sv: str | None, hb: str | None, np: str | None, grp: str | None,
-         rsc: str | None, mon: str | None, host: str | None, detail: bool, long: bool,
-         as_json: bool) -> None:
+def main(view: str | None, local: bool, sv: str | None, hb: str | None, np: str | None,
+         grp: str | None, rsc: str | None, mon: str | None, host: str | None, detail: bool,
+         long: bool, as_json: bool) -> None:
     """Show the cluster status or its configuration."""
     require_root()
+    if local and host:
+        finish(Code.INVALID_OPTION, "--local and -h cannot be used together.")
     named = {k: v for k, v in (("sv", sv), ("hb", hb), ("np", np), ("grp", grp), ("rsc", rsc),
                                ("mon", mon)) if v is not None}
     if len(named) + (view is not None) > 1:

@@ -76,7 +76,7 @@ def main(ratio: str | None, period: str | None, reset: bool, show: bool, as_json
     else:
         if ratio is None or period is None:
             finish(Code.INVALID_OPTION, "-r and -t go together.")
-        if not ratio.isdigit() or not 1 <= int(ratio) <= MAX_RATIO:
+        if not (ratio.isascii() and ratio.isdigit()) or not 1 <= int(ratio) <= MAX_RATIO:
             finish(Code.INVALID_OPTION, f"ratio {ratio}: an integer from 1 to {MAX_RATIO}.",
                    product=BAD_RATIO)
         try:

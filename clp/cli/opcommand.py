@@ -45,6 +45,6 @@ def report(out: Outcome) -> NoReturn:
     finish(Code.SUCCESS)
 
 
-def check_server(t: ClusterTargets, server: str | None, option: str) -> None:
+def check_server(t: ClusterTargets, server: str | None) -> None:
     if server is not None and server not in t.config.server_names:
         invalid_name("server", server, t.config.name)

@@ -51,10 +51,10 @@ def _dotted(name: str, long: bool) -> str:
 
 
 def server_state(doc: dict[str, Any], server: str) -> str:
-    if doc.get("suspended"):
-        return "Suspension"
     entry = doc["membership"]["servers"][server]
     state = entry["state"]
+    if doc.get("suspended") and state == "Online":  # one that is down still says so
+        return "Suspension"
     if state == "Online" and any(p.get("state") == "Error" for p in entry["paths"].values()):
         return "Caution"
     return state
@@ -95,8 +95,9 @@ def summary(doc: dict[str, Any], detail: bool = False, long: bool = False) -> st
             lines.append(text.rstrip())
         for r in doc.get("resolvers", []):
             if server in r["servers"]:
+                kind = NP_TYPES.get(r["type"], r["type"])
                 lines.append(f"      {_name(r['name'], long):<15}: "
-                             f"{np_word(doc, server, r['name']):<17}{NP_TYPES.get(r['type'])}")
+                             f"{np_word(doc, server, r['name']):<17}{kind}")
     if detail:
         lines += _partition_detail(doc.get("partition") or {})
     lines.append("  <group>")

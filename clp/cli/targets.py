@@ -45,7 +45,10 @@ class ClusterTargets:
             raise TargetError(Code.INVALID_CONFIG, "\n".join(map(str, e.issues))) from None
         except KeyFileError as e:
             raise TargetError(Code.INVALID_CONFIG, str(e)) from None
-        self.me = local_server_name(self.config)
+        try:
+            self.me = local_server_name(self.config)
+        except SystemExit as e:  # this machine is not a server of the configuration
+            raise TargetError(Code.INVALID_CONFIG, str(e)) from None
 
     def select(self, all_servers: bool, host: str | None) -> list[str]:
         from clp.cli.common import INVALID_NAME, Code

@@ -15,9 +15,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("clp.rc")
+IO_LIMIT = 2.0  # seconds the counting may take before a final action goes ahead uncounted
 
 TYPES = ("rc", "rm")
 # the final actions that take the machine down: counted, and limited
@@ -30,15 +35,25 @@ def counter_file(work_dir: Path) -> Path:
     return work_dir / "haltcount.json"
 
 
+class CounterFileError(Exception):
+    """The counter file exists but does not hold counters (clpregctrl says so)."""
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[dict[str, int]]:
-    """The counters, read and written under an exclusive lock (the daemon and clpregctrl)."""
+    """The counters, read and written under an exclusive lock (the daemon and clpregctrl). A
+    file that does not hold counters is counted again from 0 (and rewritten), with an error in
+    the log: the limit must not stop working because its file was damaged."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        counts = read(path)
-        before = dict(counts)
+        try:
+            counts = read(path)
+            before = dict(counts)
+        except CounterFileError as e:
+            log.error("%s; the reboot counters start again from 0", e, extra={"alert": True})
+            counts, before = dict.fromkeys(TYPES, 0), {}
         yield counts
         if counts != before:
             tmp = path.with_suffix(".tmp")
@@ -57,13 +72,22 @@ def _locked(path: Path) -> Iterator[dict[str, int]]:
 
 
 def read(path: Path) -> dict[str, int]:
-    """The counters (0 for a type never counted; an unreadable file counts as none)."""
+    """The counters (0 for a type never counted, or when there is no file yet); raises
+    :class:`CounterFileError` for a file that does not hold them, OSError when it cannot be
+    read."""
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raw = {}
-    return {t: int(raw[t]) if isinstance(raw, dict) and isinstance(raw.get(t), int)
-            and raw[t] >= 0 else 0 for t in TYPES}
+        text = path.read_text()
+    except FileNotFoundError:
+        return dict.fromkeys(TYPES, 0)
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise CounterFileError(f"{path} is not JSON: {e}") from None
+    if not isinstance(raw, dict) or not all(
+            isinstance(raw.get(t, 0), int) and not isinstance(raw.get(t, 0), bool)
+            and raw.get(t, 0) >= 0 for t in TYPES):
+        raise CounterFileError(f"{path} does not hold counters of {', '.join(TYPES)}: {raw!r}")
+    return {t: int(raw.get(t, 0)) for t in TYPES}
 
 
 def clear(path: Path, types: tuple[str, ...] = TYPES) -> dict[str, int]:
@@ -80,14 +104,41 @@ class RebootLimit:
 
     def allow(self, kind: str, action: str) -> tuple[bool, int]:
         """Whether the final action ``action`` of ``kind`` (rc or rm) may be carried out now;
-        a halt that may is counted first. (allowed, the count of that kind)."""
+        a halt that may is counted first. (allowed, the count of that kind).
+
+        Fails open: the final action is often the answer to a failing or hung disk, maybe the
+        one holding the counters, so counting that fails or takes longer than ``IO_LIMIT``
+        lets the action go ahead (with an error in the log) instead of holding it back."""
         if action not in HALTS:
-            return True, read(self.path)[kind]
-        with _locked(self.path) as counts:
-            if self.max_count and counts[kind] >= self.max_count:
-                return False, counts[kind]
-            counts[kind] += 1
-            return True, counts[kind]
+            return True, 0
+        outcome: list[tuple[bool, int] | BaseException] = []
+
+        def count() -> None:
+            try:
+                with _locked(self.path) as counts:
+                    if self.max_count and counts[kind] >= self.max_count:
+                        outcome.append((False, counts[kind]))
+                        return
+                    counts[kind] += 1
+                    outcome.append((True, counts[kind]))
+            except OSError as e:
+                outcome.append(e)
+
+        worker = threading.Thread(target=count, name="reboot-count", daemon=True)
+        worker.start()
+        worker.join(IO_LIMIT)
+        result = outcome[0] if outcome else None
+        if isinstance(result, tuple):
+            return result
+        why = result if result is not None else f"no answer within {IO_LIMIT:g} s"
+        log.error("The reboot counter %s could not be updated (%s); the final action %s is "
+                  "carried out without counting it.", self.path, why, action,
+                  extra={"alert": True})
+        return True, -1
 
     def reset(self) -> None:
-        clear(self.path)
+        try:
+            clear(self.path)
+        except OSError as e:
+            log.error("The reboot counters %s could not be reset: %s", self.path, e,
+                      extra={"alert": True})

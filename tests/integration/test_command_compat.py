@@ -199,6 +199,19 @@ def test_clpstat_views(tmp_path):
 
 
 KEYED = ["--key", "{key}", "--cluster", "cluster"]
+CONTROL_WITH = """
+import sys
+from pathlib import Path
+from clp.keys import load_rexec_key
+from clp.net import frames
+request = frames.new_request("cluster", "client", "control",
+                             {"op": "group_move", "args": {"group": "failover1"}})
+try:
+    frames.call("198.18.0.1", 29002, load_rexec_key(Path(sys.argv[1])), request, timeout=10)
+    print("accepted")
+except (OSError, frames.FrameError) as e:
+    print("refused", e)
+"""
 
 
 def test_clprexec_from_outside_and_the_reboot_limit(tmp_path):
@@ -218,8 +231,18 @@ def test_clprexec_from_outside_and_the_reboot_limit(tmp_path):
 
     with sample_cluster(tmp_path, edit) as lab:
         wait_group(lab, "failover1", "Online", "server1")
-        key = str(lab.root_of("server1") / "etc" / "cluster.key")
+        clp(lab, "server1", "clprexec", "--make-key", "/opt/nec/clusterpro/work/rexec.key")
+        key = tmp_path / "rexec.key"  # the copy the host outside the cluster is given
+        key.write_bytes((lab.root_of("server1") / "work" / "rexec.key").read_bytes())
+        key.chmod(0o600)
         keyed = [k.format(key=key) for k in KEYED]
+        # that key is for clprexec only: the cluster's own operations signed with it are refused
+        r = lab.client_exec(["python3", "-c", CONTROL_WITH, str(key)], timeout=30)
+        assert r.returncode == 0 and "refused" in r.stdout, r
+        assert group(lab, "server1", "failover1")["server"] == "server1"
+        wait_for("the refusal alerted with its reason", lambda: "control signed with the "
+                 "clprexec key" in (lab.root_of("server1") / "log" / "alert.log").read_text(),
+                 timeout=30)
         r = lab.client_exec(["clprexec", "--failover", "failover1", "-h",
                              "198.18.0.1", *keyed], timeout=200)
         assert (r.returncode, r.stdout) == (0, SUCCEEDED), r
@@ -244,8 +267,8 @@ def test_clprexec_from_outside_and_the_reboot_limit(tmp_path):
         r = lab.client_exec(["clprexec", "--failover", "-h", "198.18.0.1", "--key", str(bad),
                              "--cluster", "cluster"], timeout=60)
         assert (r.returncode, r.stdout) == (7, CONNECT), r
-        wait_for("the denied request alerted", lambda: "but it was denied" in (
-            lab.root_of("server1") / "log" / "alert.log").read_text(), timeout=30)
+        wait_for("the forged request logged", lambda: "authentication failed" in (
+            lab.root_of("server1") / "log" / "trnsv.log").read_text(), timeout=30)
         # the reboot limit: the first error reboots server2, the second is stopped by it
         r = clp(lab, "server2", "clpregctrl", "-g")
         assert "type : rm" in r.stdout and "value : 0" in r.stdout and \

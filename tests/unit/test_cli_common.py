@@ -123,3 +123,19 @@ def test_reboot_limit_zero_means_no_limit(tmp_path: Path):
     limit = RebootLimit(tmp_path, max_count=0)
     for n in range(1, 6):
         assert limit.allow("rm", "panic") == (True, n)
+
+
+def test_reboot_limit_fails_open_and_a_damaged_file_counts_again(tmp_path: Path,
+                                                                  root: InstallRoot):
+    blocked = tmp_path / "file"  # the counters' directory cannot be made: a file is in the way
+    blocked.write_text("")
+    assert RebootLimit(blocked, max_count=1).allow("rm", "panic") == (True, -1)
+    path = counter_file(root.work_dir)
+    path.write_text("{not json")
+    r = CliRunner().invoke(clpregctrl.main, ["-g"])
+    assert r.exit_code == 20 and "not JSON" in r.stdout
+    assert RebootLimit(root.work_dir, max_count=1).allow("rm", "panic") == (True, 1)
+    assert read(path) == {"rc": 0, "rm": 1}  # rewritten
+    path.write_text('{"rc": -1}')
+    r = CliRunner().invoke(clpregctrl.main, ["-c"])
+    assert r.exit_code == 0 and read(path) == {"rc": 0, "rm": 0}

@@ -81,7 +81,11 @@ def test_state_words_caution_suspension_and_long_names() -> None:
     d["membership"]["servers"]["server2"]["paths"]["lanhb2"]["state"] = "Error"
     text = statviews.summary(d)
     assert "    server2 .........: Caution" in text and "lanhb2         : Error" in text
-    assert "   *server1 .........: Suspension" in statviews.summary(doc(suspended=True))
+    suspended = doc(suspended=True)
+    suspended["membership"]["servers"]["server2"]["state"] = "Offline"
+    text = statviews.summary(suspended)
+    assert "   *server1 .........: Suspension" in text  # a server down still says so
+    assert "    server2 .........: Offline" in text
     long = doc(groups={"container-recovery-group": doc()["groups"]["failover1"]})
     assert "    container-recove : Offline" in statviews.summary(long).splitlines()
     assert "    container-recovery-group : Offline" in statviews.summary(long, long=True)
