@@ -41,7 +41,7 @@ G = GroupState
 log = logging.getLogger("clp.rc")
 DEFAULT_TIMEOUT = 300.0
 MAX_TIMEOUT = 3600.0
-POLL = 0.1
+POLL = 0.5  # a request waiting for an outcome looks after every decision round, or this often
 POWER_ACTIONS = ("shutdown", "reboot")
 
 
@@ -92,6 +92,8 @@ class GroupOps:
         coord.refresh(self.mgr.reports())
         answer = coord.request(time.monotonic(), str(args.get("op")), str(args.get("group")),
                                args.get("server"))
+        if answer.ok:
+            self.mgr.changed()  # decided now, not at the next heartbeat round
         intent = coord.intents.get(str(args.get("group")))
         server = intent.server if intent is not None else None
         return {"ok": answer.ok, "code": answer.code, "message": answer.message,
@@ -115,7 +117,7 @@ class GroupOps:
             if self.suspended():  # nothing moves until the resume: say so now, not at the end
                 return Reply(False, E_SUSPENDED, f"The cluster was suspended: {what.lower()} "
                                                  f"goes on when it is resumed.")
-            await asyncio.sleep(POLL)
+            await self.mgr.next_round(min(POLL, deadline - time.monotonic()))
         return Reply(False, E_TIMEOUT, f"{what} did not finish in {timeout:g} s.")
 
     def _where(self, group: str) -> dict[str, GroupState]:

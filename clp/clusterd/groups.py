@@ -2,10 +2,12 @@
 
 It owns one :class:`~clp.core.group_runner.GroupRunner` per group whose policy names this server
 and carries out their steps with the :class:`~clp.resources.runner.ResourceRunner` (threads,
-never the event loop). Every heartbeat interval :meth:`tick` gives the
-:class:`~clp.core.coordinator.Coordinator` the membership's Online set and every server's last
-report, sends this server's report to its online peers, and, when this server is the master,
-sends the coordinator's commands (to itself directly).
+never the event loop). :meth:`tick` gives the :class:`~clp.core.coordinator.Coordinator` the
+membership's Online set and every server's last report and, when this server is the master,
+sends the coordinator's commands (to itself directly). It runs when its inputs change (a peer's
+report that differs from its last one, a state change of a group here, an operator request: see
+:meth:`changed`), at once, so a planned move does not wait for a heartbeat round; and every
+heartbeat interval as a backstop, which also sends this server's report to its online peers.
 
 Safety rules:
 
@@ -22,6 +24,7 @@ Safety rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -102,6 +105,10 @@ class GroupManager:
         self._sending: set[str] = set()
         self._resend: set[str] = set()
         self.on_change: Callable[[], None] = self.report_now
+        self.on_event: Callable[[], object] = self.tick_event  # the service adds its guards
+        self.clock: Callable[[], float] = time.monotonic  # the clock of every tick's ``now``
+        self._event_due = False
+        self._round = asyncio.Event()  # set (and replaced) after every decision round
 
     # --- membership and reports -----------------------------------------------------------
 
@@ -135,6 +142,8 @@ class GroupManager:
         report = ServerReport(rep.groups, rep.failover, rep.intents, rep.leaving,
                               rep.failover_reasons)
         self.peers[sender] = PeerReport(rep.incarnation, report, rep.resources, rep.monitors)
+        if old is None or old.report != report:
+            self.changed()
         return {"ok": True, "code": OK, "message": ""}
 
     def local_report(self) -> ServerReport:
@@ -173,8 +182,36 @@ class GroupManager:
 
     # --- the tick -------------------------------------------------------------------------
 
-    def tick(self, now: float) -> list[Command]:
+    def changed(self) -> None:
+        """An input of the decision changed: decide once the current callback is done (several
+        changes in a row make one round)."""
+        if not self._event_due:
+            self._event_due = True
+            asyncio.get_running_loop().call_soon(self._event)
+
+    def _event(self) -> None:
+        self._event_due = False
+        self.on_event()
+
+    def tick_event(self) -> list[Command]:
+        """A decision round for an event: the commands, and a report only if there are any
+        (the peers' rounds follow their own events; the interval's round reports anyway)."""
+        return self.tick(self.clock(), report=False)
+
+    async def next_round(self, timeout: float) -> None:
+        """Wait until the next decision round is done, at most ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._round.wait(), timeout)
+
+    def tick(self, now: float, report: bool = True) -> list[Command]:
         """One decision round; never blocks (sends and resource steps run as tasks)."""
+        try:
+            return self._decide(now, report)
+        finally:
+            self._round.set()  # whoever waits for an outcome looks again
+            self._round = asyncio.Event()
+
+    def _decide(self, now: float, report: bool) -> list[Command]:
         cmds = self.coord.decide(now, self.online, self.reports())
         for alert in self.coord.alerts:
             log.error(alert, extra={"alert": True})
@@ -187,7 +224,8 @@ class GroupManager:
                 self._answered(cmd.server, cmd.group, self.on_command(self.me, args))
             else:
                 self._spawn(self._send_command(cmd.server, cmd.group, args))
-        self.report_now()
+        if report or cmds:
+            self.report_now()
         return cmds
 
     async def _send_command(self, server: str, group: str, args: dict[str, Any]) -> None:
@@ -449,6 +487,7 @@ class GroupManager:
                 else:
                     marker.unlink(missing_ok=True)
         self.on_change()
+        self.changed()
 
     async def stop_all(self, event: str = "STOP") -> None:
         """Deactivate every group of this server, in reverse configuration order."""

@@ -124,6 +124,7 @@ class ClusterService:
                                    incarnation=self.incarnation, settle=2 * self.interval,
                                    on_stop=self._final_action_stop)
         self.groups.on_change = self._groups_changed
+        self.groups.on_event = self._group_event
         self.group_ops = GroupOps(self.groups, self.peer_client.send, self._down)
         self.group_ops.suspended = lambda: self.suspended
         self.monitors = MonitorManager(
@@ -366,6 +367,17 @@ class ClusterService:
             self.publisher.refresh_paths()
 
     # --- groups ---------------------------------------------------------------------------
+
+    def _group_event(self) -> None:
+        """A decision input changed (see GroupManager.changed): a round now, with the guards of
+        the heartbeat loop's own rounds."""
+        if self.suspended or self._exit.is_set() or self._hung():
+            return
+        try:
+            if self.groups.tick_event():
+                self.publisher.publish()
+        except Exception:  # noqa: BLE001 - as in _decide
+            log.exception("group decision round failed", extra={"alert": True})
 
     def _groups_changed(self) -> None:
         self.monitors.reconcile()

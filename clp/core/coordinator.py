@@ -63,6 +63,9 @@ __all__ = ["EVENTS", "Answer", "Command", "Coordinator", "Intent", "ServerReport
 
 G = GroupState
 
+ACTIVE_AT_SYNC = (G.ONLINE, G.ONLINE_PENDING, G.ONLINE_FAILURE)
+
+
 @dataclass
 class _Pending:
     cmd: Command
@@ -201,7 +204,14 @@ class Coordinator(OperatorRequests):
                else f"server sync wait ({self.sync_wait:g} s) ended")
         for name, spec in self.groups.items():
             intent = self.intents[name]
-            if spec.start == "auto" and not intent.stopped and not intent.want:
+            if intent.stopped or intent.want:
+                continue
+            active = [s for s, st in self._where[name].items() if st in ACTIVE_AT_SYNC]
+            if active:  # re-adopted (this service restarted): it runs on as it was
+                intent.want = True
+                intent.cause = self.reasons[name] = \
+                    f"found active on {active[0]} at start: {why}"
+            elif spec.start == "auto":
                 intent.want, intent.event = True, "START"
                 intent.cause = self.reasons[name] = f"cluster start: {why}"
 
@@ -233,6 +243,8 @@ class Coordinator(OperatorRequests):
             return self._extra(spec, running, where)
         intent = self.intents[name]
         if not intent.want:
+            if not self.synced:
+                return None  # what is wanted is not known yet: nothing runs or stops on a guess
             if running and where[running[0]] == G.OFFLINE_FAILURE and name not in self._restop:
                 self.reasons[name] = self._offline_failure(name, running[0])
                 return None

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from clp.core.membership import Decision, Membership, ServerState
 from clp.core.partition import Partition, ResolverSpec, Verdict
 
+FIRST_SEEN = 16  # heartbeats per server whose first receipt is remembered (several intervals)
+
 
 @dataclass
 class Step:
@@ -44,6 +46,7 @@ class Liveness:
         self.started = now
         self._frozen: tuple[str, ...] | None = None
         self._newest: dict[str, tuple[float, ...]] = {}  # server -> order of its newest heartbeat
+        self._first: dict[str, dict[tuple[float, ...], float]] = {s: {} for s in servers}
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -97,7 +100,8 @@ class Liveness:
         if self.verdict is not None:
             return step
         was_down = server in self.down
-        step.decisions = self.membership.heartbeat(now, server, path)
+        step.decisions = self.membership.heartbeat(now, server, path, self._first_seen(
+            now, server, order))
         if self.membership.suspended:
             return step
         if order is not None:
@@ -111,6 +115,18 @@ class Liveness:
         if verdict is not None:
             self._stop(now, step, verdict)
         return step
+
+    def _first_seen(self, now: float, server: str, order: tuple[float, ...] | None
+                    ) -> float | None:
+        """When the heartbeat ``order`` of ``server`` was first received, on whichever path
+        (the last FIRST_SEEN heartbeats are remembered; an older copy counts from ``now``)."""
+        seen = self._first.get(server)
+        if order is None or seen is None or server == self.me:
+            return None  # membership refuses an unknown server
+        at = seen.setdefault(order, now)
+        if len(seen) > FIRST_SEEN:
+            del seen[next(iter(seen))]  # the oldest received
+        return at
 
     def tick(self, now: float) -> Step:
         step = Step()

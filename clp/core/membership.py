@@ -194,7 +194,13 @@ class Membership:
             for p in srv.paths.values():
                 p.ref = now
 
-    def heartbeat(self, now: float, server: str, path: str) -> list[Decision]:
+    def heartbeat(self, now: float, server: str, path: str,
+                  sent: float | None = None) -> list[Decision]:
+        """A heartbeat from ``server`` on ``path`` received at ``now``. ``sent``: when the same
+        heartbeat was first received on any path, if earlier (a disk path reads a record up to
+        an interval after it was written; its LAN copy came when it was sent): the path is
+        timed from then, so a slower path never holds a dead server's verdict back. A copy
+        older than the timeout does not bring a server back."""
         srv = self._server(server)
         self._check_path(path)
         if server == self.me:
@@ -209,7 +215,10 @@ class Membership:
         hb.last_rx = now
         if self._suspended:
             return []
-        hb.ref = now
+        at = now if sent is None else min(now, sent)
+        if srv.state != ServerState.ONLINE and now - at > self.timeout:
+            return []
+        hb.ref = max(hb.ref, at)
         if srv.state != ServerState.ONLINE:
             return [self._server_up(now, server, srv, path)]
         if hb.state == PathState.ERROR:

@@ -304,3 +304,17 @@ def test_move_requested_while_activation_in_progress_is_not_lost() -> None:
     assert c.request(2, "move", "g", "s2").ok
     [cmd] = c.decide(3, S2, {"s1": rep(g=G.ONLINE), "s2": off("g")})
     assert (cmd.kind, cmd.server, cmd.event) == ("deactivate", "s1", "MOVE")
+
+
+def test_a_group_found_active_before_the_sync_runs_on_and_is_wanted_after_it() -> None:
+    """The cluster service of s1 restarted and re-adopted both groups while s2 is not heard yet:
+    nothing is stopped on a guess, and at the sync both run on (the manual one too)."""
+    c = coord([make_group("a", S2), make_group("m", S2, start="manual")])
+    assert c.decide(0.5, ["s1"], {"s1": rep(a=G.ONLINE, m=G.ONLINE)}) == []
+    assert not c.synced
+    assert c.decide(1.0, S2, {"s1": rep(a=G.ONLINE, m=G.ONLINE), "s2": off("a", "m")}) == []
+    assert c.synced and c.intents["a"].want and c.intents["m"].want
+    assert c.reasons["m"] == "found active on s1 at start: every server is online"
+    c.request(1.5, "stop", "m")
+    cmds = c.decide(2.0, S2, {"s1": rep(a=G.ONLINE, m=G.ONLINE), "s2": off("a", "m")})
+    assert [(x.kind, x.group) for x in cmds] == [("deactivate", "m")]  # the operator's stop

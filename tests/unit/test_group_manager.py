@@ -94,6 +94,7 @@ class Cluster:
             return None
 
         m = GroupManager(self.cfg, server, root, RecordingRunner(), send, now=self.now)
+        m.clock = lambda: self.now  # event rounds (GroupManager.changed) on the fake clock
         self.mgr[server] = m
         self.ops[server] = GroupOps(m, send, down)
         return m
@@ -187,6 +188,47 @@ def test_a_command_from_a_non_master_is_refused(cluster: Cluster) -> None:
         assert "server1" in reply["message"]
         await asyncio.sleep(0.1)
         assert m2.runners["failover1"].state == G.OFFLINE and m2.runner.calls == []
+
+    asyncio.run(go())
+
+
+def test_a_move_start_and_stop_follow_their_events_without_a_heartbeat_round(
+        cluster: Cluster) -> None:
+    async def go() -> None:
+        await boot(cluster)
+        m1, m2 = cluster.mgr["server1"], cluster.mgr["server2"]
+        await cluster.until(lambda: m1.runners["failover1"].state == G.ONLINE)
+        await cluster.tick(2)  # every server knows where it runs; from here no tick at all
+        ops2 = cluster.ops["server2"]
+        r = await ops2.group_move({"group": "failover1", "timeout": 5})
+        assert r.ok, r  # stop on server1, report, start on server2: each step an event
+        assert m2.runners["failover1"].state == G.ONLINE
+        assert m1.runners["failover1"].state == G.OFFLINE
+        r = await cluster.ops["server1"].group_start({"group": "manual1", "timeout": 5})
+        assert r.ok and m1.runners["manual1"].state == G.ONLINE
+        r = await ops2.group_stop({"group": "failover1", "timeout": 5})
+        assert r.ok and m2.runners["failover1"].state == G.OFFLINE
+
+    asyncio.run(go())
+
+
+def test_unchanged_reports_start_no_decision_round(cluster: Cluster) -> None:
+    async def go() -> None:
+        await boot(cluster)
+        m1 = cluster.mgr["server1"]
+        await cluster.until(lambda: m1.runners["failover1"].state == G.ONLINE)
+        await cluster.tick(2)
+        rounds = []
+        m1.on_event = lambda: rounds.append(1)
+        payload = cluster.mgr["server2"].report_payload()
+        m1.on_report("server2", payload)
+        m1.on_report("server2", payload)
+        await asyncio.sleep(0.01)
+        assert rounds == []  # the periodic report said nothing new
+        m1.on_report("server2", {**payload, "leaving": True})
+        m1.on_report("server2", {**payload})
+        await asyncio.sleep(0.01)
+        assert rounds == [1]  # two changes in a row: one round
 
     asyncio.run(go())
 

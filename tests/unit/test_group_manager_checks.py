@@ -34,6 +34,10 @@ G = GroupState
 
 def test_malformed_peer_report_is_cleaned_logged_and_counted(
         cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    asyncio.run(_malformed_report(cluster, caplog))
+
+
+async def _malformed_report(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     m1 = cluster.add("server1")
     reply = m1.on_report("server2", {
         "incarnation": 3, "groups": {"failover1": "Bogus", "nope": "Online"},
@@ -53,15 +57,15 @@ def test_malformed_peer_report_is_cleaned_logged_and_counted(
     m1.on_report("server2", {"incarnation": 4, "groups": "garbage", "intents": "garbage"})
     assert m1.peers["server2"].report.groups == {"failover1": G.UNKNOWN, "manual1": G.UNKNOWN}
     m1.set_online(list(SERVERS))
-
-    async def tick() -> None:
-        m1.tick(1.0)  # the coordinator copes with what is left
-
-    asyncio.run(tick())
+    m1.tick(1.0)  # the coordinator copes with what is left
 
 
 def test_stale_report_is_refused_until_the_sender_left(
         cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    asyncio.run(_stale_report(cluster, caplog))
+
+
+async def _stale_report(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     m1 = cluster.add("server1")
     m1.set_online(list(SERVERS))
     assert m1.on_report("server2", {"incarnation": 10, "groups": {}})["ok"]
@@ -121,6 +125,7 @@ def test_a_step_driver_error_fails_the_group_and_frees_it(
         m1 = cluster.add("server1")
         m1.runner.shutdown()
         m1.runner = BrokenRunner()
+        m1.on_event = lambda: None  # no decision rounds: the coordinator would start it again
         await m1.adopt()
         await cluster.add("server2").adopt()
         await cluster.until(lambda: m1.runners["failover1"].state == G.ONLINE_FAILURE)

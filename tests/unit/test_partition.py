@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clp.core.liveness import Liveness
+from clp.core.membership import ServerState
 from clp.core.partition import Partition, ResolverSpec
 
 S = ("server1", "server2", "server3")
@@ -194,3 +195,33 @@ def test_an_older_copy_of_a_heartbeat_keeps_the_server_alive_but_its_marks_are_o
     assert lv.verdict is None and lv.partition.marked_by == ()
     step = lv.heartbeat(0.3, "server1", "lanhb1", heard=0, offline=me_bit, order=(1, 6))
     assert [v.kind for v in step.verdicts] == ["yield"]
+
+
+def test_a_slow_path_is_timed_from_when_its_heartbeat_first_came_so_a_crash_is_not_held_back():
+    lv = live(resolvers=())
+    for s in ("server2", "server3"):
+        lv.heartbeat(1.0, s, "lanhb1", order=(1, 10))
+        lv.heartbeat(1.09, s, "diskhb1", order=(1, 10))  # the disk read one interval later
+    lv.heartbeat(1.45, "server3", "lanhb1", order=(1, 14))  # server3 lives on
+    step = lv.tick(1.51)  # server2 crashed after sending 10: its timeout (0.5 s) from 1.0
+    assert [d.server for d in step.decisions if d.kind == "server_down"] == ["server2"]
+
+
+def test_a_heartbeat_heard_on_one_path_only_counts_from_when_it_came():
+    lv = live(resolvers=())
+    for s in ("server2", "server3"):  # the LAN is cut: the disk alone carries 11
+        lv.heartbeat(1.09, s, "diskhb1", order=(1, 11))
+    assert not [d for d in lv.tick(1.55).decisions if d.kind == "server_down"]  # 1.59 is
+    assert {d.server for d in lv.tick(1.6).decisions if d.kind == "server_down"} == {
+        "server2", "server3"}
+
+
+def test_a_copy_of_a_heartbeat_older_than_the_timeout_does_not_bring_a_server_back():
+    lv = live(resolvers=())
+    lv.heartbeat(1.0, "server2", "lanhb1", order=(1, 10))
+    lv.tick(1.6)
+    assert lv.membership.server_state("server2") == ServerState.OFFLINE
+    lv.heartbeat(1.65, "server2", "diskhb1", order=(1, 10))  # a late read of the last record
+    assert lv.membership.server_state("server2") == ServerState.OFFLINE
+    lv.heartbeat(1.7, "server2", "lanhb1", order=(2, 1))  # rebooted: a new heartbeat
+    assert lv.membership.server_state("server2") == ServerState.ONLINE
