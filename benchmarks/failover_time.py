@@ -11,6 +11,7 @@ With ``--resolution-only``, clp alone without and with ping network-partition re
 price of the takeover wait (docs/network-partition.md) on a crash.
 
 Usage: python benchmarks/failover_time.py [--runs 20] [--stress] [--resolution-only]
+                                          [--only ROW ...]
        (root; own labs, removed after)
 """
 
@@ -217,17 +218,30 @@ def measure_resolution(runs: int, workdir: Path) -> list[list[str]]:
     return rows
 
 
-def measure(runs: int, workdir: Path) -> list[list[str]]:
+# Every row: (key for --only, label, how it runs). clp's timeout is 3 intervals, like
+# keepalived's master-down time (3 adverts plus a skew under one advert).
+ROWS = [
+    *((f"clp-{i:g}-{t:g}", "clp", ("clp", i, t, True))
+      for i, t in ((1.0, 3.0), (1.0, 5.0), (0.1, 0.3), (0.1, 0.5), (0.01, 0.03))),
+    # without the floating IP's duplicate-address check, which keepalived lacks
+    ("clp-nocheck-0.1-0.3", "clp, no fip check", ("clp", 0.1, 0.3, False)),
+    *((f"keepalived-{a:g}", "keepalived", ("keepalived", a)) for a in (1.0, 0.1, 0.01)),
+]
+
+
+def measure(runs: int, workdir: Path, only: set[str] | None = None) -> list[list[str]]:
     rows = []
-    for interval, timeout in ((0.1, 0.5), (0.1, 0.3), (1.0, 5.0), (1.0, 3.0)):
-        times, false = run_clp(runs, interval, timeout, workdir)
-        rows.append(row("clp", f"interval {interval:g} s / timeout {timeout:g} s", times, false))
-    # the same without the floating IP's duplicate-address check (0.1 s), which keepalived lacks
-    times, false = run_clp(runs, 0.1, 0.3, workdir, ping_check=False)
-    rows.append(row("clp, no fip check", "interval 0.1 s / timeout 0.3 s", times, false))
-    for advert in (0.1, 1.0):
-        times, false = run_keepalived(runs, advert)
-        rows.append(row("keepalived", f"advert_int {advert:g} s (down after ~3x)", times, false))
+    for key, label, how in ROWS:
+        if only is not None and key not in only:
+            continue
+        if how[0] == "clp":
+            _, interval, timeout, check = how
+            times, false = run_clp(runs, interval, timeout, workdir, ping_check=check)
+            detect = f"interval {interval:g} s / timeout {timeout:g} s"
+        else:
+            times, false = run_keepalived(runs, how[1])
+            detect = f"advert_int {how[1]:g} s (down after ~3x)"
+        rows.append(row(label, detect, times, false))
     return rows
 
 
@@ -253,7 +267,10 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/clp-failover-bench"))
     ap.add_argument("--resolution-only", action="store_true",
                     help="Only clp without and with ping resolution (its takeover wait).")
+    ap.add_argument("--only", action="append", choices=[k for k, _, _ in ROWS],
+                    help="Only this row (repeatable; default: every row).")
     args = ap.parse_args()
+    only = set(args.only) if args.only else None
     header = ["system", "detection", "runs", "p50 s", "p90 s", "max s", "false failovers"]
     if args.resolution_only:
         args.workdir.mkdir(parents=True, exist_ok=True)
@@ -266,10 +283,10 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
     print(table(f"crash -> first TCP connection to {VIP}:{PORT} from a client ({args.runs} runs)",
-                header, measure(args.runs, args.workdir)))
+                header, measure(args.runs, args.workdir, only)))
     if args.stress:
         with cpu_load(True):
-            rows = measure(args.runs, args.workdir)
+            rows = measure(args.runs, args.workdir, only)
         print()
         print(table("the same under stress-ng --cpu 0 (every core busy)", header, rows))
 

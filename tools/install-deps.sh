@@ -7,7 +7,7 @@ pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs km
       gcc libffi-dev make)
 # --bench: also what the benchmarks compare against or load the machine with
 if [ "${1:-}" = "--bench" ]; then
-  pkgs=(keepalived stress-ng)
+  pkgs=(keepalived stress-ng linux-perf)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -27,6 +27,7 @@ import socket
 import time
 from typing import Any
 
+from clp.clusterd.fipwatch import FipWatch
 from clp.clusterd.group_ops import GroupOps
 from clp.clusterd.groups import GroupManager
 from clp.clusterd.heartbeats import HeartbeatSet
@@ -125,6 +126,7 @@ class ClusterService:
                                    on_stop=self._final_action_stop)
         self.groups.on_change = self._groups_changed
         self.groups.on_event = self._group_event
+        self.fip_watch = FipWatch(self.me, config.groups, self.interval)
         self.group_ops = GroupOps(self.groups, self.peer_client.send, self._down)
         self.group_ops.suspended = lambda: self.suspended
         self.monitors = MonitorManager(
@@ -275,6 +277,8 @@ class ClusterService:
                 if not self.suspended:
                     self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())
                     self._decide(now, always=True)
+                    self.fip_watch.update(self.groups.coord.last_owner,
+                                          self.membership.silence(now), self.membership.timeout)
                 self.publisher.publish()
                 next_tick += self.interval
                 if next_tick < time.monotonic():  # late (busy machine, stopped): do not burst
@@ -307,6 +311,7 @@ class ClusterService:
 
     async def _shutdown(self) -> None:
         self.resolution.close()
+        self.fip_watch.close()
         self.heartbeats.close()
         await self.peer.close()
         self.peer_client.close()

@@ -156,6 +156,15 @@ class Membership:
             return self._own_rx.get(path)
         return srv.paths[path].last_rx if path in srv.paths else None
 
+    def silence(self, now: float) -> dict[str, float]:
+        """For every other server heard at least once: seconds since its newest heartbeat on
+        any path (none while suspended: nobody is timed out then)."""
+        if self._suspended:
+            return {}
+        return {name: now - max(hb.ref for hb in srv.paths.values())
+                for name, srv in self._servers.items()
+                if name != self.me and any(hb.last_rx is not None for hb in srv.paths.values())}
+
     def snapshot(self, wall_offset: float | None = None) -> dict[str, Any]:
         """A JSON-ready view. With ``wall_offset`` (``time.time() - time.monotonic()``), each
         server also gets ``since_wall``, its ``since`` on the wall clock."""

@@ -94,3 +94,97 @@ def announce(iface: str, ip: str, count: int = 3, spacing: float = 0.2) -> None:
                     return
 
     threading.Thread(target=repeat, name=f"garp-{ip}", daemon=True).start()
+
+
+class Watch:
+    """ARP probes for ``ip`` on ``iface`` every ``period`` seconds from a thread, for at most
+    ``lifetime`` seconds, remembering when it began and when an answer last came.
+
+    The cluster service watches a floating IP while the server that holds it is late (see
+    :mod:`clp.clusterd.fipwatch`), so that when the server is declared down and the address
+    is to start here, the duplicate-address check has already been running (:func:`answers`).
+    """
+
+    def __init__(self, iface: str, ip: str, period: float, lifetime: float) -> None:
+        self.iface, self.ip, self.period = iface, ip, period
+        self._target = ipaddress.IPv4Address(ip).packed
+        self._mac = _mac(iface)
+        self._sock = _socket(iface)
+        self._stop = threading.Event()
+        self.started = time.monotonic()
+        self._until = self.started + lifetime
+        self.answered: float | None = None  # monotonic time of the last answer
+        self._thread = threading.Thread(target=self._run, name=f"arpwatch-{ip}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        frame = _frame(self._mac, b"\0" * 4, self._target)
+        next_send = time.monotonic()
+        with self._sock as s:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= self._until:
+                    return
+                if now >= next_send:
+                    try:
+                        s.send(frame)
+                    except OSError:  # the interface went away: no coverage any more
+                        return
+                    next_send = max(next_send + self.period, now)
+                if not select.select([s], [], [], max(0.0, next_send - now))[0]:
+                    continue
+                data = s.recv(2048)
+                if len(data) >= 14 + _ARP.size:
+                    _, _, _, _, op, sha, spa, _, _ = _ARP.unpack_from(data, 14)
+                    if op == REPLY and spa == self._target and sha != self._mac:
+                        self.answered = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+_watches: dict[str, Watch] = {}
+_watch_lock = threading.Lock()
+FINAL_PROBE = 0.01  # the one probe after a watch that saw nothing: a LAN answers in < 1 ms
+
+
+def keep_watching(wanted: dict[str, str], period: float, lifetime: float) -> list[str]:
+    """Watch exactly the addresses of ``wanted`` (ip -> interface): start the missing watches,
+    stop the others. Returns the addresses whose watch could not start (why: logged by the
+    caller; their check is then the plain probe)."""
+    failed = []
+    with _watch_lock:
+        for ip in [ip for ip, w in _watches.items() if ip not in wanted or not w.alive]:
+            _watches.pop(ip).stop()
+        for ip, iface in wanted.items():
+            if ip not in _watches:
+                try:
+                    _watches[ip] = Watch(iface, ip, period, lifetime)
+                except OSError:
+                    failed.append(ip)
+    return failed
+
+
+def answers(iface: str, ip: str, timeout: float) -> tuple[bool, str]:
+    """Does another host answer ARP for ``ip``, and how it was found out.
+
+    With a watch of ``ip`` running (:func:`keep_watching`): once it has run for ``timeout``
+    seconds (waiting for the rest if it began less than that ago) with no answer in the last
+    ``timeout`` seconds, one short probe confirms: each of the watch's probes in that time had as
+    long to be answered as a single probe waiting ``timeout`` now. If the watch heard an answer
+    lately, or there is none, the full probe decides."""
+    with _watch_lock:
+        w = _watches.get(ip)
+    if w is not None and w.iface == iface and w.alive:
+        time.sleep(max(0.0, w.started + timeout - time.monotonic()))
+        now = time.monotonic()
+        if w.alive and (w.answered is None or w.answered < now - timeout):
+            watched = now - w.started
+            if probe(iface, ip, FINAL_PROBE, count=1):
+                return True, f"answered the last probe after a watch of {watched:.2f} s"
+            return False, f"no answer in a watch of {watched:.2f} s and a last probe"
+    return probe(iface, ip, timeout), f"probed for {timeout:g} s"

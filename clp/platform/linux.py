@@ -104,9 +104,21 @@ class LinuxPlatform:
                 timeout: float = 0.2) -> bool:
         """Does another host already answer for ``ip``? An ARP probe (IPv4), else one ping."""
         if ipaddress.ip_address(ip).version == 4:
-            return arp.probe(iface, ip, timeout)
+            found, how = arp.answers(iface, ip, timeout)
+            if log is not None:
+                log.info("duplicate-address check of %s on %s: %s (%s)", ip, iface,
+                         "answered" if found else "no answer", how)
+            return found
         r = run(["ping", "-c", "1", "-W", "1", ip], timeout=5, log=log)
         return r.returncode == 0
+
+    def watch_addresses(self, wanted: dict[str, str], period: float,
+                        lifetime: float) -> list[str]:
+        """Keep probing exactly these addresses (ip -> interface; IPv4) in the background, so
+        that :meth:`answers` for one of them needs only a last short probe; see
+        :func:`clp.platform.arp.keep_watching`. The addresses that could not be watched."""
+        return arp.keep_watching({ip: i for ip, i in wanted.items()
+                                  if ipaddress.ip_address(ip).version == 4}, period, lifetime)
 
     # -- links and processes (monitors) --------------------------------------------------------
     def link_up(self, device: str) -> bool:

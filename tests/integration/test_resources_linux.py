@@ -166,3 +166,43 @@ def test_disk_mount_refuse_and_umount_kills_holders(tmp_path: Path) -> None:
             sh("losetup", "-d", loop, check=False)
         if shutil.which("losetup") and loop:
             assert loop not in sh("losetup", "-a").stdout
+
+
+WATCH_SCENARIO = textwrap.dedent("""\
+    import json, subprocess, sys, time
+    from clp import platform
+    from clp.platform import arp
+    host, dev, peer_dev, peer_ns = platform.current(), sys.argv[1], sys.argv[2], sys.argv[3]
+    def peer_add(ip):
+        subprocess.run(["ip", "-n", peer_ns, "addr", "add", ip + "/24", "dev", peer_dev],
+                       check=True)
+    found = {}
+    peer_add("198.18.5.13")
+    host.watch_addresses({"198.18.5.13": dev, "198.18.5.14": dev, "198.18.5.15": dev}, 0.02, 30)
+    found["early"] = arp.answers(dev, "198.18.5.14", 0.1)  # waits for the watch to cover 0.1 s
+    found["held"] = arp.answers(dev, "198.18.5.13", 0.1)
+    found["free"] = arp.answers(dev, "198.18.5.14", 0.1)
+    peer_add("198.18.5.15")  # a holder appears while the address is watched
+    time.sleep(0.05)
+    found["appeared"] = arp.answers(dev, "198.18.5.15", 0.1)
+    host.watch_addresses({}, 0.02, 30)
+    found["unwatched"] = arp.answers(dev, "198.18.5.14", 0.1)
+    print(json.dumps(found))
+""")
+
+
+def test_a_watched_address_needs_only_a_last_probe_and_a_holder_is_still_found(
+        netns_pair: tuple[str, str]) -> None:
+    one, two = netns_pair
+    tag = one[2:6]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(["ip", "netns", "exec", one, sys.executable, "-c", WATCH_SCENARIO,
+                          f"v{tag}a", f"v{tag}b", two], capture_output=True, text=True,
+                         timeout=60, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["early"][0] is False and "watch of 0.1" in found["early"][1], found
+    assert found["held"] == [True, "probed for 0.1 s"], found  # the watch heard it: full probe
+    assert found["free"][0] is False and "and a last probe" in found["free"][1], found
+    assert found["appeared"] == [True, "probed for 0.1 s"], found
+    assert found["unwatched"] == [False, "probed for 0.1 s"], found

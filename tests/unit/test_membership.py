@@ -300,3 +300,14 @@ def test_next_deadline_is_when_tick_would_decide_something():
     assert m.next_deadline() is None  # nothing left to time out
     m.suspend(2.0)
     assert m.next_deadline() is None
+
+
+def test_silence_is_the_time_since_the_newest_heartbeat_of_each_server_ever_heard():
+    m = make()
+    m.heartbeat(100.2, "server2", "lanhb1")
+    m.heartbeat(100.5, "server2", "lanhb2")
+    assert m.silence(101.0) == {"server2": pytest.approx(0.5)}  # server3 never heard
+    m.tick(103.0)  # server2 down: its silence goes on growing
+    assert m.silence(104.0) == {"server2": pytest.approx(3.5)}
+    m.suspend(104.0)
+    assert m.silence(105.0) == {}  # suspended: nobody is late
