@@ -33,12 +33,14 @@ PROBES_PER_WINDOW = 4  # probes sent per check_timeout while watching
 
 def late_fips(me: str, groups: Sequence[GroupConfig], last_owner: Mapping[str, str | None],
               silence: Mapping[str, float], interval: float, timeout: float
-              ) -> dict[str, float]:
+              ) -> tuple[dict[str, float], float | None]:
     """The floating IPs (ip -> check_timeout) to watch now: those of the groups this server
     may run whose last owner is another server silent for longer than ``start`` (a missed
     heartbeat, and at least the check's time plus two rounds before the timeout) and for less
-    than the timeout plus LINGER."""
+    than the timeout plus LINGER; and in how many seconds the next one is due if its owner
+    stays silent (None: none is)."""
     out: dict[str, float] = {}
+    due: list[float] = []
     for g in groups:
         owner = last_owner.get(g.name)
         if me not in g.servers or owner in (None, me) or owner not in silence:
@@ -51,7 +53,9 @@ def late_fips(me: str, groups: Sequence[GroupConfig], last_owner: Mapping[str, s
             start = max(1.5 * interval, timeout - window - 2 * interval)
             if start < quiet <= timeout + LINGER:
                 out[str(rc.params["ip"])] = window
-    return out
+            elif quiet <= start:
+                due.append(start - quiet)
+    return out, min(due, default=None)
 
 
 class FipWatch:
@@ -66,14 +70,18 @@ class FipWatch:
                            for g in self.groups if me in g.servers for rc in g.resources)
 
     def update(self, last_owner: Mapping[str, str | None], silence: Mapping[str, float],
-               timeout: float) -> None:
+               timeout: float) -> float | None:
+        """Start and stop watches as :func:`late_fips` says; in how many seconds to ask again
+        (None: at the next heartbeat round is soon enough)."""
         if not self.enabled:
-            return
-        wanted = late_fips(self.me, self.groups, last_owner, silence, self.interval, timeout)
-        if wanted == self._current or (self._task is not None and not self._task.done()):
-            return  # nothing new, or the previous change is still being made (next round)
-        self._current = wanted
-        self._task = asyncio.ensure_future(asyncio.to_thread(self._apply, dict(wanted), timeout))
+            return None
+        wanted, due = late_fips(self.me, self.groups, last_owner, silence, self.interval,
+                                timeout)
+        if wanted != self._current and (self._task is None or self._task.done()):
+            self._current = wanted  # (a change still being made: the next call retries)
+            self._task = asyncio.ensure_future(
+                asyncio.to_thread(self._apply, dict(wanted), timeout))
+        return due
 
     def _apply(self, wanted: dict[str, float], timeout: float) -> None:
         """In a thread: the interface of each address (``ip addr``), then the watches."""

@@ -277,8 +277,6 @@ class ClusterService:
                 if not self.suspended:
                     self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())
                     self._decide(now, always=True)
-                    self.fip_watch.update(self.groups.coord.last_owner,
-                                          self.membership.silence(now), self.membership.timeout)
                 self.publisher.publish()
                 next_tick += self.interval
                 if next_tick < time.monotonic():  # late (busy machine, stopped): do not burst
@@ -290,6 +288,11 @@ class ClusterService:
             deadline = None if self.suspended else self.liveness.next_deadline(now)
             if deadline is not None:
                 wake = min(wake, deadline + DEADLINE_SLACK)
+            due = None if self.suspended else self.fip_watch.update(
+                self.groups.coord.last_owner, self.membership.silence(now),
+                self.membership.timeout)
+            if due is not None:
+                wake = min(wake, now + due + DEADLINE_SLACK)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit.wait(), timeout=max(0.0, wake - time.monotonic()))
 

@@ -34,7 +34,10 @@ def _frame(src_mac: bytes, sender_ip: bytes, target_ip: bytes) -> bytes:
 
 
 def _socket(iface: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    """A packet socket for ARP on ``iface``. Made with protocol 0 and bound to ARP after: a
+    protocol given at creation is registered twice (at creation, again at bind), and the
+    kernel waits for an RCU grace period (~8 ms) each time one is unregistered."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         s.bind((iface, ETH_P_ARP))
     except BaseException:  # no such interface: do not leak the socket
@@ -43,11 +46,18 @@ def _socket(iface: str) -> socket.socket:
     return s
 
 
+def _close_later(s: socket.socket) -> None:
+    """Close ``s`` in the background: closing a packet socket waits for an RCU grace period
+    (8-16 ms), which a floating IP's start need not spend."""
+    threading.Thread(target=s.close, name="arp-close", daemon=True).start()
+
+
 def probe(iface: str, ip: str, timeout: float = 0.2, count: int = 2) -> bool:
     """Does any other host answer ARP for ``ip`` on ``iface``? (RFC 5227 probe: sender IP 0)."""
     target = ipaddress.IPv4Address(ip).packed
     mac = _mac(iface)
-    with _socket(iface) as s:
+    s = _socket(iface)
+    try:
         deadline = time.monotonic() + timeout
         sends = [deadline - timeout + i * timeout / count for i in range(count)]
         while True:
@@ -66,6 +76,8 @@ def probe(iface: str, ip: str, timeout: float = 0.2, count: int = 2) -> bool:
             _, _, _, _, op, sha, spa, _, _ = _ARP.unpack_from(data, 14)
             if op == REPLY and spa == target and sha != mac:
                 return True
+    finally:
+        _close_later(s)
 
 
 def announce(iface: str, ip: str, count: int = 3, spacing: float = 0.2) -> None:
@@ -81,7 +93,7 @@ def announce(iface: str, ip: str, count: int = 3, spacing: float = 0.2) -> None:
         s.close()
         raise
     if count == 1:
-        s.close()
+        _close_later(s)
         return
 
     def repeat() -> None:
@@ -109,8 +121,10 @@ class Watch:
         self.iface, self.ip, self.period = iface, ip, period
         self._target = ipaddress.IPv4Address(ip).packed
         self._mac = _mac(iface)
+        self._frame = _frame(self._mac, b"\0" * 4, self._target)
         self._sock = _socket(iface)
         self._stop = threading.Event()
+        self._answer = threading.Condition()
         self.started = time.monotonic()
         self._until = self.started + lifetime
         self.answered: float | None = None  # monotonic time of the last answer
@@ -118,7 +132,7 @@ class Watch:
         self._thread.start()
 
     def _run(self) -> None:
-        frame = _frame(self._mac, b"\0" * 4, self._target)
+        frame = self._frame
         next_send = time.monotonic()
         with self._sock as s:
             while not self._stop.is_set():
@@ -137,7 +151,18 @@ class Watch:
                 if len(data) >= 14 + _ARP.size:
                     _, _, _, _, op, sha, spa, _, _ = _ARP.unpack_from(data, 14)
                     if op == REPLY and spa == self._target and sha != self._mac:
-                        self.answered = time.monotonic()
+                        with self._answer:
+                            self.answered = time.monotonic()
+                            self._answer.notify_all()
+
+    def confirm(self, wait: float) -> bool:
+        """One more probe now, from the watch's own socket: answered within ``wait`` seconds?
+        Raises OSError when the watch has ended meanwhile (its socket is closed)."""
+        sent = time.monotonic()
+        self._sock.send(self._frame)
+        with self._answer:
+            return self._answer.wait_for(
+                lambda: self.answered is not None and self.answered >= sent, timeout=wait)
 
     @property
     def alive(self) -> bool:
@@ -184,7 +209,10 @@ def answers(iface: str, ip: str, timeout: float) -> tuple[bool, str]:
         now = time.monotonic()
         if w.alive and (w.answered is None or w.answered < now - timeout):
             watched = now - w.started
-            if probe(iface, ip, FINAL_PROBE, count=1):
-                return True, f"answered the last probe after a watch of {watched:.2f} s"
-            return False, f"no answer in a watch of {watched:.2f} s and a last probe"
+            try:
+                if w.confirm(FINAL_PROBE):
+                    return True, f"answered the last probe after a watch of {watched:.2f} s"
+                return False, f"no answer in a watch of {watched:.2f} s and a last probe"
+            except OSError:  # the watch ended just now: the full probe decides
+                pass
     return probe(iface, ip, timeout), f"probed for {timeout:g} s"

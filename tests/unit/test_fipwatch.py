@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from clp.clusterd.fipwatch import LINGER, late_fips
 from clp.config.model import GroupConfig, Recovery, ResourceConfig
 
@@ -29,11 +31,12 @@ OWNERS = {"g1": "s2", "g2": "s2", "g3": "s2", "g4": "s2"}
 
 def watched(quiet: float, interval: float = 1.0, timeout: float = 3.0,
             owners: dict[str, str | None] = OWNERS) -> dict[str, float]:
-    return late_fips("s1", GROUPS, owners, {"s2": quiet}, interval, timeout)
+    return late_fips("s1", GROUPS, owners, {"s2": quiet}, interval, timeout)[0]
 
 
-def test_nothing_is_watched_while_the_owner_is_heard_in_time() -> None:
+def test_nothing_is_watched_while_the_owner_is_heard_in_time_but_the_next_watch_is_due() -> None:
     assert watched(1.4) == {}  # under one and a half intervals: not even a missed heartbeat
+    assert late_fips("s1", GROUPS, OWNERS, {"s2": 1.4}, 1.0, 3.0)[1] == pytest.approx(0.1)
 
 
 def test_a_late_owners_checked_addresses_of_groups_this_server_may_run_are_watched() -> None:
@@ -56,4 +59,4 @@ def test_the_watch_ends_some_time_after_the_timeout() -> None:
 
 def test_groups_that_run_here_or_nowhere_or_whose_owner_was_never_heard_are_not_watched() -> None:
     assert watched(2.0, owners={"g1": "s1", "g4": None}) == {}
-    assert late_fips("s1", GROUPS, OWNERS, {}, 1.0, 3.0) == {}  # s2 never heard (or suspended)
+    assert late_fips("s1", GROUPS, OWNERS, {}, 1.0, 3.0) == ({}, None)  # s2 never heard
