@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_ROOT = "/opt/nec/clusterpro"
 
 
-@dataclass(frozen=True)
 class InstallRoot:
-    root: Path
+    """Where everything of clp lives on a server. (A plain class, not a dataclass: every
+    command builds one, and importing dataclasses costs more than the whole of clpstat's
+    reading.)"""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        object.__setattr__(self, "root", root)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"InstallRoot is read-only (cannot set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InstallRoot) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __repr__(self) -> str:
+        return f"InstallRoot(root={self.root!r})"
 
     @classmethod
     def from_env(cls) -> InstallRoot:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from clp.cli.common import Code, Command
+from clp.cli.common import Code
+from clp.cli.options import Command
 from clp.config import ConfigError, ConfigIssue, load_config
 from clp.config.script_template import create_missing
 from clp.keys import write_new_key

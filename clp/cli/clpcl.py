@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import click
 
-from clp.cli.common import Code, Command, exclusive, finish, product_line, require_root
+from clp.cli.common import Code, exclusive, finish, product_line, require_root
+from clp.cli.options import Command
 from clp.cli.targets import ClusterTargets, Outcome, TargetError
 from clp.paths import InstallRoot
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import click
 
-from clp.cli.common import Command, exclusive, require_root
+from clp.cli.common import exclusive, require_root
 from clp.cli.opcommand import host_option, report, run_op, targets
+from clp.cli.options import Command
 
 
 @click.command(cls=Command)

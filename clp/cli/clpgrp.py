@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import click
 
-from clp.cli.common import Code, Command, exclusive, finish, invalid_name, require_root
+from clp.cli.common import Code, exclusive, finish, invalid_name, require_root
 from clp.cli.opcommand import check_server, host_option, report, run_op, targets
+from clp.cli.options import Command
 from clp.paths import InstallRoot
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import click
 
-from clp.cli.common import Code, Command, finish, require_root
+from clp.cli.common import Code, finish, require_root
+from clp.cli.options import Command
 from clp.evt.records import make_record
 from clp.evt.sender import EventSender
 from clp.paths import InstallRoot

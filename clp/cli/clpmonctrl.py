@@ -22,7 +22,8 @@ from typing import Any, NoReturn
 
 import click
 
-from clp.cli.common import PRODUCT, Code, Command, exclusive, finish, print_json, require_root
+from clp.cli.common import PRODUCT, Code, exclusive, finish, print_json, require_root
+from clp.cli.options import Command
 from clp.cli.targets import ClusterTargets, TargetError
 from clp.paths import InstallRoot
 

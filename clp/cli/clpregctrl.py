@@ -15,7 +15,8 @@ import sys
 
 import click
 
-from clp.cli.common import PRODUCT, Code, Command, exclusive, finish, require_root
+from clp.cli.common import PRODUCT, Code, exclusive, finish, require_root
+from clp.cli.options import Command
 from clp.clusterd.reboot_limit import TYPES, CounterFileError, clear, counter_file, read
 from clp.paths import InstallRoot
 

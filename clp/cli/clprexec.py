@@ -27,7 +27,8 @@ from typing import Any
 
 import click
 
-from clp.cli.common import Code, Command, finish, invalid_name, require_root
+from clp.cli.common import Code, finish, invalid_name, require_root
+from clp.cli.options import Command
 from clp.net import frames
 from clp.paths import InstallRoot
 

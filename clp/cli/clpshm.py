@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from clp.cli.common import Code, finish, json_option, print_json, require_root
+from clp.cli.common import Code, finish, print_json, require_root
+from clp.cli.options import json_option
 from clp.paths import InstallRoot
 from clp.state import (
     PATH_ERROR,

@@ -15,21 +15,46 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
+from clp.cli.common import Code, finish, invalid_name, print_json, require_root
 
-from clp.cli.common import (
-    Code,
-    Command,
-    finish,
-    invalid_name,
-    json_option,
-    print_json,
-    require_root,
-)
-from clp.paths import InstallRoot
+if TYPE_CHECKING:
+    from clp.paths import InstallRoot
+
+# The usual forms, parsed here without click (importing it costs more than the rest of the
+# command): a view flag at most, the flags below, each once. Anything else, --help included,
+# goes to the full command line (clp.cli.clpstat_options), which gives the same meaning to
+# every form taken here.
+FAST_VIEWS = {"-s": "s", "-g": "g", "-m": "m", "-n": "n", "-p": "p"}
+FAST_FLAGS = {"--local": "local", "--detail": "detail", "--long": "long", "--json": "as_json"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Show the cluster status or its configuration."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    fast = _fast(args)
+    if fast is None:
+        from clp.cli.clpstat_options import command
+
+        command(args=args, prog_name="clpstat")
+        return
+    show(**fast)
+
+
+def _fast(args: list[str]) -> dict[str, Any] | None:
+    if len(set(args)) != len(args) or sum(a in FAST_VIEWS for a in args) > 1:
+        return None
+    if any(a not in FAST_VIEWS and a not in FAST_FLAGS for a in args):
+        return None
+    opts: dict[str, Any] = dict.fromkeys(FAST_FLAGS.values(), False)
+    opts.update(view=None, sv=None, hb=None, np=None, grp=None, rsc=None, mon=None, host=None)
+    for a in args:
+        if a in FAST_VIEWS:
+            opts["view"] = FAST_VIEWS[a]
+        else:
+            opts[FAST_FLAGS[a]] = True
+    return opts
 
 
 def read_local(root: InstallRoot) -> dict[str, Any]:
@@ -75,38 +100,10 @@ def _merge_live_paths(doc: dict[str, Any], table: list[list[Any]]) -> None:
                 entry["drops"] = rec.drops
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _optional_name(flag: str, what: str) -> Callable[[F], F]:
-    return click.option(f"--{flag}", flag, is_flag=False, flag_value="*", default=None,
-                        metavar="[NAME]", help=f"Show the configuration of {what}.")
-
-
-@click.command(cls=Command)
-@click.option("-s", "view", flag_value="s", help="The status (the default).")
-@click.option("--local", "local", is_flag=True,
-              help="The status as this server sees it (clpstat always reads this server's).")
-@click.option("-g", "view", flag_value="g", help="The group map.")
-@click.option("-m", "view", flag_value="m", help="Every monitor on every server.")
-@click.option("-n", "view", flag_value="n", help="The heartbeat matrix.")
-@click.option("-p", "view", flag_value="p", help="The network partition resolution matrix.")
-@click.option("-i", "view", flag_value="i", help="The whole configuration.")
-@click.option("--cl", "view", flag_value="cl", help="The cluster's configuration.")
-@_optional_name("sv", "the servers (or NAME)")
-@_optional_name("hb", "the heartbeat resources (or NAME)")
-@_optional_name("np", "the network partition resources (or NAME)")
-@_optional_name("grp", "the groups (or NAME)")
-@_optional_name("rsc", "the group resources (or NAME)")
-@_optional_name("mon", "the monitor resources (or NAME)")
-@click.option("-h", "host", metavar="HOST", help="Show the status as the named server sees it.")
-@click.option("--detail", is_flag=True, help="More: receive times, reasons, every parameter.")
-@click.option("--long", "long", is_flag=True, help="Do not cut long names.")
-@json_option
-def main(view: str | None, local: bool, sv: str | None, hb: str | None, np: str | None,
+def show(view: str | None, local: bool, sv: str | None, hb: str | None, np: str | None,
          grp: str | None, rsc: str | None, mon: str | None, host: str | None, detail: bool,
-         long: bool, as_json: bool) -> None:
-    """Show the cluster status or its configuration."""
+         long: bool, as_json: bool) -> NoReturn:
+    """The view asked for, whichever way the options were parsed."""
     require_root()
     if local and host:
         finish(Code.INVALID_OPTION, "--local and -h cannot be used together.")
@@ -117,6 +114,8 @@ def main(view: str | None, local: bool, sv: str | None, hb: str | None, np: str 
     if named or view in ("i", "cl"):
         (kind, name), = named.items() if named else [(view, None)]
         _config_view(kind, None if name == "*" else name, detail, as_json)
+    from clp.paths import InstallRoot
+
     root = InstallRoot.from_env()
     doc = read_remote(root, host) if host else read_local(root)
     view = view or "s"
@@ -125,15 +124,15 @@ def main(view: str | None, local: bool, sv: str | None, hb: str | None, np: str 
     else:
         from clp.cli import statviews
 
-        click.echo({"s": lambda: statviews.summary(doc, detail, long),
-                    "g": lambda: statviews.group_map(doc),
-                    "m": lambda: statviews.monitors(doc, detail),
-                    "n": lambda: statviews.heartbeats(doc),
-                    "p": lambda: statviews.partitions(doc)}[view]())
+        print({"s": lambda: statviews.summary(doc, detail, long),
+               "g": lambda: statviews.group_map(doc),
+               "m": lambda: statviews.monitors(doc, detail),
+               "n": lambda: statviews.heartbeats(doc),
+               "p": lambda: statviews.partitions(doc)}[view]())
     interval = doc["heartbeat"]["interval"]
     if doc["status_age"] > max(5 * interval, 3.0):
-        click.echo(f"Warning: the status was last updated {doc['status_age']:.1f} s ago; the "
-                   f"cluster service (pid {doc['writer_pid']}) may be hung.", err=True)
+        print(f"Warning: the status was last updated {doc['status_age']:.1f} s ago; the "
+              f"cluster service (pid {doc['writer_pid']}) may be hung.", file=sys.stderr)
     sys.exit(0)
 
 
@@ -151,6 +150,7 @@ def _config_view(kind: str, name: str | None, detail: bool, as_json: bool) -> No
     from clp.cli.confviews import KINDS, NAMES, names_of, render
     from clp.cli.confviews import as_json as config_json
     from clp.config import ConfigError, load_config
+    from clp.paths import InstallRoot
 
     root = InstallRoot.from_env()
     try:
@@ -163,7 +163,7 @@ def _config_view(kind: str, name: str | None, detail: bool, as_json: bool) -> No
     if as_json:
         print_json(config_json(config, kinds, name))
     else:
-        click.echo(render(config, kinds, name, detail))
+        print(render(config, kinds, name, detail))
     sys.exit(0)
 
 

@@ -19,15 +19,8 @@ import time
 
 import click
 
-from clp.cli.common import (
-    Code,
-    Command,
-    exclusive,
-    finish,
-    json_option,
-    print_json,
-    require_root,
-)
+from clp.cli.common import Code, exclusive, finish, print_json, require_root
+from clp.cli.options import Command, json_option
 from clp.cli.targets import ClusterTargets, Outcome, TargetError
 from clp.clusterd.toratio import MAX_PERIOD, MAX_RATIO
 from clp.paths import InstallRoot

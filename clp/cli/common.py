@@ -7,6 +7,9 @@ active.`` ...), so that scripts written for the product (``grep -x 'Command succ
 ``2>/dev/null``) keep working; when clp knows more than the product's sentence says (which
 server, which name, what to do), that detail follows as a second line on standard error. The
 exit code says what went wrong (docs/commands.md).
+
+No click here: ``clpstat``'s usual forms run without it (it costs more than the rest of the
+command); the click parts every command's options share are in :mod:`clp.cli.options`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ import sys
 from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any, NoReturn
-
-import click
 
 
 class Code(IntEnum):
@@ -88,9 +89,9 @@ def finish(code: int, detail: str = "", product: str | None = None) -> NoReturn:
     on stderr when it says more, and exit with ``code``."""
     detail = detail or DEFAULT_DETAIL.get(int(code), "")
     line = product or product_line(code) or detail or PRODUCT[Code.INTERNAL]
-    click.echo(line)
+    print(line, flush=True)
     if detail and detail != line:
-        click.echo(detail, err=True)
+        print(detail, file=sys.stderr, flush=True)
     sys.exit(int(code))
 
 
@@ -106,41 +107,7 @@ def require_root() -> None:
 
 
 def print_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False))
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-
-
-class Command(click.Command):
-    """A clp command: a mistake in the options is the product's ``Invalid option.`` (click's
-    explanation follows on stderr), and ``-h`` is left to the commands, which use it for a host
-    name (help is ``--help``)."""
-
-    option_code: int = Code.INVALID_OPTION  # a command with the product's own codes changes it
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("context_settings", {"help_option_names": ["--help"]})
-        super().__init__(*args, **kwargs)
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            self._one_choice_each(ctx, args)
-            return super().parse_args(ctx, args)
-        except click.UsageError as e:
-            finish(self.option_code, e.format_message(), product=PRODUCT[Code.INVALID_OPTION])
-
-    def _one_choice_each(self, ctx: click.Context, args: list[str]) -> None:
-        """Options sharing a name are one choice (``-s`` or ``-t``): click would keep the last
-        one given without a word, so two different ones are refused."""
-        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
-        given: dict[str, list[str]] = {}
-        for p in order:
-            if isinstance(p, click.Option) and p.name is not None:
-                given.setdefault(p.name, []).append(p.opts[0])
-        for flags in given.values():
-            if len(set(flags)) > 1:
-                raise click.UsageError(f"{flags[0]} and {flags[-1]} cannot be used together.")
+    print(json.dumps(obj, indent=2, sort_keys=False))
 
 
 @contextlib.contextmanager

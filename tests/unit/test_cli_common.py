@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from clp.cli import clpregctrl
-from clp.cli.common import Command, exclusive, finish, invalid_name
+from clp.cli.common import exclusive, finish, invalid_name
+from clp.cli.options import Command
 from clp.clusterd.reboot_limit import RebootLimit, clear, counter_file, read
 from clp.paths import InstallRoot
 

@@ -125,7 +125,7 @@ def test_monitor_view_lists_every_server() -> None:
 
 
 def test_configuration_views_from_clp_conf(tmp_path: Path, monkeypatch: Any) -> None:
-    from clp.cli.clpstat import main
+    from clp.cli.clpstat_options import command as main
     from clp.cli.confviews import render
 
     conf_dir = tmp_path / "root" / "etc"
@@ -148,3 +148,39 @@ def test_configuration_views_from_clp_conf(tmp_path: Path, monkeypatch: Any) -> 
         result.output
     result = CliRunner().invoke(main, ["-g", "--grp"])
     assert result.exit_code == 2 and result.output.startswith("Invalid option.")
+
+
+def test_the_forms_clpstat_parses_without_click_mean_what_click_makes_of_them() -> None:
+    """Every combination the fast path takes is parsed by the full command line to the same
+    options; anything else is left to the full command line."""
+    import itertools
+
+    from clp.cli import clpstat
+    from clp.cli.clpstat_options import command
+
+    words = [*clpstat.FAST_VIEWS, *clpstat.FAST_FLAGS]
+    checked = 0
+    for n in range(5):
+        for args in itertools.permutations(words, n):
+            fast = clpstat._fast(list(args))
+            if sum(a in clpstat.FAST_VIEWS for a in args) > 1:
+                assert fast is None, args  # two views: the full command line refuses them
+                continue
+            with command.make_context("clpstat", list(args)) as ctx:
+                assert fast == ctx.params, args
+            checked += 1
+    assert checked == 770  # every order of up to 4 of them, with one view at most
+    for other in (["-s", "-s"], ["-gm"], ["--help"], ["-h", "server2"], ["--grp"], ["x"],
+                  ["--json=1"], ["-i"]):
+        assert clpstat._fast(other) is None, other
+
+
+def test_clpstat_does_not_import_click_for_its_usual_forms() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, clp.cli.clpstat, clp.cli.statviews, clp.state\n"
+            "print('click' in sys.modules, 'dataclasses' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -1,0 +1,95 @@
+"""Where ``clusterpro``'s CPU goes: py-spy samples one server of the 8-server lab of
+``hb_cpu.py`` (interval 0.1 s, every path kind) and prints the functions with the most samples,
+by their own time and with what they call.
+
+Usage: python benchmarks/hb_profile.py [--seconds 30] [--top 25] [--lan-only]
+       (root; needs py-spy: pip install py-spy, in the venv's bench extra)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.benchlib import machine, table  # noqa: E402
+from benchmarks.hb_cpu import ALL, KINDS, LAN, N_SERVERS, config_dir, lab_up, service_pids  # noqa: E402
+from tests.integration.labutil import wait_all_online  # noqa: E402
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("py-spy is not installed (pip install py-spy)")
+    return found
+
+
+def profile(pid: int, seconds: float, out: Path) -> Counter[str]:
+    """Collapsed stacks of ``pid`` (every thread, idle samples left out) -> samples."""
+    subprocess.run([py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                    "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+                   check=True, capture_output=True, timeout=seconds + 60)
+    stacks: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[stack] += int(count)
+    return stacks
+
+
+def frame_name(frame: str) -> str:
+    """``func (path/to/file.py:123)`` -> ``func (file.py)``."""
+    func, _, where = frame.partition(" (")
+    return f"{func} ({Path(where.rstrip(')').split(':')[0]).name})" if where else func
+
+
+def top(stacks: Counter[str], n: int) -> tuple[list[list[str]], int]:
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        frames = [frame_name(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        own[frames[-1]] += count
+        for f in set(frames[1:]):  # the thread's name first
+            total[f] += count
+    samples = sum(stacks.values())
+    rows = [[f, f"{own[f] / samples:.1%}", f"{total[f] / samples:.1%}"]
+            for f, _ in total.most_common(n)]
+    by_own = [[f, f"{c / samples:.1%}", f"{total[f] / samples:.1%}"]
+              for f, c in own.most_common(n)]
+    return rows + [["--- by own time ---", "", ""]] + by_own, samples
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--lan-only", action="store_true")
+    args = ap.parse_args()
+    kind = LAN if args.lan_only else ALL
+    py_spy()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "conf"
+        config_dir(conf, KINDS[kind])
+        with lab_up("p", n=N_SERVERS, config_dir=conf, disks=0, client=False) as lab:
+            wait_all_online(lab, timeout=180)
+            time.sleep(5)
+            pid = service_pids(lab, "server1")["clusterpro"][0]
+            stacks = profile(pid, args.seconds, Path(tmp) / "stacks.txt")
+    rows, samples = top(stacks, args.top)
+    print(f"machine: {machine()}")
+    print(table(f"clusterpro of server1, {N_SERVERS} servers at interval 0.1 s, {kind}: "
+                f"{samples} samples of busy threads in {args.seconds:g} s at 200 Hz",
+                ["function", "own", "with callees"], rows))
+
+
+if __name__ == "__main__":
+    main()
