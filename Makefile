@@ -43,6 +43,7 @@ test: venv lint
 
 bench: venv
 	@tools/install-deps.sh --bench
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/clpstat_latency.py
 	$(PY) benchmarks/hb_latency.py
 	$(PY) benchmarks/failover_time.py --stress

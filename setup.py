@@ -48,7 +48,8 @@ setup(
         "click>=8.2",  # CliRunner keeps stdout and stderr apart (the commands use both)
         "jsonschema>=4.17",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.5"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.5"],
+                    "bench": ["py-spy>=0.3"]},
     setup_requires=["cffi>=1.15"] if CFFI_MODULES else [],
     cffi_modules=CFFI_MODULES,
     entry_points={

@@ -32,9 +32,10 @@ def py_spy() -> str:
 
 
 def profile(pid: int, seconds: float, out: Path) -> Counter[str]:
-    """Collapsed stacks of ``pid`` (every thread, idle samples left out) -> samples."""
+    """Collapsed stacks of ``pid`` -> samples: only those of the thread holding the GIL (a
+    thread waiting in a lock or a system call is not using the CPU for Python)."""
     subprocess.run([py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                    "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+                    "--rate", "200", "--gil", "--format", "raw", "--output", str(out)],
                    check=True, capture_output=True, timeout=seconds + 60)
     stacks: Counter[str] = Counter()
     for line in out.read_text().splitlines():
@@ -87,7 +88,7 @@ def main() -> None:
     rows, samples = top(stacks, args.top)
     print(f"machine: {machine()}")
     print(table(f"clusterpro of server1, {N_SERVERS} servers at interval 0.1 s, {kind}: "
-                f"{samples} samples of busy threads in {args.seconds:g} s at 200 Hz",
+                f"{samples} samples holding the GIL in {args.seconds:g} s at 200 Hz",
                 ["function", "own", "with callees"], rows))
 
 

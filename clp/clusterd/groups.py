@@ -7,7 +7,8 @@ membership's Online set and every server's last report and, when this server is 
 sends the coordinator's commands (to itself directly). It runs when its inputs change (a peer's
 report that differs from its last one, a state change of a group here, an operator request: see
 :meth:`changed`), at once, so a planned move does not wait for a heartbeat round; and every
-heartbeat interval as a backstop, which also sends this server's report to its online peers.
+heartbeat interval as a backstop. This server's report goes to its online peers at once when
+what it says changes, and otherwise at least every REPORT_REFRESH seconds (or interval).
 
 Safety rules:
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -54,7 +56,8 @@ from clp.resources.runner import ResourceRunner, probe_state
 log = logging.getLogger("clp.rc")
 
 DEFAULT_TIMEOUT = 1800.0
-REPORT_FRESH = 3  # intervals: a peer reachable by cluster RPC has reported within this many
+REPORT_FRESH = 3  # report periods: a peer reachable by cluster RPC has reported within this many
+REPORT_REFRESH = 1.0  # seconds: an unchanged report is sent again after this long (see tick)
 # a group that asks to fail over is in one of these (activation gave up; a monitor asked)
 FAILOVER_STATES = (GroupState.ONLINE, GroupState.ONLINE_FAILURE)
 PROBE_TIMEOUT = 60.0
@@ -107,6 +110,10 @@ class GroupManager:
         self.on_change: Callable[[], None] = self.report_now
         self.on_event: Callable[[], object] = self.tick_event  # the service adds its guards
         self.clock: Callable[[], float] = time.monotonic  # the clock of every tick's ``now``
+        # a report goes out at every change; with nothing new, at most this often (it shows the
+        # peers that this server answers cluster RPC, and repairs a report that was lost)
+        self.report_every = max(config.heartbeat_interval, REPORT_REFRESH)
+        self._reported = -math.inf
         self._event_due = False
         self._round = asyncio.Event()  # set (and replaced) after every decision round
 
@@ -212,6 +219,7 @@ class GroupManager:
             self._round = asyncio.Event()
 
     def _decide(self, now: float, report: bool) -> list[Command]:
+        intents = self.coord.export_intents() if self.coord.master == self.me else None
         cmds = self.coord.decide(now, self.online, self.reports())
         for alert in self.coord.alerts:
             log.error(alert, extra={"alert": True})
@@ -224,8 +232,9 @@ class GroupManager:
                 self._answered(cmd.server, cmd.group, self.on_command(self.me, args))
             else:
                 self._spawn(self._send_command(cmd.server, cmd.group, args))
-        if report or cmds:
-            self.report_now()
+        mine = self.coord.export_intents() if self.coord.master == self.me else None
+        if cmds or mine != intents or (report and now - self._reported >= self.report_every):
+            self.report_now()  # (what changed here was reported when it changed)
         return cmds
 
     async def _send_command(self, server: str, group: str, args: dict[str, Any]) -> None:
@@ -244,6 +253,7 @@ class GroupManager:
     def report_now(self) -> None:
         """Send this server's report to every online peer; a peer whose previous report is still
         on its way gets the newest one right after it."""
+        self._reported = self.clock()
         for peer in self.online:
             if peer == self.me:
                 continue
@@ -417,7 +427,7 @@ class GroupManager:
         on the disk or COM heartbeat could not be told to start the group (the product's rc 77:
         a failover fails when the servers cannot communicate)."""
         gc = self.config.group(group)
-        fresh = time.monotonic() - REPORT_FRESH * self.config.heartbeat_interval
+        fresh = time.monotonic() - REPORT_FRESH * self.report_every
         return [s for s in gc.servers if s != self.me and s in self.online and s in self.peers
                 and not self.peers[s].report.leaving and self.peers[s].received >= fresh]
 

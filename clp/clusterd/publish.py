@@ -1,11 +1,13 @@
 """Writes what ``clusterpro`` knows into the ``state`` shared-memory region.
 
 The per-server x per-path table is updated in place on every received heartbeat (hot, fixed size);
-the slow-changing rest is published as a snapshot once per heartbeat interval.
+the slow-changing rest is published as a snapshot on every change the service sees, and at
+least every second (or interval).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ class StatePublisher:
         n_servers = len(service.config.servers)
         n_paths = len(service.path_names)
         self._writer: StateWriter | None = None
+        self._published = -math.inf  # monotonic time of the last snapshot published
         self._last_rx = [[0.0] * n_paths for _ in range(n_servers)]
         self._seq = [[0] * n_paths for _ in range(n_servers)]
         self._count = [[0] * n_paths for _ in range(n_servers)]
@@ -109,7 +112,12 @@ class StatePublisher:
                                                      "reason": verdict.reason},
         }
 
+    def age(self) -> float:
+        """Seconds since the last snapshot was published."""
+        return time.monotonic() - self._published
+
     def publish(self) -> None:
         if self._writer is not None:
             self.refresh_paths()  # local device errors change without a decision
             self._writer.publish(self.snapshot())
+            self._published = time.monotonic()

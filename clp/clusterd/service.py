@@ -55,6 +55,7 @@ log = logging.getLogger("clp.nm")
 
 # Event ids of the node-manager module ("nm"), as shown in the alert log.
 # a receive deadline is "strictly more than the timeout ago": wake just after it
+PUBLISH_REFRESH = 1.0  # seconds: see publish_every
 DEADLINE_SLACK = 0.001
 # before a self-fence, how long to wait for clusterpro_evt to write the alert that explains it
 FENCE_LOG_WAIT = 0.5
@@ -136,6 +137,10 @@ class ClusterService:
         self.groups.monitor_states = self.monitors.local_states
         self.peer = PeerServer(config, self.me, key, self._on_peer)
         self.publisher = StatePublisher(root, self)
+        # the status snapshot is published on every change, and with nothing new this often
+        # (clpstat warns when it is older than 5 intervals and 3 s; the per-path table is
+        # written in place on every heartbeat)
+        self.publish_every = max(self.interval, PUBLISH_REFRESH)
         handlers = {"toratio": self._op_toratio, **self.group_ops.handlers(),
                     **self.monitors.handlers()}
         self.control = ControlServer(root.control_socket, {
@@ -277,7 +282,8 @@ class ClusterService:
                 if not self.suspended:
                     self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())
                     self._decide(now, always=True)
-                self.publisher.publish()
+                if self.publisher.age() >= self.publish_every:  # else: published on a change
+                    self.publisher.publish()
                 next_tick += self.interval
                 if next_tick < time.monotonic():  # late (busy machine, stopped): do not burst
                     log.warning("heartbeat loop late by %.3f s", time.monotonic() - next_tick)

@@ -48,6 +48,7 @@ class LanHeartbeat(HeartbeatPath):
         self.peer_addresses = {i: ic.addresses[s] for i, s in self.peers.items()}
         self._sender_of = {unscoped(a): i for i, a in self.peer_addresses.items()}
         self._sender_of.pop(None, None)
+        self._source_index: dict[str, int] = {}  # source text as received -> sender_of
         self.health = DeviceHealth(ic.name, f"socket on {self.my_address} port {self.port}", log)
         # one-way delays (receive time - send time) of the last heartbeats; meaningful when the
         # servers' clocks are synchronized (the seed asks for it), exact in the lab (one clock)
@@ -110,8 +111,15 @@ class LanHeartbeat(HeartbeatPath):
             self._binding = self._loop.create_task(self._bind())
 
     def sender_of(self, source: str) -> int:
-        """The index of the peer whose configured address ``source`` is, else -1."""
-        return self._sender_of.get(unscoped(source), -1)
+        """The index of the peer whose configured address ``source`` is, else -1. The answer
+        for each source text is kept (parsing an address on every datagram showed in profiles);
+        a sender that is nobody's is not kept, so a flood of made-up sources cannot grow it."""
+        found = self._source_index.get(source)
+        if found is None:
+            found = self._sender_of.get(unscoped(source), -1)
+            if found >= 0:
+                self._source_index[source] = found
+        return found
 
     def receive(self, data: bytes, source: str) -> None:
         hb = self.receiver.accept(data, source, expect_sender=self.sender_of(source))

@@ -88,7 +88,13 @@ def new_request(cluster: str, sender: str, op: str, args: dict[str, Any]) -> dic
 
 
 class NonceGuard:
-    """Remembers nonces for twice the allowed skew; anything older is refused by its time."""
+    """Remembers nonces for twice the allowed skew; anything older is refused by its time.
+
+    Nonces are kept in the order they came (a dict keeps it), so the expired ones are dropped
+    from the front: a check costs the same whatever the rate (rebuilding the whole table on every
+    request cost a server of 8 at interval 0.1 s about a sixth of its CPU). Should the clock step
+    back, expired entries behind a newer one wait for it to expire (only frames signed with the
+    cluster key get here: the table grows with the cluster's own traffic only)."""
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
@@ -103,8 +109,13 @@ class NonceGuard:
             raise FrameError("missing or malformed nonce")
         if nonce in self._seen:
             raise FrameError("replayed request")
-        self._seen = {n: t for n, t in self._seen.items() if now - t < 2 * MAX_SKEW}
-        self._seen[nonce] = now
+        seen = self._seen
+        while seen:
+            oldest = next(iter(seen))
+            if now - seen[oldest] < 2 * MAX_SKEW:
+                break
+            del seen[oldest]
+        seen[nonce] = now
         if not isinstance(request.get("op"), str) or not isinstance(request.get("args"), dict):
             raise FrameError("request needs a string 'op' and an object 'args'")
 

@@ -43,3 +43,19 @@ def test_nonce_guard_refuses_replay_skew_and_foreign_cluster():
         g.check(frames.new_request("other", "s", "service", {}), "cluster", now)
     with pytest.raises(frames.FrameError, match="'op'"):
         g.check(dict(frames.new_request("cluster", "s", "x", {}), args=[]), "cluster", now)
+
+
+def test_nonce_guard_forgets_a_nonce_only_after_twice_the_skew():
+    g = frames.NonceGuard()
+    now = time.time()
+    first = frames.new_request("cluster", "server1", "service", {})
+    g.check(first, "cluster", now)
+    later = now + 2 * frames.MAX_SKEW - 1
+    for i in range(3):  # newer requests meanwhile (their own time: the sender's clock)
+        g.check(dict(frames.new_request("cluster", "s", "x", {}), time=later), "cluster",
+                later + i * 0.1)
+    with pytest.raises(frames.FrameError, match="replayed"):  # still remembered
+        g.check(dict(first, time=later), "cluster", later + 0.5)
+    g.check(dict(frames.new_request("cluster", "s", "x", {}), time=now + 2 * frames.MAX_SKEW),
+            "cluster", now + 2 * frames.MAX_SKEW)
+    assert first["nonce"] not in g._seen and len(g._seen) == 4  # the oldest one expired
