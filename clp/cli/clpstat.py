@@ -85,7 +85,11 @@ def read_local(root: InstallRoot) -> dict[str, Any]:
 
 
 def _merge_live_paths(doc: dict[str, Any], table: list[list[Any]]) -> None:
-    """Overlay the in-place records (fresher than the snapshot) on the snapshot's path states."""
+    """Overlay the in-place records (written on every heartbeat and every change: fresher than
+    the snapshot, which is published on a change of its own and every second) on the
+    snapshot's paths."""
+    from clp.state import PATH_STATE_NAMES
+
     names = [p["name"] for p in doc["paths"]]
     members = doc["membership"]["servers"]
     for si, server in enumerate(doc["servers"]):
@@ -93,6 +97,7 @@ def _merge_live_paths(doc: dict[str, Any], table: list[list[Any]]) -> None:
         for pi, name in enumerate(names):
             rec = table[si][pi]
             entry = paths.setdefault(name, {})
+            entry["state"] = PATH_STATE_NAMES.get(rec.state, entry.get("state", "Unknown"))
             entry["last_rx_time"] = rec.last_rx or None
             entry["seq"] = rec.seq
             entry["received"] = rec.rx_count

@@ -12,14 +12,13 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from clp.state import PATH_ERROR, PATH_NORMAL, PATH_NOT_USED, PATH_UNKNOWN, StateWriter
+from clp.state import PATH_ERROR, PATH_NORMAL, PATH_STATE_NAMES, StateWriter
 
 if TYPE_CHECKING:
     from clp.clusterd.service import ClusterService
     from clp.paths import InstallRoot
 
-PATH_CODES = {"Normal": PATH_NORMAL, "Error": PATH_ERROR, "Unknown": PATH_UNKNOWN,
-              "Not Used": PATH_NOT_USED}
+PATH_CODES = {name: code for code, name in PATH_STATE_NAMES.items()}
 
 
 class StatePublisher:

@@ -9,6 +9,7 @@ from clp.state.layout import (
     PATH_ERROR,
     PATH_NORMAL,
     PATH_NOT_USED,
+    PATH_STATE_NAMES,
     PATH_UNKNOWN,
     PathRecord,
     StateBusy,
@@ -22,7 +23,8 @@ from clp.state.reader import StateReader
 from clp.state.writer import StateWriter
 
 __all__ = [
-    "PATH_ERROR", "PATH_NORMAL", "PATH_NOT_USED", "PATH_UNKNOWN", "PathRecord", "StateBusy",
+    "PATH_ERROR", "PATH_NORMAL", "PATH_NOT_USED", "PATH_STATE_NAMES", "PATH_UNKNOWN",
+    "PathRecord", "StateBusy",
     "StateError", "StateHeader", "StateNotRunning", "StateReader", "StateStale", "StateView",
     "StateWriter",
 ]

@@ -58,6 +58,8 @@ PATH_UNKNOWN = 0
 PATH_NORMAL = 1
 PATH_ERROR = 2
 PATH_NOT_USED = 3
+PATH_STATE_NAMES = {PATH_UNKNOWN: "Unknown", PATH_NORMAL: "Normal", PATH_ERROR: "Error",
+                    PATH_NOT_USED: "Not Used"}
 
 HEADER = struct.Struct("=8sIIQQQdQIIII")
 RECORD = struct.Struct("=QdQQQI4x")
