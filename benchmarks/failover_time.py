@@ -145,7 +145,11 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
                 false_failovers += 1
             t0 = time.time()
             lab.crash(owner)
-            times.append(probe_after(lab, t0))
+            try:
+                times.append(probe_after(lab, t0))
+            except RuntimeError as e:
+                raise RuntimeError(f"{e} (run {len(times) + 1}, {owner} crashed); {other}'s "
+                                   f"nm.log ends:\n{log_tail(lab, other)}") from None
             wait_for("failover1 on the survivor", lambda o=other: owner_clp(lab, o) == o,
                      timeout=30)
             lab.restart(owner)
@@ -155,6 +159,11 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
         lab.down()
         Lab.cleanup_all(name)
     return times, false_failovers
+
+
+def log_tail(lab: Lab, server: str, lines: int = 60) -> str:
+    path = lab.root_of(server) / "log" / "nm.log"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _vrrp_owner(lab: Lab) -> str | None:
