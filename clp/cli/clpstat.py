@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from clp.cli.common import Code, finish, invalid_name, print_json, require_root
 
+TYPE_CHECKING = False  # typing is not imported: see clp.state.layout
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from clp.paths import InstallRoot
 
 # The usual forms, parsed here without click (importing it costs more than the rest of the
@@ -59,7 +61,8 @@ def _fast(args: list[str]) -> dict[str, Any] | None:
 
 def read_local(root: InstallRoot) -> dict[str, Any]:
     """The status document: the published snapshot plus the live per-path table."""
-    from clp.state import StateError, StateNotRunning, StateReader, StateStale
+    from clp.state.layout import StateError, StateNotRunning, StateStale
+    from clp.state.reader import StateReader
 
     try:
         reader = StateReader.open(root)
@@ -88,7 +91,7 @@ def _merge_live_paths(doc: dict[str, Any], table: list[list[Any]]) -> None:
     """Overlay the in-place records (written on every heartbeat and every change: fresher than
     the snapshot, which is published on a change of its own and every second) on the
     snapshot's paths."""
-    from clp.state import PATH_STATE_NAMES
+    from clp.state.layout import PATH_STATE_NAMES
 
     names = [p["name"] for p in doc["paths"]]
     members = doc["membership"]["servers"]

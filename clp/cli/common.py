@@ -21,7 +21,10 @@ import os
 import sys
 from collections.abc import Iterator
 from enum import IntEnum
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing is not imported: see clp.state.layout
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 class Code(IntEnum):

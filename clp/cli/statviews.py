@@ -18,7 +18,10 @@ Standard library only: clpstat must start fast.
 from __future__ import annotations
 
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported: see clp.state.layout
+if TYPE_CHECKING:
+    from typing import Any
 
 RULE = " " + "=" * 69
 PATH_TYPES = {"lan": "LAN Heartbeat", "disk": "Disk Heartbeat", "com": "COM Heartbeat",

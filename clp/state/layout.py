@@ -49,7 +49,11 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False  # (not typing's: clpstat imports this module, and typing costs it 2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"CLPSTATE"
 LAYOUT_VERSION = 1
@@ -100,19 +104,14 @@ class StateBusy(StateError):
         self.writer_pid = writer_pid
 
 
-class StateHeader(NamedTuple):
-    magic: bytes
-    version: int
-    size: int
-    writer_pid: int
-    generation: int
-    seq: int
-    updated: float
-    n_servers: int
-    n_paths: int
-    active: int = 0
-    capacity: int = 0
-    start_ticks: int = 0
+# The records are plain named tuples (typing.NamedTuple would import typing: see above).
+class StateHeader(namedtuple("StateHeader", [  # noqa: PYI024
+        "magic",  # bytes
+        "version", "size", "writer_pid", "generation", "seq",  # int
+        "updated",  # float (time.time())
+        "n_servers", "n_paths", "active", "capacity", "start_ticks",  # int
+], defaults=(0, 0, 0))):
+    __slots__ = ()
 
     @classmethod
     def unpack(cls, buf: Any) -> StateHeader:
@@ -126,18 +125,8 @@ class StateHeader(NamedTuple):
                          self.n_servers, self.n_paths, self.active, self.capacity)
 
 
-class PathRecord(NamedTuple):
-    last_rx: float
-    seq: int
-    state: int
-    rx_count: int
-    drops: int
-
-
-class StateView(NamedTuple):
-    header: StateHeader
-    paths: list[list[PathRecord]]
-    snapshot: dict[str, Any]
+PathRecord = namedtuple("PathRecord", "last_rx seq state rx_count drops")  # noqa: PYI024
+StateView = namedtuple("StateView", "header paths snapshot")  # noqa: PYI024 - the paths: PathRecords by server, then path
 
 
 def counters(buf: Any) -> memoryview:

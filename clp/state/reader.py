@@ -11,7 +11,6 @@ import json
 import mmap
 import time
 import zlib
-from typing import TYPE_CHECKING, Any
 
 from clp.state.layout import (
     HEADER,
@@ -35,7 +34,10 @@ from clp.state.layout import (
     writer_alive,
 )
 
+TYPE_CHECKING = False  # see clp.state.layout
 if TYPE_CHECKING:
+    from typing import Any
+
     from clp.paths import InstallRoot
 
 MAX_RETRIES = 1000

@@ -18,7 +18,6 @@ import os
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING, Any
 
 from clp.state.layout import (
     ACTIVE,
@@ -46,7 +45,10 @@ from clp.state.layout import (
 )
 from clp.state.reader import map_segment, read_header
 
+TYPE_CHECKING = False  # see clp.state.layout
 if TYPE_CHECKING:
+    from typing import Any
+
     from clp.paths import InstallRoot
 
 MODE = 0o600
