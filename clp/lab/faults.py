@@ -54,16 +54,9 @@ class Faults:
 
         The server's hung disk paths fail (``eio``) and stay so: a powered-off server's held I/O
         is lost, never written later (its processes blocked on the path, and the kernel's
-        unmount of its dying mount namespace, unwind with EIO).
-
-        Its cables are cut first and plugged back once its addresses are reset: killing every
-        process and removing the addresses takes tens of milliseconds, during which its kernel
-        would still answer ARP for a floating IP, which a powered-off machine never does (a
-        failover at a 10 ms heartbeat is over by then)."""
+        unmount of its dying mount namespace, unwind with EIO)."""
         pid = self._live_init(server)
         ns = nx.pidns_of(pid)
-        for link in LINKS:
-            nx.set_port(self.name, self.index(server), link, up=False)
         nx.kill_all([pid])
 
         def only_blocked_left() -> bool:  # so no live process of it ever sees the EIO
