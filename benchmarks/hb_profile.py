@@ -1,6 +1,7 @@
-"""Where ``clusterpro``'s CPU goes: py-spy samples one server of the 8-server lab of
-``hb_cpu.py`` (interval 0.1 s, every path kind) and prints the functions with the most samples,
-by their own time and with what they call.
+"""Where ``clusterpro``'s CPU goes: py-spy samples every thread of one server of the 8-server
+lab of ``hb_cpu.py`` (interval 0.1 s, every path kind), leaves out the samples of threads that
+wait (see IDLE), and prints the functions with the most samples of their own, with the share of
+the samples they and their callees have.
 
 Usage: python benchmarks/hb_profile.py [--seconds 30] [--top 25] [--lan-only]
        (root; needs py-spy: pip install py-spy, in the venv's bench extra)
@@ -23,6 +24,8 @@ from benchmarks.benchlib import machine, table  # noqa: E402
 from benchmarks.hb_cpu import ALL, KINDS, LAN, N_SERVERS, config_dir, lab_up, service_pids  # noqa: E402
 from tests.integration.labutil import wait_all_online  # noqa: E402
 
+RATE = 500  # samples per second
+
 
 def py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -31,16 +34,23 @@ def py_spy() -> str:
     return found
 
 
+# A sample whose innermost frame is one of these is a thread waiting (in the kernel or for a
+# lock), not using the CPU: py-spy cannot tell them apart from work by itself here.
+IDLE = ("select (selectors.py", "wait (threading.py", "Serial.read (serialposix.py",
+        "_worker (concurrent/futures/thread.py", "DiskDevice.cycle (clp/heartbeat/diskio.py")
+
+
 def profile(pid: int, seconds: float, out: Path) -> Counter[str]:
-    """Collapsed stacks of ``pid`` -> samples: only those of the thread holding the GIL (a
-    thread waiting in a lock or a system call is not using the CPU for Python)."""
+    """Collapsed stacks of every thread of ``pid`` -> samples, the waiting ones left out."""
     subprocess.run([py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                    "--rate", "200", "--gil", "--format", "raw", "--output", str(out)],
+                    "--rate", str(RATE), "--format", "raw", "--output", str(out)],
                    check=True, capture_output=True, timeout=seconds + 60)
     stacks: Counter[str] = Counter()
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
+        if stack and count.isdigit() and not any(
+                stack.rsplit(";", 1)[-1].startswith(i) or i in stack.rsplit(";", 1)[-1]
+                for i in IDLE):
             stacks[stack] += int(count)
     return stacks
 
@@ -62,11 +72,9 @@ def top(stacks: Counter[str], n: int) -> tuple[list[list[str]], int]:
         for f in set(frames[1:]):  # the thread's name first
             total[f] += count
     samples = sum(stacks.values())
-    rows = [[f, f"{own[f] / samples:.1%}", f"{total[f] / samples:.1%}"]
-            for f, _ in total.most_common(n)]
     by_own = [[f, f"{c / samples:.1%}", f"{total[f] / samples:.1%}"]
               for f, c in own.most_common(n)]
-    return rows + [["--- by own time ---", "", ""]] + by_own, samples
+    return by_own, samples
 
 
 def main() -> None:
@@ -88,8 +96,9 @@ def main() -> None:
     rows, samples = top(stacks, args.top)
     print(f"machine: {machine()}")
     print(table(f"clusterpro of server1, {N_SERVERS} servers at interval 0.1 s, {kind}: "
-                f"{samples} samples holding the GIL in {args.seconds:g} s at 200 Hz",
-                ["function", "own", "with callees"], rows))
+                f"{samples} working samples in {args.seconds:g} s at {RATE} Hz (about "
+                f"{samples / args.seconds / RATE:.1%} of a thread's time)",
+                ["function (by own samples)", "own", "with callees"], rows))
 
 
 if __name__ == "__main__":

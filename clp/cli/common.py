@@ -110,7 +110,12 @@ def require_root() -> None:
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False))
+    """``--json``: indented on a terminal, one line otherwise (a script parses it; indenting
+    runs json's Python encoder instead of its C one, which cost clpstat a fifth of its time)."""
+    if sys.stdout.isatty():
+        print(json.dumps(obj, indent=2))
+    else:
+        print(json.dumps(obj, separators=(",", ":")))
 
 
 @contextlib.contextmanager
