@@ -36,8 +36,8 @@ def py_spy() -> str:
 
 # A sample whose innermost frame is one of these is a thread waiting (in the kernel or for a
 # lock), not using the CPU: py-spy cannot tell them apart from work by itself here.
-IDLE = ("select (selectors.py", "wait (threading.py", "Serial.read (serialposix.py",
-        "_worker (concurrent/futures/thread.py", "DiskDevice.cycle (clp/heartbeat/diskio.py")
+IDLE = {"EpollSelector.select (selectors.py)", "Condition.wait (threading.py)",
+        "Serial.read (serialposix.py)", "_worker (thread.py)", "DiskDevice.cycle (diskio.py)"}
 
 
 def profile(pid: int, seconds: float, out: Path) -> Counter[str]:
@@ -48,9 +48,7 @@ def profile(pid: int, seconds: float, out: Path) -> Counter[str]:
     stacks: Counter[str] = Counter()
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit() and not any(
-                stack.rsplit(";", 1)[-1].startswith(i) or i in stack.rsplit(";", 1)[-1]
-                for i in IDLE):
+        if stack and count.isdigit() and frame_name(stack.rsplit(";", 1)[-1]) not in IDLE:
             stacks[stack] += int(count)
     return stacks
 
