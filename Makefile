@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/clpstat_latency.py
 	$(PY) benchmarks/hb_latency.py
+	$(PY) benchmarks/move_time.py
 	$(PY) benchmarks/failover_time.py --stress
 
 clean:
