@@ -149,8 +149,9 @@ class GroupManager:
         report = ServerReport(rep.groups, rep.failover, rep.intents, rep.leaving,
                               rep.failover_reasons)
         self.peers[sender] = PeerReport(rep.incarnation, report, rep.resources, rep.monitors)
-        if old is None or old.report != report:
-            self.changed()
+        if old is None or (old.report, old.resources, old.monitors) != (
+                report, rep.resources, rep.monitors):
+            self.changed()  # a decision input, or what clpstat shows of that server
         return {"ok": True, "code": OK, "message": ""}
 
     def local_report(self) -> ServerReport:

@@ -388,10 +388,10 @@ class ClusterService:
         if self.suspended or self._exit.is_set() or self._hung():
             return
         try:
-            if self.groups.tick_event():
-                self.publisher.publish()
+            self.groups.tick_event()
         except Exception:  # noqa: BLE001 - as in _decide
             log.exception("group decision round failed", extra={"alert": True})
+        self.publisher.publish()  # a peer's report changed, or a group here: clpstat shows it
 
     def _groups_changed(self) -> None:
         self.monitors.reconcile()
