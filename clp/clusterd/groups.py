@@ -114,6 +114,7 @@ class GroupManager:
         # peers that this server answers cluster RPC, and repairs a report that was lost)
         self.report_every = max(config.heartbeat_interval, REPORT_REFRESH)
         self._reported = -math.inf
+        self._intents_reported: dict[str, Any] | None = None  # the master's, as last reported
         self._event_due = False
         self._round = asyncio.Event()  # set (and replaced) after every decision round
 
@@ -154,13 +155,16 @@ class GroupManager:
             self.changed()  # a decision input, or what clpstat shows of that server
         return {"ok": True, "code": OK, "message": ""}
 
+    def _intents(self) -> dict[str, Any] | None:
+        """The intent table this server reports: the coordinator's when it is the master."""
+        return self.coord.export_intents() if self.coord.master == self.me else None
+
     def local_report(self) -> ServerReport:
         groups = {g: (r.state if self.adopted else GroupState.UNKNOWN)
                   for g, r in self.runners.items()}
         failover = {g: r.failover_reason for g, r in self.runners.items()
                     if r.wants_failover and r.state in FAILOVER_STATES}
-        intents = self.coord.export_intents() if self.coord.master == self.me else None
-        return ServerReport(groups, frozenset(failover), intents, self.leaving,
+        return ServerReport(groups, frozenset(failover), self._intents(), self.leaving,
                             {g: why for g, why in failover.items() if why})
 
     def local_resources(self) -> dict[str, str]:
@@ -202,8 +206,8 @@ class GroupManager:
         self.on_event()
 
     def tick_event(self) -> list[Command]:
-        """A decision round for an event: the commands, and a report only if there are any
-        (the peers' rounds follow their own events; the interval's round reports anyway)."""
+        """A decision round for an event; it reports only what it changed (see :meth:`tick`),
+        never the periodic refresh."""
         return self.tick(self.clock(), report=False)
 
     async def next_round(self, timeout: float) -> None:
@@ -220,7 +224,6 @@ class GroupManager:
             self._round = asyncio.Event()
 
     def _decide(self, now: float, report: bool) -> list[Command]:
-        intents = self.coord.export_intents() if self.coord.master == self.me else None
         cmds = self.coord.decide(now, self.online, self.reports())
         for alert in self.coord.alerts:
             log.error(alert, extra={"alert": True})
@@ -233,9 +236,9 @@ class GroupManager:
                 self._answered(cmd.server, cmd.group, self.on_command(self.me, args))
             else:
                 self._spawn(self._send_command(cmd.server, cmd.group, args))
-        mine = self.coord.export_intents() if self.coord.master == self.me else None
-        if cmds or mine != intents or (report and now - self._reported >= self.report_every):
-            self.report_now()  # (what changed here was reported when it changed)
+        if cmds or self._intents() != self._intents_reported or (
+                report and now - self._reported >= self.report_every):
+            self.report_now()  # (a change of a group here was reported when it changed)
         return cmds
 
     async def _send_command(self, server: str, group: str, args: dict[str, Any]) -> None:
@@ -255,6 +258,7 @@ class GroupManager:
         """Send this server's report to every online peer; a peer whose previous report is still
         on its way gets the newest one right after it."""
         self._reported = self.clock()
+        self._intents_reported = self._intents()
         for peer in self.online:
             if peer == self.me:
                 continue

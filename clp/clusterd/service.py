@@ -384,19 +384,18 @@ class ClusterService:
 
     def _group_event(self) -> None:
         """A decision input changed (see GroupManager.changed): a round now, with the guards of
-        the heartbeat loop's own rounds."""
-        if self.suspended or self._exit.is_set() or self._hung():
-            return
-        try:
-            self.groups.tick_event()
-        except Exception:  # noqa: BLE001 - as in _decide
-            log.exception("group decision round failed", extra={"alert": True})
-        self.publisher.publish()  # a peer's report changed, or a group here: clpstat shows it
+        the heartbeat loop's own rounds; then the status is published, since a group here or a
+        peer's report changed (clpstat shows it)."""
+        if not (self.suspended or self._exit.is_set() or self._hung()):
+            try:
+                self.groups.tick_event()
+            except Exception:  # noqa: BLE001 - as in _decide
+                log.exception("group decision round failed", extra={"alert": True})
+        self.publisher.publish()
 
     def _groups_changed(self) -> None:
         self.monitors.reconcile()
-        self.groups.report_now()
-        self.publisher.publish()
+        self.groups.report_now()  # published by the decision round that follows: _group_event
 
     def _monitors_changed(self) -> None:
         self.groups.report_now()

@@ -31,7 +31,7 @@ class PlacedGroup(Protocol):
 
 
 def busy_with(group: str, server: str, attribute: str, active: Mapping[str, str],
-          exclusive: Mapping[str, str]) -> list[str]:
+              exclusive: Mapping[str, str]) -> list[str]:
     """Other groups with the same exclusive attribute active on ``server``."""
     return sorted(g for g, s in active.items()
                   if s == server and g != group and exclusive.get(g, "off") == attribute)

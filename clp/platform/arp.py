@@ -52,6 +52,14 @@ def _close_later(s: socket.socket) -> None:
     threading.Thread(target=s.close, name="arp-close", daemon=True).start()
 
 
+def _answers(data: bytes, target: bytes, mac: bytes) -> bool:
+    """Whether the frame ``data`` is another host's ARP reply for the address ``target``."""
+    if len(data) < 14 + _ARP.size:
+        return False
+    _, _, _, _, op, sha, spa, _, _ = _ARP.unpack_from(data, 14)
+    return op == REPLY and spa == target and sha != mac
+
+
 def probe(iface: str, ip: str, timeout: float = 0.2, count: int = 2) -> bool:
     """Does any other host answer ARP for ``ip`` on ``iface``? (RFC 5227 probe: sender IP 0)."""
     target = ipaddress.IPv4Address(ip).packed
@@ -70,11 +78,7 @@ def probe(iface: str, ip: str, timeout: float = 0.2, count: int = 2) -> bool:
             wait = min([deadline, *sends[:1]]) - now
             if not select.select([s], [], [], max(wait, 0))[0]:
                 continue
-            data = s.recv(2048)
-            if len(data) < 14 + _ARP.size:
-                continue
-            _, _, _, _, op, sha, spa, _, _ = _ARP.unpack_from(data, 14)
-            if op == REPLY and spa == target and sha != mac:
+            if _answers(s.recv(2048), target, mac):
                 return True
     finally:
         _close_later(s)
@@ -147,13 +151,10 @@ class Watch:
                     next_send = max(next_send + self.period, now)
                 if not select.select([s], [], [], max(0.0, next_send - now))[0]:
                     continue
-                data = s.recv(2048)
-                if len(data) >= 14 + _ARP.size:
-                    _, _, _, _, op, sha, spa, _, _ = _ARP.unpack_from(data, 14)
-                    if op == REPLY and spa == self._target and sha != self._mac:
-                        with self._answer:
-                            self.answered = time.monotonic()
-                            self._answer.notify_all()
+                if _answers(s.recv(2048), self._target, self._mac):
+                    with self._answer:
+                        self.answered = time.monotonic()
+                        self._answer.notify_all()
 
     def confirm(self, wait: float) -> bool:
         """One more probe now, from the watch's own socket: answered within ``wait`` seconds?
