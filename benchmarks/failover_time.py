@@ -1,10 +1,13 @@
-"""Failover time: clp against keepalived, same lab topology, same run.
+"""Failover time: clp against keepalived and Pacemaker, same lab topology, same run.
 
 A group with a floating IP and an exec resource running a small TCP service lives on one of two lab
 servers. We crash (power off) the server that owns it and measure, from a client namespace, the
-time from the crash to the first successful TCP connection to the floating IP. keepalived (VRRP,
-unicast to the peer, same VIP, the same TCP service running on both servers) is measured the same
-way. With ``--stress`` the whole run is repeated under a CPU load (stress-ng, one worker per core)
+time from the crash to the first answer of the service from the other server. keepalived (VRRP,
+unicast to the peer, same VIP, the same TCP service running on both servers) and Pacemaker +
+Corosync (IPaddr2, no fencing; :mod:`benchmarks.pacemaker_lab`) are measured the same way, and
+so is clp with the address alone in its group ("address only").
+
+With ``--stress`` the whole run is repeated under a CPU load (stress-ng, one worker per core)
 and every failover that happened without a crash is counted as a false failover.
 
 With ``--resolution-only``, clp alone without and with ping network-partition resolution: the
@@ -25,38 +28,74 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import pacemaker_lab  # noqa: E402
 from benchmarks.benchlib import machine, median, pct, table  # noqa: E402
 from clp.lab import Lab  # noqa: E402
 from clp.lab.samples import write_sample_config  # noqa: E402
 from tests.integration.labutil import status, wait_all_online, wait_for  # noqa: E402
 
 VIP, PORT = "198.18.0.12", 8080
-# The service: accept and close, nothing else (python3 -S: no site import, ~10 ms to start).
+# The service: accept, send this server's name, close (python3 -S: no site import, ~10 ms).
 APP_PY = """import socket
+me = socket.gethostname().encode() + b"\\n"
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8080))
 s.listen(128)
 while True:
-    s.accept()[0].close()
+    c = s.accept()[0]
+    c.sendall(me)
+    c.close()
 """
 APP = "python3 -S /opt/nec/clusterpro/work/bench-app.py"
-# Poll with short connect timeouts; the first success ends the measurement.
+# The client is started before the crash, and starts probing when told "go" on its standard
+# input (just before the crash: its own start is not timed). A new connection attempt every
+# 2 ms, each given 0.1 s, many in flight: one attempt at a time would wait out its connect
+# timeout while the address moves (a SYN to the dead server's MAC is lost), and the measure would
+# be only as fine as that timeout. The first answer from a server other than the crashed one
+# ends it; its time is when that answer arrived.
 PROBE = r"""
-import socket, sys, time
-deadline = time.time() + float(sys.argv[3])
+import errno, selectors, socket, sys, time
+target, old = (sys.argv[1], int(sys.argv[2])), sys.argv[3].encode()
+print("ready", flush=True)
+sys.stdin.readline()
+deadline = time.time() + float(sys.argv[4])
+sel, nxt = selectors.DefaultSelector(), 0.0
 while time.time() < deadline:
-    try:
-        with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.05):
-            print(repr(time.time()))
+    now = time.time()
+    if now >= nxt:
+        s = socket.socket()
+        s.setblocking(False)
+        if s.connect_ex(target) not in (0, errno.EINPROGRESS):
+            s.close()
+        else:
+            sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, now + 0.1)
+        nxt = now + 0.002
+    for key, events in sel.select(max(0.0, nxt - time.time())):
+        s = key.fileobj
+        if not events & selectors.EVENT_READ:  # connected (or failed): wait for the name
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                sel.modify(s, selectors.EVENT_READ, key.data)
+                continue
+        try:
+            name = s.recv(64).strip()
+        except OSError:
+            name = b""
+        sel.unregister(s)
+        s.close()
+        if name and name != old:
+            print(repr(time.time()), name.decode())
             sys.exit(0)
-    except OSError:
-        time.sleep(0.005)
+    for key in list(sel.get_map().values()):
+        if key.data < time.time():
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
 sys.exit(1)
 """
 START_SH = f"""#!/bin/sh
@@ -94,11 +133,44 @@ vrrp_instance VI_1 {{
 """
 
 
-def probe_after(lab: Lab, t0: float, limit: float = 60.0) -> float:
-    r = lab.client_exec(["python3", "-c", PROBE, VIP, str(PORT), str(limit)], timeout=limit + 10)
-    if r.returncode != 0:
-        raise RuntimeError(f"{VIP}:{PORT} never answered after the crash: {r.stderr}")
-    return float(r.stdout.strip()) - t0
+class Client:
+    """The probe of :data:`PROBE` on the lab's client, started and ready before the crash."""
+
+    def __init__(self, lab: Lab, old_owner: str, limit: float = 60.0) -> None:
+        self.limit = limit
+        self.proc = lab.client_popen(["python3", "-c", PROBE, VIP, str(PORT), old_owner,
+                                      str(limit)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the client probe did not start: {self.proc.communicate()[1]}")
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def answered_after(self, t0: float) -> float:
+        """Seconds from ``t0`` to the first answer from another server."""
+        try:
+            out, err = self.proc.communicate(timeout=self.limit + 10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{VIP}:{PORT} never answered from another server after the "
+                               f"crash: {err}")
+        return float(out.split()[0]) - t0
+
+
+def crash_and_time(lab: Lab, owner: str) -> float:
+    """Crash ``owner``; seconds from the crash to the service answering from another server."""
+    client = Client(lab, owner)
+    t0 = time.time()
+    client.go()
+    lab.crash(owner)
+    return client.answered_after(t0)
 
 
 def owner_clp(lab: Lab, observer: str) -> str | None:
@@ -107,19 +179,27 @@ def owner_clp(lab: Lab, observer: str) -> str | None:
 
 
 def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = True,
-               resolution: bool = False) -> None:
+               resolution: bool = False, app_in_group: bool = True,
+               check_timeout: float | None = None) -> None:
     """The sample (LANs, disk and COM heartbeats) with one group; without network-partition
-    resolution unless asked (keepalived has none: its rows compare detection and takeover)."""
+    resolution unless asked (keepalived has none: its rows compare detection and takeover).
+    ``app_in_group`` False: the group holds the floating IP alone and the service runs on every
+    server, as keepalived's does."""
     write_sample_config(dest, n_servers=2, interval=interval, timeout=timeout)
     conf = yaml.safe_load((dest / "clp.conf").read_text())
     if not resolution:
         conf["network_partition"]["resolvers"] = []
     fip = {"type": "fip", "ip": VIP, "ping_check": ping_check}
-    conf["groups"] = {"failover1": {"resources": {"fip1": fip, "exec1": {"type": "exec"}}}}
+    if check_timeout is not None:
+        fip["check_timeout"] = check_timeout
+    resources = {"fip1": fip, "exec1": {"type": "exec"}} if app_in_group else {"fip1": fip}
+    conf["groups"] = {"failover1": {"resources": resources}}
     conf["monitors"] = {}  # the sample's watch its own groups; userw and fipw1 are created
     (dest / "clp.conf").write_text(yaml.safe_dump(conf, sort_keys=False))
     scripts = dest / "scripts"
     shutil.rmtree(scripts)
+    if not app_in_group:
+        return
     (scripts / "failover1" / "exec1").mkdir(parents=True)
     for name, text in (("start.sh", START_SH), ("stop.sh", STOP_SH), ("app.py", APP_PY)):
         path = scripts / "failover1" / "exec1" / name
@@ -128,14 +208,19 @@ def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = T
 
 
 def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
-            ping_check: bool = True, resolution: bool = False) -> tuple[list[float], int]:
-    conf = workdir / f"clp-{interval:g}-{timeout:g}-{ping_check}-{resolution}"
-    clp_config(conf, interval, timeout, ping_check, resolution)
+            **options: Any) -> tuple[list[float], int]:
+    """``options``: those of :func:`clp_config`."""
+    conf = workdir / ("clp-" + "-".join(f"{v}" for v in (interval, timeout, *options.values())))
+    clp_config(conf, interval, timeout, **options)
     name = "f" + secrets.token_hex(2)
     lab = Lab.up(name=name, n=2, config_dir=conf)
     times, false_failovers = [], 0
+    on_every_server = not options.get("app_in_group", True)
     try:
         wait_all_online(lab)
+        if on_every_server:
+            for s in lab.servers:
+                _start_app(lab, s)
         owner = wait_for("failover1 Online", lambda: owner_clp(lab, "server1"), timeout=60)
         for _ in range(runs):
             other = "server2" if owner == "server1" else "server1"
@@ -143,10 +228,8 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
             time.sleep(max(3 * timeout, 2.0))
             if owner_clp(lab, other) != owner:
                 false_failovers += 1
-            t0 = time.time()
-            lab.crash(owner)
             try:
-                times.append(probe_after(lab, t0))
+                times.append(crash_and_time(lab, owner))
             except RuntimeError as e:
                 raise RuntimeError(f"{e} (run {len(times) + 1}, {owner} crashed); {other}'s "
                                    f"nm.log ends:\n{log_tail(lab, other)}") from None
@@ -154,6 +237,8 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
                      timeout=30)
             lab.restart(owner)
             wait_all_online(lab)
+            if on_every_server:
+                _start_app(lab, owner)
             owner = other
     finally:
         lab.down()
@@ -171,17 +256,24 @@ def _vrrp_owner(lab: Lab) -> str | None:
     return holders[0] if len(holders) == 1 else None
 
 
+def _start_app(lab: Lab, server: str) -> None:
+    """The TCP service, started outside the cluster (keepalived's, and clp's address-only rows)."""
+    (lab.root_of(server) / "work" / "bench-app.py").write_text(APP_PY)
+    r = lab.exec(server, ["sh", "-c", f"setsid nohup {APP} >/dev/null 2>&1 &"])
+    if r.returncode != 0:
+        raise RuntimeError(f"the service on {server}: {r.stderr}")
+
+
 def _start_keepalived(lab: Lab, server: str, advert: float) -> None:
     i = lab.servers.index(server) + 1
     conf = KEEPALIVED.format(me=server, prio=200 - i, advert=f"{advert:g}", src=f"198.18.0.{i}",
                              peer=f"198.18.0.{3 - i}", vip=VIP)
     path = lab.root_of(server) / "work" / "keepalived.conf"
     path.write_text(conf)
-    (lab.root_of(server) / "work" / "bench-app.py").write_text(APP_PY)
-    r = lab.exec(server, ["sh", "-c", f"setsid nohup {APP} >/dev/null 2>&1 & "
-                          "keepalived -D -f /opt/nec/clusterpro/work/keepalived.conf "
-                          "-p /opt/nec/clusterpro/work/k.pid -r /opt/nec/clusterpro/work/v.pid "
-                          "--no-syslog -l"])
+    _start_app(lab, server)
+    r = lab.exec(server, ["keepalived", "-D", "-f", "/opt/nec/clusterpro/work/keepalived.conf",
+                          "-p", "/opt/nec/clusterpro/work/k.pid",
+                          "-r", "/opt/nec/clusterpro/work/v.pid", "--no-syslog", "-l"])
     if r.returncode != 0:
         raise RuntimeError(f"keepalived on {server}: {r.stderr}")
 
@@ -199,12 +291,41 @@ def run_keepalived(runs: int, advert: float) -> tuple[list[float], int]:
             if _vrrp_owner(lab) != owner:  # the VIP moved without a crash
                 false_failovers += 1
                 owner = wait_for("a VRRP master", lambda: _vrrp_owner(lab), timeout=30)
-            t0 = time.time()
-            lab.crash(owner)
-            times.append(probe_after(lab, t0))
+            times.append(crash_and_time(lab, owner))
             survivor = wait_for("the VIP on the survivor", lambda: _vrrp_owner(lab), timeout=30)
             lab.restart(owner)
             _start_keepalived(lab, owner, advert)
+            owner = survivor
+    finally:
+        lab.down()
+        Lab.cleanup_all(name)
+    return times, false_failovers
+
+
+def run_pacemaker(runs: int, token_ms: int) -> tuple[list[float], int]:
+    """Pacemaker + Corosync with an IPaddr2 floating IP; the service runs on both servers."""
+    name = "p" + secrets.token_hex(2)
+    lab = Lab.up(name=name, n=2, services=[])
+    both = set(lab.servers)
+    times, false_failovers = [], 0
+    try:
+        for s in lab.servers:
+            _start_app(lab, s)
+            pacemaker_lab.start(lab, s, token_ms)
+        pacemaker_lab.wait_members(lab, "server1", both)
+        pacemaker_lab.configure(lab, "server1", VIP)
+        owner = wait_for("the VIP started", lambda: _vrrp_owner(lab), timeout=120)
+        for _ in range(runs):
+            time.sleep(max(3 * token_ms / 1000, 2.0))
+            if _vrrp_owner(lab) != owner:  # the VIP moved without a crash
+                false_failovers += 1
+                owner = wait_for("the VIP", lambda: _vrrp_owner(lab), timeout=60)
+            times.append(crash_and_time(lab, owner))
+            survivor = wait_for("the VIP on the survivor", lambda: _vrrp_owner(lab), timeout=60)
+            lab.restart(owner)
+            _start_app(lab, owner)
+            pacemaker_lab.start(lab, owner, token_ms)
+            pacemaker_lab.wait_members(lab, survivor, both)
             owner = survivor
     finally:
         lab.down()
@@ -228,13 +349,22 @@ def measure_resolution(runs: int, workdir: Path) -> list[list[str]]:
 
 
 # Every row: (key for --only, label, how it runs). clp's timeout is 3 intervals, like
-# keepalived's master-down time (3 adverts plus a skew under one advert).
-ROWS = [
-    *((f"clp-{i:g}-{t:g}", "clp", ("clp", i, t, True))
+# keepalived's master-down time (3 adverts plus a skew under one advert). At 10 ms the floating
+# IP's check waits 10 ms (check_timeout 0.01), not the default 0.1 s: a cluster that detects in
+# 30 ms sets it so, or the check would take three times the detection.
+TEN_MS = {"check_timeout": 0.01}
+ROWS: list[tuple[str, str, tuple[Any, ...]]] = [
+    *((f"clp-{i:g}-{t:g}", "clp", ("clp", i, t, TEN_MS if i < 0.1 else {}))
       for i, t in ((1.0, 3.0), (1.0, 5.0), (0.1, 0.3), (0.1, 0.5), (0.01, 0.03))),
     # without the floating IP's duplicate-address check, which keepalived lacks
-    ("clp-nocheck-0.1-0.3", "clp, no fip check", ("clp", 0.1, 0.3, False)),
+    ("clp-nocheck-0.1-0.3", "clp, no fip check", ("clp", 0.1, 0.3, {"ping_check": False})),
+    # the address alone moves, the service runs on both servers: what keepalived's rows do
+    *((f"clp-addr-{i:g}-{t:g}", "clp, address only",
+       ("clp", i, t, {"app_in_group": False, **(TEN_MS if i < 0.1 else {})}))
+      for i, t in ((1.0, 3.0), (0.1, 0.3), (0.01, 0.03))),
     *((f"keepalived-{a:g}", "keepalived", ("keepalived", a)) for a in (1.0, 0.1, 0.01)),
+    # no fencing (the lab has no fence device); IPaddr2, the service on both servers
+    *((f"pacemaker-{t}", "pacemaker", ("pacemaker", t)) for t in (1000, 500)),
 ]
 
 
@@ -244,9 +374,12 @@ def measure(runs: int, workdir: Path, only: set[str] | None = None) -> list[list
         if only is not None and key not in only:
             continue
         if how[0] == "clp":
-            _, interval, timeout, check = how
-            times, false = run_clp(runs, interval, timeout, workdir, ping_check=check)
+            _, interval, timeout, options = how
+            times, false = run_clp(runs, interval, timeout, workdir, **options)
             detect = f"interval {interval:g} s / timeout {timeout:g} s"
+        elif how[0] == "pacemaker":
+            times, false = run_pacemaker(runs, how[1])
+            detect = f"corosync token {how[1]} ms"
         else:
             times, false = run_keepalived(runs, how[1])
             detect = f"advert_int {how[1]:g} s (down after ~3x)"
@@ -288,7 +421,9 @@ def main() -> None:
                     measure_resolution(args.runs, args.workdir)))
         return
     if not shutil.which("keepalived"):
-        raise SystemExit("keepalived is not installed (apt-get install keepalived)")
+        raise SystemExit("keepalived is not installed (tools/install-deps.sh --bench)")
+    if only is None or any(k.startswith("pacemaker") for k in only):
+        pacemaker_lab.check_installed()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
     print(table(f"crash -> first TCP connection to {VIP}:{PORT} from a client ({args.runs} runs)",

@@ -7,7 +7,7 @@ pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs km
       gcc libffi-dev make)
 # --bench: also what the benchmarks compare against or load the machine with
 if [ "${1:-}" = "--bench" ]; then
-  pkgs=(keepalived stress-ng linux-perf)
+  pkgs=(keepalived stress-ng linux-perf pacemaker pacemaker-cli-utils corosync resource-agents)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -132,7 +132,16 @@ def _cable(lab: str, ns: str, port: str, link: str, addr: str) -> None:
 
 
 def set_port(lab: str, index: int | str, link: str, up: bool) -> None:
-    run(["ip", "link", "set", host_port(lab, index, link), "up" if up else "down"])
+    set_ports(lab, index, [link], up)
+
+
+def set_ports(lab: str, index: int | str, links: Iterable[str], up: bool) -> None:
+    """Every cable of ``links`` up or down in one ``ip`` process (one batch: the cables go
+    within a millisecond of each other, not an ``ip`` start apart)."""
+    state, links = "up" if up else "down", list(links)
+    if links:
+        run(["ip", "-batch", "-"],
+            input="".join(f"link set {host_port(lab, index, link)} {state}\n" for link in links))
 
 
 # addresses inside a namespace (ns None: the caller's own, as in the lab init)

@@ -175,7 +175,8 @@ class Watch:
 
 _watches: dict[str, Watch] = {}
 _watch_lock = threading.Lock()
-FINAL_PROBE = 0.01  # the one probe after a watch that saw nothing: a LAN answers in < 1 ms
+FINAL_PROBE = 0.01  # the most the one probe after a watch that saw nothing waits (a LAN
+#                    answers in < 1 ms); less when the watch's own probes are closer together
 
 
 def keep_watching(wanted: dict[str, str], period: float, lifetime: float) -> list[str]:
@@ -201,8 +202,9 @@ def answers(iface: str, ip: str, timeout: float) -> tuple[bool, str]:
     With a watch of ``ip`` running (:func:`keep_watching`): once it has run for ``timeout``
     seconds (waiting for the rest if it began less than that ago) with no answer in the last
     ``timeout`` seconds, one short probe confirms: each of the watch's probes in that time had as
-    long to be answered as a single probe waiting ``timeout`` now. If the watch heard an answer
-    lately, or there is none, the full probe decides."""
+    long to be answered as a single probe waiting ``timeout`` now. The last probe waits one
+    period of the watch (``FINAL_PROBE`` at most): no longer than the gap its own probes leave.
+    If the watch heard an answer lately, or there is none, the full probe decides."""
     with _watch_lock:
         w = _watches.get(ip)
     if w is not None and w.iface == iface and w.alive:
@@ -211,7 +213,7 @@ def answers(iface: str, ip: str, timeout: float) -> tuple[bool, str]:
         if w.alive and (w.answered is None or w.answered < now - timeout):
             watched = now - w.started
             try:
-                if w.confirm(FINAL_PROBE):
+                if w.confirm(min(FINAL_PROBE, w.period)):
                     return True, f"answered the last probe after a watch of {watched:.2f} s"
                 return False, f"no answer in a watch of {watched:.2f} s and a last probe"
             except OSError:  # the watch ended just now: the full probe decides

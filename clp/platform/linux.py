@@ -2,23 +2,24 @@
 processes holding a mount point.
 
 Command lines are built by ``*_argv`` methods (pure, unit-tested) and run through
-``clp.platform.proc.run``; reading state (addresses, mounts) parses ``ip -j`` and
-``/proc/self/mountinfo``. ``SolarisPlatform`` overrides the builders and readers.
+``clp.platform.proc.run``; addresses are read, added and removed over rtnetlink
+(``clp.platform.netlink``), mounts read from ``/proc/self/mountinfo``. ``SolarisPlatform``
+overrides the builders and readers.
 
-A reader that cannot read (``ip`` fails or hangs) raises ``PlatformError`` rather than answering
-"nothing here": an empty answer would let a stop report an address gone while it is still up.
+A reader that cannot read (netlink fails or answers junk) raises ``PlatformError`` rather than
+answering "nothing here": an empty answer would let a stop report an address gone while it is
+still up.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clp.platform import arp
+from clp.platform import arp, netlink
 from clp.platform.proc import ProcResult, run
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -57,43 +58,56 @@ def _iface_addr(name: str, cidr: str) -> IfaceAddr:
     return name, iface.network, iface.ip
 
 
+def subnet_for(addrs: list[IfaceAddr], ip: str) -> tuple[str, int] | None:
+    """The interface of ``addrs`` whose subnet contains ``ip`` (not a host route), and the
+    prefix length."""
+    addr = ipaddress.ip_address(ip)
+    for name, net, _own in addrs:
+        if addr.version == net.version and addr in net and net.prefixlen < net.max_prefixlen:
+            return name, net.prefixlen
+    return None
+
+
+def holder_of(addrs: list[IfaceAddr], ip: str) -> str | None:
+    """The interface of ``addrs`` that carries ``ip``, or None."""
+    addr = ipaddress.ip_address(ip)
+    return next((name for name, _net, own in addrs if own == addr), None)
+
+
 class LinuxPlatform:
     name = "linux"
 
     # -- addresses -----------------------------------------------------------------------------
     def interfaces(self, log: logging.Logger | None = None) -> list[IfaceAddr]:
-        """(interface, its subnet, its address) for every address configured here; raises
-        ``PlatformError`` when ``ip`` fails, hangs or answers something unreadable."""
-        result = run(["ip", "-j", "addr", "show"], timeout=10, log=None)
-        if not result.ok:
-            why = "timed out" if result.timed_out else f"exited {result.returncode}"
-            raise PlatformError(f"ip addr show {why}: {result.output.strip()}")
+        """(interface, its subnet, its address) for every address configured here, read over
+        rtnetlink; raises ``PlatformError`` when the kernel's answer cannot be had or read."""
         try:
-            return [_iface_addr(str(link["ifname"]), f"{info['local']}/{info['prefixlen']}")
-                    for link in json.loads(result.output or "[]")
-                    for info in link.get("addr_info", [])]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise PlatformError(f"cannot read the output of ip addr show: {exc!r}") from exc
+            return [_iface_addr(name, cidr) for name, cidr in netlink.addresses()]
+        except (OSError, ValueError) as exc:
+            raise PlatformError(f"cannot read the addresses over netlink: {exc}") from exc
 
     def interface_for(self, ip: str) -> tuple[str, int] | None:
         """The interface whose subnet contains ``ip`` (not a host route), and the prefix length;
         raises ``PlatformError`` as ``interfaces``."""
-        addr = ipaddress.ip_address(ip)
-        for name, net, _own in self.interfaces():
-            if addr.version == net.version and addr in net and net.prefixlen < net.max_prefixlen:
-                return name, net.prefixlen
-        return None
+        return subnet_for(self.interfaces(), ip)
 
     def has_address(self, ip: str) -> str | None:
         """The interface carrying ``ip`` on this server, or None; raises ``PlatformError``."""
-        addr = ipaddress.ip_address(ip)
-        return next((name for name, _net, own in self.interfaces() if own == addr), None)
+        return holder_of(self.interfaces(), ip)
 
-    def add_address_argv(self, ip: str, prefix: int, iface: str) -> list[str]:
-        return ["ip", "addr", "add", f"{ip}/{prefix}", "dev", iface]
+    def add_address(self, ip: str, prefix: int, iface: str, log: logging.Logger | None) -> None:
+        """``ip addr add``, over rtnetlink; raises ``PlatformError`` with the kernel's reason."""
+        try:
+            netlink.add_address(ip, prefix, iface)
+        except OSError as exc:
+            raise PlatformError(exc.strerror or str(exc)) from exc
 
-    def del_address_argv(self, ip: str, prefix: int, iface: str) -> list[str]:
-        return ["ip", "addr", "del", f"{ip}/{prefix}", "dev", iface]
+    def del_address(self, ip: str, prefix: int, iface: str, log: logging.Logger | None) -> None:
+        """``ip addr del``, over rtnetlink; raises ``PlatformError`` with the kernel's reason."""
+        try:
+            netlink.del_address(ip, prefix, iface)
+        except OSError as exc:
+            raise PlatformError(exc.strerror or str(exc)) from exc
 
     def announce(self, ip: str, iface: str, count: int, log: logging.Logger | None = None) -> None:
         """Gratuitous ARP (IPv4; an IPv6 address is announced by the kernel's unsolicited NA)."""

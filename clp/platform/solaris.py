@@ -39,6 +39,18 @@ class SolarisPlatform(LinuxPlatform):
     def del_address_argv(self, ip: str, prefix: int, iface: str) -> list[str]:
         return ["ifconfig", iface, "removeif", ip]
 
+    def add_address(self, ip: str, prefix: int, iface: str, log: logging.Logger | None) -> None:
+        self._ifconfig(self.add_address_argv(ip, prefix, iface), log)
+
+    def del_address(self, ip: str, prefix: int, iface: str, log: logging.Logger | None) -> None:
+        self._ifconfig(self.del_address_argv(ip, prefix, iface), log)
+
+    def _ifconfig(self, argv: list[str], log: logging.Logger | None) -> None:
+        result = self.execute(argv, 30, log)
+        if not result.ok:
+            why = "timed out" if result.timed_out else f"exited {result.returncode}"
+            raise PlatformError(f"{' '.join(argv[:3])} {why}: {result.output.strip()}")
+
     def announce(self, ip: str, iface: str, count: int, log: logging.Logger | None = None) -> None:
         """Nothing to do: the kernel announces the address on ``addif ... up``."""
 

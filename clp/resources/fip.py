@@ -13,7 +13,7 @@ import ipaddress
 from typing import Any, ClassVar
 
 from clp import platform
-from clp.platform.linux import PlatformError
+from clp.platform.linux import PlatformError, holder_of, subnet_for
 from clp.resources.base import Context, Params, ResourceType, Result, Status, done, error
 
 
@@ -42,21 +42,22 @@ class FipResource(ResourceType):
         ip = params["ip"]
         host = platform.current()
         try:
-            if host.has_address(ip):
-                return done(f"{ip} is already active on this server")
-            found = host.interface_for(ip)
+            addrs = host.interfaces()
         except PlatformError as exc:
             return error(f"cannot start {ip}: cannot read the addresses of {ctx.server}: {exc}")
+        if holder_of(addrs, ip):
+            return done(f"{ip} is already active on this server")
+        found = subnet_for(addrs, ip)
         if found is None:
             return Result(Status.ERROR_HARD, 0, f"no interface of {ctx.server} has a subnet "
                                                 f"containing {ip}")
         iface, prefix = found
         if params["ping_check"] and host.answers(ip, iface, ctx.log, params["check_timeout"]):
             return error(f"{ip} already answers on the network")
-        added = host.execute(host.add_address_argv(ip, prefix, iface), 30, ctx.log)
-        if not added.ok:
-            return error(f"cannot add {ip}/{prefix} to {iface}: {added.output.strip()}",
-                         added.returncode)
+        try:
+            host.add_address(ip, prefix, iface, ctx.log)
+        except PlatformError as exc:
+            return error(f"cannot add {ip}/{prefix} to {iface}: {exc}")
         try:
             host.announce(ip, iface, params["garp_count"], ctx.log)
         except OSError as e:  # the address is up; neighbours learn it at their next ARP
@@ -74,10 +75,10 @@ class FipResource(ResourceType):
         if not held:
             return done(f"{ip} is not active on this server")
         for iface, net in held:
-            removed = host.execute(host.del_address_argv(ip, net.prefixlen, iface), 30, ctx.log)
-            if not removed.ok:
-                return error(f"cannot remove {ip} from {iface}: {removed.output.strip()}",
-                             removed.returncode)
+            try:
+                host.del_address(ip, net.prefixlen, iface, ctx.log)
+            except PlatformError as exc:
+                return error(f"cannot remove {ip} from {iface}: {exc}")
         return done(f"{ip} removed from {', '.join(i for i, _ in held)}")
 
     def probe(self, params: Params, ctx: Context) -> bool | None:

@@ -255,8 +255,6 @@ def test_linux_command_lines() -> None:
     from clp.platform.linux import LinuxPlatform
 
     lin = LinuxPlatform()
-    assert lin.add_address_argv("198.18.0.12", 24, "eth0") == [
-        "ip", "addr", "add", "198.18.0.12/24", "dev", "eth0"]
     assert lin.fsck_argv("/dev/sdb1", "ext4") == ["e2fsck", "-p", "/dev/sdb1"]
     assert lin.fsck_argv("/dev/sdb1", "xfs") == ["xfs_repair", "/dev/sdb1"]
     assert lin.mount_argv("pool/fs", "/mnt/z", "zfs", "rw") == [
