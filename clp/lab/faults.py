@@ -61,9 +61,9 @@ class Faults:
         removing the addresses takes tens of milliseconds, during which its kernel would still
         answer ARP for a floating IP (a failover at a 10 ms heartbeat is over by then), and a
         process that outlived its cables could react to them going dark (keepalived does, and
-        its failover looked 1.6 s faster than a crash). Its cables are plugged back once its addresses are reset.
-        An ``nsenter`` that started a command inside stopped itself with it (it passes job
-        control on): it is continued, to reap its child."""
+        its failover looked 1.6 s faster than a crash). Its cables are plugged back once its
+        addresses are reset. An ``nsenter`` that started a command inside stopped itself with
+        it (it passes job control on): it is continued, to reap its child."""
         pid = self._live_init(server)
         ns = nx.pidns_of(pid)
         nx.signal_all(self._server_pids(server), signal.SIGSTOP)
