@@ -48,6 +48,7 @@ bench: venv
 	$(PY) benchmarks/hb_latency.py
 	$(PY) benchmarks/move_time.py
 	$(PY) benchmarks/failover_time.py --stress
+	$(PY) benchmarks/hb_stability.py --minutes 10
 
 clean:
 	rm -rf $(VENV) build *.egg-info

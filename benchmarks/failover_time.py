@@ -320,7 +320,12 @@ def run_pacemaker(runs: int, token_ms: int) -> tuple[list[float], int]:
             if _vrrp_owner(lab) != owner:  # the VIP moved without a crash
                 false_failovers += 1
                 owner = wait_for("the VIP", lambda: _vrrp_owner(lab), timeout=60)
-            times.append(crash_and_time(lab, owner))
+            try:
+                times.append(crash_and_time(lab, owner))
+            except RuntimeError as e:
+                other = next(s for s in lab.servers if s != owner)
+                raise RuntimeError(f"{e} (run {len(times) + 1}, {owner} crashed); crm_mon -1 on "
+                                   f"{other}:\n{pacemaker_lab.status(lab, other)}") from None
             survivor = wait_for("the VIP on the survivor", lambda: _vrrp_owner(lab), timeout=60)
             lab.restart(owner)
             _start_app(lab, owner)
@@ -384,7 +389,8 @@ def measure(runs: int, workdir: Path, only: set[str] | None = None) -> list[list
             times, false = run_keepalived(runs, how[1])
             detect = f"advert_int {how[1]:g} s (down after ~3x)"
         rows.append(row(label, detect, times, false))
-    return rows
+        print("row:", " | ".join(rows[-1]), file=sys.stderr, flush=True)  # kept if a later
+    return rows                                                            # row fails
 
 
 @contextlib.contextmanager

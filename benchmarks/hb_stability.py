@@ -56,7 +56,7 @@ while time.monotonic() < end:
         started += 1
     else:
         skipped += 1
-    time.sleep(max(0.0, t0 + started / rate - time.monotonic()))
+    time.sleep(max(0.0, t0 + (started + skipped) / rate - time.monotonic()))
 for p in running:
     p.wait()
 print(started, skipped)
@@ -200,7 +200,7 @@ def main() -> None:
     print(table(f"{opts.minutes:g} min per phase at interval {opts.interval:g} s / timeout "
                 f"{opts.timeout:g} s (keepalived: advert_int {opts.interval:g} s)",
                 ["system", "phase", "moves", "servers down", "paths lost", "loop late",
-                 "latest late ms"], rows))
+                 "max late ms (so far)"], rows))
 
 
 if __name__ == "__main__":

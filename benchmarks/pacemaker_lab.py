@@ -105,21 +105,24 @@ def start(lab: Lab, server: str, token_ms: int) -> None:
     _run(lab, server, ["sh", "-c", START_SH], "starting corosync and pacemaker")
 
 
-def online_nodes(lab: Lab, server: str) -> set[str]:
-    r = lab.exec(server, ["crm_node", "-l"], timeout=30)
-    if r.returncode != 0:
-        return set()
-    return {f[1] for f in (line.split() for line in r.stdout.splitlines())
-            if len(f) >= 3 and f[2] == "member"}
+def status(lab: Lab, server: str) -> str:
+    r = lab.exec(server, ["crm_mon", "-1"], timeout=30)
+    return r.stdout if r.returncode == 0 else f"crm_mon failed ({r.returncode}): {r.stderr}"
 
 
 def wait_members(lab: Lab, server: str, want: set[str], timeout: float = 120) -> None:
+    """Until Pacemaker on ``server`` shows every server of ``want`` Online and a DC elected:
+    a node that corosync counts but whose controller has not joined yet would, if the other
+    crashed then, wait for the DC election's dead time first."""
+    online = "Online: [ " + " ".join(sorted(want)) + " ]"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if online_nodes(lab, server) >= want:
+        text = status(lab, server)
+        if online in text and "Current DC: NONE" not in text and "Current DC:" in text:
             return
         time.sleep(0.5)
-    raise RuntimeError(f"Pacemaker on {server} never saw {sorted(want)} as members")
+    raise RuntimeError(f"Pacemaker on {server} never showed {online} with a DC:\n"
+                       f"{status(lab, server)}")
 
 
 def configure(lab: Lab, server: str, vip: str) -> None:
