@@ -271,11 +271,9 @@ def _start_keepalived(lab: Lab, server: str, advert: float) -> None:
     path = lab.root_of(server) / "work" / "keepalived.conf"
     path.write_text(conf)
     _start_app(lab, server)
-    # in the foreground of its own session, its detailed log in work/keepalived.log
-    r = lab.exec(server, ["sh", "-c", "setsid nohup keepalived -n -D -l --no-syslog "
-                          "-f /opt/nec/clusterpro/work/keepalived.conf "
-                          "-p /opt/nec/clusterpro/work/k.pid -r /opt/nec/clusterpro/work/v.pid "
-                          ">>/opt/nec/clusterpro/work/keepalived.log 2>&1 &"])
+    r = lab.exec(server, ["keepalived", "-D", "-f", "/opt/nec/clusterpro/work/keepalived.conf",
+                          "-p", "/opt/nec/clusterpro/work/k.pid",
+                          "-r", "/opt/nec/clusterpro/work/v.pid", "--no-syslog", "-l"])
     if r.returncode != 0:
         raise RuntimeError(f"keepalived on {server}: {r.stderr}")
 

@@ -30,13 +30,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.benchlib import machine, table  # noqa: E402
-from benchmarks.failover_time import TEN_MS, _start_keepalived, _vrrp_owner, clp_config, owner_clp  # noqa: E402
+from benchmarks.failover_time import (  # noqa: E402
+    TEN_MS,
+    _start_keepalived,
+    _vrrp_owner,
+    clp_config,
+    cpu_load,
+    owner_clp,
+)
 from clp.lab import Lab  # noqa: E402
 from tests.integration.labutil import wait_all_online, wait_for  # noqa: E402
 
@@ -94,16 +101,6 @@ def moves_while(owner: Callable[[], str | None], seconds: float) -> int:
     return moves
 
 
-@contextlib.contextmanager
-def stressed() -> Iterator[None]:
-    p = subprocess.Popen(["stress-ng", "--cpu", "0", "--cpu-load", "100", "--quiet"])
-    try:
-        yield
-    finally:
-        p.terminate()
-        p.wait(timeout=30)
-
-
 def run_clp(opts: argparse.Namespace, workdir: Path) -> list[list[str]]:
     conf = workdir / "clp-stability"
     clp_config(conf, opts.interval, opts.timeout, app_in_group=False,
@@ -125,7 +122,7 @@ def run_clp(opts: argparse.Namespace, workdir: Path) -> list[list[str]]:
             ("idle", lambda: moves_while(owner, seconds))]
         if shutil.which("stress-ng"):
             def under_stress() -> int:
-                with stressed():
+                with cpu_load(True):
                     return moves_while(owner, seconds)
             phases.append(("stress-ng --cpu 0", under_stress))
         notes: list[str] = []
@@ -171,7 +168,7 @@ def run_keepalived(opts: argparse.Namespace) -> list[list[str]]:
         rows.append(["keepalived", "idle", str(moves_while(lambda: _vrrp_owner(lab), seconds)),
                      "-", "-", "-", "-"])
         if shutil.which("stress-ng"):
-            with stressed():
+            with cpu_load(True):
                 moved = moves_while(lambda: _vrrp_owner(lab), seconds)
             rows.append(["keepalived", "stress-ng --cpu 0", str(moved), "-", "-", "-", "-"])
     finally:
