@@ -332,12 +332,16 @@ class ClusterService:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _on_heartbeat(self, sender: int, path: int, hb: packet.Heartbeat) -> None:
+    def _on_heartbeat(self, sender: int, path: int, hb: packet.Heartbeat,
+                      arrived: float | None = None) -> None:
+        """``arrived``: when the kernel received it (lanhb), if before now."""
         if self.suspended or self._hung():
             return
         server = self.config.servers[sender].name
         path_name = self.path_names[path]
-        self._on_step(self.liveness.heartbeat(time.monotonic(), server, path_name, hb.heard,
+        now = time.monotonic()
+        at = now if arrived is None else min(now, arrived)
+        self._on_step(self.liveness.heartbeat(at, server, path_name, hb.heard,
                                               hb.offline, (hb.incarnation, hb.seq)))
         self.publisher.record_rx(sender, path, hb.seq)
 

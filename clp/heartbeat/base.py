@@ -25,7 +25,9 @@ from clp.config.model import Interconnect
 from clp.heartbeat import packet
 from clp.heartbeat.packet import Drop, Heartbeat, PacketError, ReplayGuard
 
-OnHeartbeat = Callable[[int, int, Heartbeat], None]  # (sender index, path index, heartbeat)
+# (sender index, path index, heartbeat[, when it arrived: time.monotonic(), if the path knows
+# better than "now"])
+OnHeartbeat = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,13 @@ class Receiver:
         self.received += 1
         return hb
 
-    def deliver(self, hb: Heartbeat) -> None:
-        self.ctx.on_heartbeat(hb.sender, self.path_index, hb)
+    def deliver(self, hb: Heartbeat, arrived: float | None = None) -> None:
+        """Hand ``hb`` to the service; ``arrived``: when the kernel received it (monotonic), if
+        the path knows (lanhb), else it counts as received now."""
+        if arrived is None:
+            self.ctx.on_heartbeat(hb.sender, self.path_index, hb)
+        else:
+            self.ctx.on_heartbeat(hb.sender, self.path_index, hb, arrived)
 
     def _drop(self, drop: Drop, source: str, detail: str) -> None:
         first = self.drops[drop.value] == 0

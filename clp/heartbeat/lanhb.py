@@ -13,8 +13,10 @@ tried again once per round until it works; nothing is sent meanwhile.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
+import struct
 import time
 from collections import deque
 from typing import Any, ClassVar
@@ -24,6 +26,11 @@ from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContex
 from clp.net.addresses import unscoped
 
 log = logging.getLogger("clp.lanhb")
+
+SIOCGSTAMP = 0x8906  # the receive time of the last datagram read, as a struct timeval
+_TIMEVAL = struct.Struct("@ll")
+_NO_STAMP = bytes(_TIMEVAL.size)
+MAX_STAMP_LAG = 1.0  # seconds; a stamp further back (or ahead) than that is not believed
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -54,6 +61,7 @@ class LanHeartbeat(HeartbeatPath):
         # servers' clocks are synchronized (the seed asks for it), exact in the lab (one clock)
         self.delays: deque[float] = deque(maxlen=1000)
         self._transport: asyncio.DatagramTransport | None = None
+        self._fd: int | None = None  # the bound socket's, for its receive stamps
         self._loop: asyncio.AbstractEventLoop | None = None
         self._binding: asyncio.Task[None] | None = None  # a bind retry under way
         self._closed = False
@@ -76,6 +84,9 @@ class LanHeartbeat(HeartbeatPath):
             transport.close()  # closed while binding
             return
         self._transport = transport
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else None
+        self._arrived(time.time())  # the first SIOCGSTAMP turns the socket's stamps on
         self.health.ok()
 
     def close(self) -> None:
@@ -86,6 +97,7 @@ class LanHeartbeat(HeartbeatPath):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            self._fd = None
 
     @property
     def local_error(self) -> str | None:
@@ -125,8 +137,25 @@ class LanHeartbeat(HeartbeatPath):
         hb = self.receiver.accept(data, source, expect_sender=self.sender_of(source))
         if hb is None:
             return
-        self.delays.append(time.time() - hb.sent)
-        self.receiver.deliver(hb)
+        now = time.time()
+        self.delays.append(now - hb.sent)
+        self.receiver.deliver(hb, self._arrived(now))
+
+    def _arrived(self, now: float) -> float | None:
+        """When the kernel received the datagram just read (SIOCGSTAMP), on the monotonic
+        clock: a datagram the event loop handles late (the loop was busy) is timed from its
+        arrival, not from then. None when the stamp is unknown or not believable (the wall
+        clock was stepped): the caller then counts it as received now."""
+        if self._fd is None:
+            return None
+        try:
+            sec, usec = _TIMEVAL.unpack(fcntl.ioctl(self._fd, SIOCGSTAMP, _NO_STAMP))
+        except OSError:  # ENOENT: no stamp yet (the first datagram enables them)
+            return None
+        lag = now - (sec + usec / 1e6)
+        if not 0.0 <= lag <= MAX_STAMP_LAG:
+            return None
+        return time.monotonic() - lag
 
     def counters(self) -> dict[str, Any]:
         return {**super().counters(), "delay": percentiles(self.delays)}

@@ -1,10 +1,12 @@
 """lanhb: the sender of a datagram is found by address, not by text; a bind that fails is a
-local error retried every round (loopback only)."""
+local error retried every round; a datagram counts from when the kernel received it (loopback
+only)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
@@ -21,7 +23,7 @@ KEY = b"k" * 32
 
 def lan(addresses: dict[str, str], port: int = 29002,
         got: list[Heartbeat] | None = None) -> LanHeartbeat:
-    def on_heartbeat(sender: int, index: int, hb: Heartbeat) -> None:
+    def on_heartbeat(sender: int, index: int, hb: Heartbeat, arrived: float | None = None) -> None:
         if got is not None:
             got.append(hb)
 
@@ -93,3 +95,41 @@ def test_a_failed_bind_is_a_local_error_retried_every_round_until_it_works() -> 
     asyncio.run(main())
     p.send(Outgoing(6, packet.SENDER_RUNNING, 0.0))  # closed: no more attempts
     assert p._binding is None
+
+
+def test_a_datagram_the_loop_handles_late_counts_from_its_arrival() -> None:
+    """The kernel's receive stamp: a heartbeat that waited in the socket while the event loop
+    was busy is delivered with the time it arrived, so a busy loop does not stretch a silence."""
+    handled: list[tuple[float, float | None]] = []
+    port = free_udp_port()
+    ctx = PathContext(KEY, "cluster", SERVERS, 0, incarnation=1, interval=0.05,
+                      on_heartbeat=lambda s, i, hb, arrived=None: handled.append(
+                          (time.monotonic(), arrived)), heartbeat_port=port)
+    ic = Interconnect("lanhb1", "lan", 0, addresses={"server1": "127.0.0.1",
+                                                     "server2": "127.0.0.2"},
+                      servers=("server1", "server2"))
+    p = LanHeartbeat(ctx, ic, 0)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.2", 0))
+
+    async def main() -> None:
+        await p.start()
+        try:
+            for seq in (1, 2, 3):
+                peer.sendto(record(1, seq), ("127.0.0.1", port))
+                time.sleep(0.1)  # the loop is busy: the datagram waits in the socket
+                await asyncio.sleep(0.02)
+        finally:
+            p.close()
+            peer.close()
+
+    asyncio.run(main())
+    assert len(handled) == 3
+    for at, arrived in handled[1:]:  # the first may come before the stamps are on
+        assert arrived is not None and 0.08 <= at - arrived <= 0.5, handled
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
