@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clp.lab import Lab
 
 
 def machine() -> str:
@@ -33,6 +39,15 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     out = [title, fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*map(str, r)) for r in rows]
     return "\n".join(out)
+
+
+def alert_records(lab: Lab) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+    """(module, event id, record) of every alert-log record of every server of ``lab``."""
+    for server in lab.servers:
+        path = lab.root_of(server) / "log" / "alert.log"
+        for line in path.read_text().splitlines() if path.exists() else []:
+            rec = json.loads(line)
+            yield rec.get("module"), rec.get("event_id"), rec
 
 
 median = statistics.median

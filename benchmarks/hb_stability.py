@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import re
 import secrets
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.benchlib import machine, table  # noqa: E402
+from benchmarks.benchlib import alert_records, machine, table  # noqa: E402
 from benchmarks.failover_time import (  # noqa: E402
     TEN_MS,
     _start_keepalived,
@@ -72,14 +71,12 @@ print(started, skipped)
 
 def clp_counts(lab: Lab) -> Counter[str]:
     found: Counter[str] = Counter()
+    for module, eid, _ in alert_records(lab):
+        if module == "nm" and eid == 2:
+            found["servers down"] += 1
+        elif module == "nm" and eid == 6:
+            found["heartbeat paths lost"] += 1
     for server in lab.servers:
-        alerts = lab.root_of(server) / "log" / "alert.log"
-        for line in alerts.read_text().splitlines() if alerts.exists() else []:
-            rec = json.loads(line)
-            if rec.get("module") == "nm" and rec.get("event_id") == 2:
-                found["servers down"] += 1
-            elif rec.get("module") == "nm" and rec.get("event_id") == 6:
-                found["heartbeat paths lost"] += 1
         nm = lab.root_of(server) / "log" / "nm.log"
         for m in LATE.finditer(nm.read_text(errors="replace") if nm.exists() else ""):
             found["heartbeat loop late"] += 1

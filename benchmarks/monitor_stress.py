@@ -14,7 +14,6 @@ target: 0 monitor errors, 0 recoveries, 0 moves.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.benchlib import machine, table  # noqa: E402
+from benchmarks.benchlib import alert_records, machine, table  # noqa: E402
 from clp.lab import Lab  # noqa: E402
 from clp.lab.samples import write_sample_config  # noqa: E402
 from tests.integration.labutil import status, wait_all_online, wait_for  # noqa: E402
@@ -38,23 +37,19 @@ RECOVERY_EVENTS = {12, 13, 14, 15, 16, 17, 35, 37, 39, 41, 43, 45, 47}
 
 def count(lab: Lab) -> Counter[str]:
     found: Counter[str] = Counter()
-    for server in lab.servers:
-        path = lab.root_of(server) / "log" / "alert.log"
-        for line in path.read_text().splitlines() if path.exists() else []:
-            rec = json.loads(line)
-            eid, module = rec.get("event_id"), rec.get("module")
-            if module == "rm" and eid == 9:
-                found["monitor errors (rm 9)"] += 1
-            elif module == "rm" and eid == 4:
-                found["monitor warnings (rm 4)"] += 1
-            elif module == "rm" and eid == 71:
-                found["monitor delays (rm 71)"] += 1
-            elif module == "rm" and eid in RECOVERY_EVENTS:
-                found["recovery steps"] += 1
-            elif module == "nm" and eid == 6:
-                found["heartbeat paths lost"] += 1
-            elif module == "nm" and eid == 2:
-                found["servers down"] += 1
+    for module, eid, _ in alert_records(lab):
+        if module == "rm" and eid == 9:
+            found["monitor errors (rm 9)"] += 1
+        elif module == "rm" and eid == 4:
+            found["monitor warnings (rm 4)"] += 1
+        elif module == "rm" and eid == 71:
+            found["monitor delays (rm 71)"] += 1
+        elif module == "rm" and eid in RECOVERY_EVENTS:
+            found["recovery steps"] += 1
+        elif module == "nm" and eid == 6:
+            found["heartbeat paths lost"] += 1
+        elif module == "nm" and eid == 2:
+            found["servers down"] += 1
     return found
 
 
