@@ -243,12 +243,31 @@ class MonitorManager:
                 result = Check(Health.ERROR, "pseudo failure (clpmonctrl -e)")
             else:
                 timeout = self._timeout(m)
-                result = await self._results.wait(self.runner.call(
-                    m.cfg.name, m.check, "check", timeout, m.cfg.nice, log))
+                if m.check.inline():
+                    result = self._check_inline(m)
+                else:
+                    result = await self._results.wait(self.runner.call(
+                        m.cfg.name, m.check, "check", timeout, m.cfg.nice, log))
                 self._delay_warning(m, result, timeout)
             self._result(m, generation, result)
             next_at += m.cfg.interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    @staticmethod
+    def _check_inline(m: Running) -> Check:
+        """A check that cannot block (MonitorType.inline), on the loop; what the runner makes
+        of a thread's result and of its exceptions."""
+        started = time.monotonic()
+        try:
+            result = m.check.check()
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not take the daemon down
+            log.exception("check of monitor %s raised", m.cfg.name, extra=RM)
+            return Check(Health.UNKNOWN, f"check of monitor {m.cfg.name} failed: {exc!r}")
+        elapsed = time.monotonic() - started
+        if not isinstance(result, Check):
+            return Check(Health.UNKNOWN, f"{m.check.name}.check returned {result!r}",
+                         elapsed=elapsed)
+        return Check(result.health, result.reason, result.timed_out, elapsed)
 
     def _delay_warning(self, m: Running, result: Check, timeout: float) -> None:
         rate = self.settings.delay_warning

@@ -121,6 +121,12 @@ class MonitorType(ABC):
     # clpmonctrl -e (pseudo failure) may be used on it
     pseudo_failure: ClassVar[bool] = True
 
+    def inline(self) -> bool:
+        """Whether this monitor's check never blocks (no I/O that can hang, no process, no
+        lock): it then runs on the event loop, without the hop to a worker thread and back
+        (userw checks at the heartbeat's interval: ten hops a second at 0.1 s)."""
+        return False
+
     @classmethod
     def cross_check(cls, path: str, name: str, item: Mapping[str, Any],
                     data: Mapping[str, Any]) -> Iterator[ConfigIssue]:

@@ -105,6 +105,13 @@ class UserSpaceMonitor(MonitorType):
                     self.ctx.limit()))))
             self.watchdog = fd
 
+    def inline(self) -> bool:
+        """Without the stall probes a check reads a clock and feeds the watchdog (a write
+        to a character device that does not block): it runs on the event loop, which is the
+        user space it watches."""
+        return not (self.params["open_file"] or self.params["write_file"]
+                    or self.params["create_thread"])
+
     def check(self) -> Check:
         now = boottime()
         gap, self.last = (now - self.last if self.last is not None else 0.0), now
@@ -119,9 +126,8 @@ class UserSpaceMonitor(MonitorType):
         return normal()
 
     def _probes(self) -> None:
-        path = self.ctx.root.work_dir / f"userw.{self.ctx.monitor}"
         if self.params["open_file"] or self.params["write_file"]:
-            with open(path, "wb") as f:
+            with open(self.ctx.root.work_dir / f"userw.{self.ctx.monitor}", "wb") as f:
                 if self.params["write_file"]:
                     f.write(b"\0" * self.params["write_size"])
                     f.flush()

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from clp.clusterd.monitors import MonitorManager, summary
 from clp.config.model import ClusterConfig, MonitorConfig, MonitorRecovery
 from clp.core.group_states import GroupState
 from clp.monitors import registry
+from clp.monitors.base import Check, Health
 from tests.unit.test_group_manager import SERVERS, Cluster, config
 
 G = GroupState
@@ -224,3 +225,18 @@ def test_overall_state_leaves_out_servers_that_are_not_online(make: Any,
         assert (up["servers"]["server2"], up["state"]) == ("Error", "Error")
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("outcome, health, reason", [
+    (lambda: Check(Health.ERROR, "found"), Health.ERROR, "found"),
+    (lambda: None, Health.UNKNOWN, "dummy.check returned None"),
+    (lambda: 1 / 0, Health.UNKNOWN, "check of monitor m1 failed: ZeroDivisionError"),
+])
+def test_a_check_on_the_loop_is_taken_as_the_runner_takes_a_threads(outcome, health,
+                                                                    reason) -> None:
+    """MonitorType.inline: a result, a wrong return and a bug each end as from a worker."""
+    check = SimpleNamespace(name="dummy", check=outcome)
+    m = SimpleNamespace(check=check, cfg=SimpleNamespace(name="m1"))
+    result = MonitorManager._check_inline(m)  # type: ignore[arg-type]
+    assert result.health is health and result.reason.startswith(reason)
+    assert result.elapsed >= 0

@@ -551,6 +551,7 @@ def test_userw_keepalive(root: InstallRoot) -> None:
         and found.reason.endswith("(timeout 10 s)")
     assert m.check().ok  # the next one measures from the last
     m.end()
+    assert m.inline()  # nothing in it can block: it runs on the event loop
     assert UserSpaceMonitor.recovery_defaults_of({}) == {"final_action": "keepalive_reset"}
     assert UserSpaceMonitor.recovery_defaults_of({"action": "RESET"}) == {
         "final_action": "keepalive_reset"}
@@ -569,6 +570,10 @@ def test_userw_probes(root: InstallRoot) -> None:
     assert m.check().ok
     assert (root.work_dir / "userw.userwp").stat().st_size == 5000
     m.end()
+    assert not m.inline()  # a probe may hang: in a worker thread, within the timeout
+    for probe in ("open_file", "write_file", "create_thread"):
+        assert not make("userw", root, monitor="userwq", **{probe: True}).inline()
+    assert not make("genw", root, monitor="genw1", path="x.sh").inline()
 
 
 @pytest.mark.skipif(os.path.exists(WATCHDOG), reason="never touch a real watchdog device")
