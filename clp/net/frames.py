@@ -10,7 +10,6 @@ reply echoes the nonce, so a client never takes an old reply for a new answer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import secrets
@@ -33,12 +32,12 @@ def pack(key: bytes, obj: dict[str, Any]) -> bytes:
     if len(body) > MAX_FRAME:
         raise FrameError(f"frame of {len(body)} bytes exceeds {MAX_FRAME}")
     head = _LEN.pack(len(body))
-    return head + body + hmac.new(key, head + body, hashlib.sha256).digest()
+    return head + body + hmac.digest(key, head + body, "sha256")
 
 
 def unpack_body(key: bytes, head: bytes, rest: bytes) -> dict[str, Any]:
     body, mac = rest[:-32], rest[-32:]
-    if not hmac.compare_digest(mac, hmac.new(key, head + body, hashlib.sha256).digest()):
+    if not hmac.compare_digest(mac, hmac.digest(key, head + body, "sha256")):
         raise FrameError("authentication failed")
     try:
         obj = json.loads(body)
