@@ -4,6 +4,9 @@ wait (see IDLE), and prints the functions with the most samples of their own, wi
 the samples they and their callees have.
 
 Usage: python benchmarks/hb_profile.py [--seconds 30] [--top 25] [--lan-only]
+                                      [--callees FUNCTION ...]
+       --callees: also where the samples under FUNCTION (as printed: "name (file.py)") go,
+       by its direct callees
        (root; needs py-spy: pip install py-spy, in the venv's bench extra)
 """
 
@@ -75,11 +78,24 @@ def top(stacks: Counter[str], n: int) -> tuple[list[list[str]], int]:
     return by_own, samples
 
 
+def callees(stacks: Counter[str], function: str, n: int) -> list[list[str]]:
+    """The samples with ``function`` in their stack, by the frame it called (its own: "-")."""
+    under: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        frames = [frame_name(f) for f in stack.split(";") if f]
+        if function in frames:
+            i = len(frames) - 1 - frames[::-1].index(function)
+            under[frames[i + 1] if i + 1 < len(frames) else "-"] += count
+    samples = sum(stacks.values())
+    return [[f, f"{c / samples:.1%}"] for f, c in under.most_common(n)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--lan-only", action="store_true")
+    ap.add_argument("--callees", nargs="*", default=[])
     args = ap.parse_args()
     kind = LAN if args.lan_only else ALL
     py_spy()
@@ -97,6 +113,9 @@ def main() -> None:
                 f"{samples} working samples in {args.seconds:g} s at {RATE} Hz (about "
                 f"{samples / args.seconds / RATE:.1%} of a thread's time)",
                 ["function (by own samples)", "own", "with callees"], rows))
+    for function in args.callees:
+        print(table(f"under {function}, by callee (share of all samples)",
+                    ["callee", "with its callees"], callees(stacks, function, args.top)))
 
 
 if __name__ == "__main__":
