@@ -1,12 +1,13 @@
 """Build and install clp.
 
-The cffi module ``clp._diskhb_native`` (the disk heartbeat's I/O hot path, ``native/diskhb.c``) is
-built by ``native/build_diskhb.py``; ``pip install -e .`` compiles it in place next to ``clp/``.
+The cffi modules ``clp._diskhb_native`` (the disk heartbeat's I/O, ``native/diskhb.c``) and
+``clp._hbrx_native`` (the heartbeat receive path, ``native/hbrx.c``) are
+built by ``native/build_native.py``; ``pip install -e .`` compiles them in place next to ``clp/``.
 """
 
 from setuptools import find_packages, setup
 
-CFFI_MODULES: list[str] = ["native/build_diskhb.py:ffibuilder"]
+CFFI_MODULES: list[str] = ["native/build_native.py:diskhb", "native/build_native.py:hbrx"]
 
 SERVICES = {
     "clusterpro": "services.clusterpro:main",

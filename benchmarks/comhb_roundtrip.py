@@ -153,7 +153,7 @@ async def _plugin(a: str, b: str, n: int) -> list[float]:
 
     for me in (0, 1):
         ctx = PathContext(KEY, "cluster", ("s1", "s2"), me, 1, 0.1,
-                          on_heartbeat=lambda s, p, hb, me=me: on_hb(me, s, p, hb))
+                          on_heartbeat=lambda s, p, hb, *_, me=me: on_hb(me, s, p, hb))
         paths.append(ComHeartbeat(ctx, ic, 0))
     out = []
     try:

@@ -12,7 +12,7 @@
  * Nothing here keeps global state, so handles may be used from several threads (one handle per
  * thread).
  *
- * The part between the CDEF markers is also the cffi declaration (native/build_diskhb.py reads
+ * The part between the CDEF markers is also the cffi declaration (native/build_native.py reads
  * it), so it must stay plain C declarations without macros or includes.
  */
 #ifndef CLP_DISKHB_H

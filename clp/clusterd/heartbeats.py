@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from clp.config import ClusterConfig
 from clp.heartbeat.base import HeartbeatPath, OnHeartbeat, Outgoing, PathContext, plugin_class
+from clp.heartbeat.rxtable import Quiet
 
 log = logging.getLogger("clp.nm")
 
@@ -25,7 +27,7 @@ class HeartbeatSet:
             key=key, cluster_name=config.name, servers=config.server_names,
             my_index=config.server_index(me), incarnation=incarnation,
             interval=config.heartbeat_interval, on_heartbeat=on_heartbeat,
-            heartbeat_port=config.ports.heartbeat)
+            heartbeat_port=config.ports.heartbeat, n_paths=max(1, len(config.interconnects)))
         self.paths: dict[int, HeartbeatPath] = {}
         for index, ic in enumerate(config.interconnects):
             if me in ic.servers:
@@ -52,6 +54,27 @@ class HeartbeatSet:
                 path.close()
             except Exception:  # noqa: BLE001 - one path must not keep the others open
                 log.exception("%s: close failed", path.name)
+
+    def pull(self) -> list[Quiet]:
+        """The quiet records kept since the last pull (see clp.heartbeat.rxtable)."""
+        return self.ctx.table.pull()
+
+    def set_quiet(self, sender: int, index: int, quiet: bool) -> None:
+        """Whether quiet records of sender on path ``index`` may wait for a pull."""
+        if index in self.paths:
+            self.ctx.table.set_quiet(sender, index, quiet)
+
+    def set_all_quiet(self, quiet: Callable[[int, int], bool]) -> None:
+        """:meth:`set_quiet` for every (sender, path index) of this server's paths."""
+        for index, path in self.paths.items():
+            for sender in path.peers:
+                self.ctx.table.set_quiet(sender, index, quiet(sender, index))
+
+    def received(self, sender: int, index: int) -> tuple[int, int, float]:
+        """(records accepted, last sequence, wall time of the last) from sender on a path."""
+        if index not in self.paths:
+            return 0, 0, 0.0
+        return self.ctx.table.entry(sender, index)
 
     def drops(self, index: int) -> int:
         path = self.paths.get(index)

@@ -1,8 +1,8 @@
 """Writes what ``clusterpro`` knows into the ``state`` shared-memory region.
 
-The per-server x per-path table is updated in place on every received heartbeat (hot, fixed size);
-the slow-changing rest is published as a snapshot on every change the service sees, and at
-least every second (or interval).
+The per-server x per-path table (fixed size, written in place: state, last receipt, sequence and
+counts, the last three from the heartbeat table) and the snapshot of the slow-changing rest are
+published on every change the service sees, and at least every second (or interval).
 """
 
 from __future__ import annotations
@@ -25,13 +25,8 @@ class StatePublisher:
     def __init__(self, root: InstallRoot, service: ClusterService) -> None:
         self.root = root
         self.svc = service
-        n_servers = len(service.config.servers)
-        n_paths = len(service.path_names)
         self._writer: StateWriter | None = None
         self._published = -math.inf  # monotonic time of the last snapshot published
-        self._last_rx = [[0.0] * n_paths for _ in range(n_servers)]
-        self._seq = [[0] * n_paths for _ in range(n_servers)]
-        self._count = [[0] * n_paths for _ in range(n_servers)]
 
     def open(self) -> None:
         cfg = self.svc.config
@@ -44,16 +39,15 @@ class StatePublisher:
             self._writer.close(unlink=True)
             self._writer = None
 
-    def record_rx(self, server: int, path: int, seq: int) -> None:
-        self._last_rx[server][path] = time.time()
-        self._seq[server][path] = seq
-        self._count[server][path] += 1
-        self._write_record(server, path)
-
     def refresh_paths(self) -> None:
         for s in range(len(self.svc.config.servers)):
             for p in range(len(self.svc.path_names)):
                 self._write_record(s, p)
+
+    def path_changed(self, server: int, path: int) -> None:
+        """A news heartbeat came from ``server`` on ``path``: its row, now (a path that
+        delivers its first heartbeat goes Normal without a decision)."""
+        self._write_record(server, path)
 
     def _write_record(self, server: int, path: int) -> None:
         if self._writer is None:
@@ -66,9 +60,9 @@ class StatePublisher:
             drops = svc.heartbeats.drops(path)
             if state == PATH_NORMAL and svc.heartbeats.local_error(path):
                 state = PATH_ERROR
-        self._writer.set_path(server, path, last_rx=self._last_rx[server][path],
-                              seq=self._seq[server][path], state=state,
-                              rx_count=self._count[server][path], drops=drops)
+        received, seq, last_rx = svc.heartbeats.received(server, path)
+        self._writer.set_path(server, path, last_rx=last_rx, seq=seq, state=state,
+                              rx_count=received, drops=drops)
 
     def snapshot(self) -> dict[str, Any]:
         svc = self.svc

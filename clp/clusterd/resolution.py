@@ -60,9 +60,12 @@ async def probe(r: Resolver) -> bool:
 
 class Resolution:
     def __init__(self, config: ClusterConfig, me: str, liveness: Liveness,
-                 on_step: Callable[[Step], None]) -> None:
+                 on_step: Callable[[Step], None], catch_up: Callable[[], None]) -> None:
+        """``catch_up``: gives liveness the heartbeats received so far, before a result goes
+        in (a resolver's state is compared with the one when each server was last heard)."""
         self.liveness = liveness
         self.on_step = on_step
+        self.catch_up = catch_up
         self.mine = {r.name: r for r in config.network_partition.resolvers if me in r.servers}
         self.last: dict[str, dict[str, Any]] = {}  # name -> {"ok", "at"} of the last probe
         self._tasks: set[asyncio.Task[None]] = set()
@@ -108,6 +111,7 @@ class Resolution:
         while True:
             ok = await self._probe(r)
             self.last[r.name] = {"ok": ok, "at": time.time()}
+            self.catch_up()
             alert = self.liveness.background(r.name, ok)
             if alert is not None:
                 log.log(logging.INFO if ok else logging.WARNING, alert, extra={"alert": True})
@@ -118,6 +122,7 @@ class Resolution:
         results = await asyncio.gather(*(self._probe(r) for r in rs))
         for r, ok in zip(rs, results, strict=True):
             log.info("%s: %s", describe(r), "answered" if ok else "did not answer")
+        self.catch_up()
         self.on_step(self.liveness.resolved(time.monotonic(), dict(zip(names, results,
                                                                       strict=True))))
 

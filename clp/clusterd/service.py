@@ -106,9 +106,11 @@ class ClusterService:
         self._exit_code = 0
         self._stop_groups = True  # False when fencing: a fenced server touches no resource
         self._fenced = False
+        self._taking = False  # in _take_quiet
         self._last_round: float | None = None  # CLOCK_BOOTTIME of the heartbeat loop's last round
         self._power_action: str | None = None
         self.path_names = [ic.name for ic in config.interconnects]
+        self._server_names = list(config.server_names)
         self.liveness = Liveness(
             self.me, list(config.server_names),
             {ic.name: set(ic.servers) for ic in config.interconnects},
@@ -118,7 +120,8 @@ class ClusterService:
         self.sender_state = packet.SENDER_RUNNING
         self.heartbeats = HeartbeatSet(config, self.me, key, self.incarnation,
                                        self._on_heartbeat)
-        self.resolution = Resolution(config, self.me, self.liveness, self._on_step)
+        self.resolution = Resolution(config, self.me, self.liveness, self._on_step,
+                                     self._take_quiet)
         self._group_view: list[str] = []
         self.runner = ResourceRunner(gate=self._resource_gate)
         self.peer_client = PeerClient(config, self.me, key)
@@ -270,6 +273,7 @@ class ClusterService:
         next_tick = time.monotonic()
         self._last_round = boottime()
         while not self._exit.is_set():
+            self._take_quiet()
             now = time.monotonic()
             if now >= next_tick:
                 if self._hung():
@@ -305,6 +309,7 @@ class ClusterService:
     def _decide(self, now: float, always: bool) -> bool:
         """Liveness, then groups; at a deadline wake the groups only if what they may count
         on changed (a server lost, resolved down, or past its takeover wait)."""
+        self._take_quiet()
         step = self.liveness.tick(now)
         self._on_step(step, decide=False)
         view = self.liveness.group_online(now)
@@ -332,24 +337,58 @@ class ClusterService:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _on_heartbeat(self, sender: int, path: int, hb: packet.Heartbeat,
-                      arrived: float | None = None) -> None:
-        """``arrived``: when the kernel received it (lanhb), if before now."""
+    def _on_heartbeat(self, sender: int, path: int, hb: packet.Heartbeat, arrived: float,
+                      first: float) -> None:
+        """News from the heartbeat table (see clp.heartbeat.rxtable). ``arrived``: when it was
+        received (LAN: the kernel's stamp); ``first``: when the same heartbeat first arrived on
+        any path."""
         if self.suspended or self._hung():
             return
-        server = self.config.servers[sender].name
-        path_name = self.path_names[path]
-        now = time.monotonic()
-        at = now if arrived is None else min(now, arrived)
-        self._on_step(self.liveness.heartbeat(at, server, path_name, hb.heard,
-                                              hb.offline, (hb.incarnation, hb.seq)))
-        self.publisher.record_rx(sender, path, hb.seq)
+        self._take_quiet()  # the quiet ones that came before it first
+        server, path_name = self.config.servers[sender].name, self.path_names[path]
+        self._on_step(self.liveness.heartbeat(
+            min(time.monotonic(), arrived), server, path_name, hb.heard, hb.offline,
+            (hb.incarnation, hb.seq), first))
+        # a path's first heartbeat makes it Normal without a decision: its row and its
+        # entry in the table follow here
+        self.publisher.path_changed(sender, path)
+        self.heartbeats.set_quiet(sender, path, self.liveness.quiet(server, path_name))
+
+    def _take_quiet(self) -> None:
+        """The quiet heartbeats the table kept since the last call: each moves its path's timer
+        (Liveness.alive); one whose server or path changed state meanwhile is taken in full.
+        Called before anything reads or times liveness: each round and deadline, each
+        decision, each news heartbeat, each resolver result."""
+        if self._taking:
+            return  # a full heartbeat below decided, and its decision round called us
+        self._taking = True
+        try:
+            records = self.heartbeats.pull()
+            if not records or self.suspended or self._hung():
+                return
+            now = time.monotonic()
+            alive, names, paths = self.liveness.alive, self._server_names, self.path_names
+            for arrived, sender, index, first, incarnation, seq, heard, offline in records:
+                server, path, at = names[sender], paths[index], min(now, arrived)
+                if not alive(at, server, path, first, (incarnation, seq)):
+                    self._on_step(self.liveness.heartbeat(
+                        at, server, path, heard, offline, (incarnation, seq), first))
+        finally:
+            self._taking = False
+
+    def _sync_quiet(self) -> None:
+        """Tell the heartbeat table which (sender, path) may wait for a pull: see
+        Liveness.quiet. After every change of a server's or path's state."""
+        servers, paths, quiet = self.config.servers, self.path_names, self.liveness.quiet
+        self.heartbeats.set_all_quiet(lambda s, p: quiet(servers[s].name, paths[p]))
 
     def _on_step(self, step: Step, decide: bool = True) -> None:
         """Log and act on what liveness decided; ``decide``: run a group round if it matters
         (the heartbeat loop's own rounds pass False: they decide right after)."""
         if self._hung():
             return
+        if step.decisions or step.verdicts:
+            self._sync_quiet()
         self._apply(step.decisions)
         for v in step.verdicts:
             self._verdict(v)
@@ -467,8 +506,10 @@ class ClusterService:
     async def _op_suspend(self, args: dict[str, Any]) -> Reply:
         if self.suspended:
             return Reply(False, 12, "The cluster is already suspended.")
+        self._take_quiet()
         self.suspended = True
         self.membership.suspend(time.monotonic())
+        self._sync_quiet()
         self.monitors.suspend_cluster(True)
         log.info("Cluster suspended on %s", self.me,
                  extra={"event_id": EVENT_SUSPENDED, "alert": True})
@@ -480,6 +521,7 @@ class ClusterService:
             return Reply(False, 13, "The cluster is not suspended.")
         self.membership.resume(time.monotonic())
         self.suspended = False
+        self._sync_quiet()
         self.monitors.suspend_cluster(False)
         log.info("Cluster resumed on %s", self.me,
                  extra={"event_id": EVENT_RESUMED, "alert": True})

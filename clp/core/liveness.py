@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from clp.core.membership import Decision, Membership, ServerState
+from clp.core.membership import Decision, Membership, PathState, ServerState
 from clp.core.partition import Partition, ResolverSpec, Verdict
 
 FIRST_SEEN = 16  # heartbeats per server whose first receipt is remembered (several intervals)
@@ -90,18 +90,43 @@ class Liveness:
 
     # --- inputs -----------------------------------------------------------------------------
 
+    def quiet(self, server: str, path: str) -> bool:
+        """Whether a heartbeat from ``server`` on ``path`` whose bitmaps repeat the sender's
+        previous ones would only move the path's timer (:meth:`alive` may take it)."""
+        m = self.membership
+        return (self.verdict is None and not m.suspended and server not in self.down
+                and m.server_state(server) is ServerState.ONLINE
+                and m.path_state(server, path) is PathState.NORMAL)
+
+    def alive(self, now: float, server: str, path: str, first: float,
+              order: tuple[float, ...]) -> bool:
+        """:meth:`heartbeat` for a heartbeat whose bitmaps repeat those of the sender's newest
+        one taken, done cheaply when its server is Online and the path Normal (:meth:`quiet`);
+        False, with nothing done, when it is not so: the caller then calls :meth:`heartbeat`.
+        ``first``: when this heartbeat first arrived on any path."""
+        if self.verdict is not None:
+            return True  # heartbeat() takes nothing any more either
+        if server in self.down or not self.membership.alive(now, server, path, first):
+            return False
+        if order > self._newest.get(server, ()):
+            self._newest[server] = order
+            self.partition.heard(server)
+        return True
+
     def heartbeat(self, now: float, server: str, path: str, heard: int = 0,
-                  offline: int = 0, order: tuple[float, ...] | None = None) -> Step:
+                  offline: int = 0, order: tuple[float, ...] | None = None,
+                  first: float | None = None) -> Step:
         """A heartbeat from ``server`` on ``path``. ``order``: the sender's (incarnation,
         sequence) of it; a copy not newer than one already taken from that server (the same
         heartbeat on another path, a late copy relayed by a witness) keeps the server alive but
-        its bitmaps are old news and are not looked at."""
+        its bitmaps are old news and are not looked at. ``first``: when it first arrived on any
+        path, if the caller knows (else the first call with that ``order`` says)."""
         step = Step()
         if self.verdict is not None:
             return step
         was_down = server in self.down
         step.decisions = self.membership.heartbeat(now, server, path, self._first_seen(
-            now, server, order))
+            now, server, order, first))
         if self.membership.suspended:
             return step
         if order is not None:
@@ -116,14 +141,15 @@ class Liveness:
             self._stop(now, step, verdict)
         return step
 
-    def _first_seen(self, now: float, server: str, order: tuple[float, ...] | None
-                    ) -> float | None:
+    def _first_seen(self, now: float, server: str, order: tuple[float, ...] | None,
+                    first: float | None) -> float | None:
         """When the heartbeat ``order`` of ``server`` was first received, on whichever path
-        (the last FIRST_SEEN heartbeats are remembered; an older copy counts from ``now``)."""
+        (the last FIRST_SEEN heartbeats are remembered; an older copy counts from ``now``, or
+        from ``first`` when the caller knows better)."""
         seen = self._first.get(server)
         if order is None or seen is None or server == self.me:
-            return None  # membership refuses an unknown server
-        at = seen.setdefault(order, now)
+            return first  # membership refuses an unknown server
+        at = seen.setdefault(order, now if first is None else min(now, first))
         if len(seen) > FIRST_SEEN:
             del seen[next(iter(seen))]  # the oldest received
         return at

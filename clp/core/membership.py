@@ -239,6 +239,22 @@ class Membership:
             self._change_path(hb, PathState.NORMAL, now)
         return []
 
+    def alive(self, now: float, server: str, path: str, sent: float | None = None) -> bool:
+        """What :meth:`heartbeat` does with a heartbeat from an Online server on a Normal path
+        (it only moves the path's timer), done only when that is the case: False (nothing done)
+        otherwise, and the caller then calls :meth:`heartbeat`. The receive path's fast lane."""
+        srv = self._servers.get(server)
+        if srv is None or srv.state is not ServerState.ONLINE or self._suspended:
+            return False
+        hb = srv.paths.get(path)
+        if hb is None or hb.state is not PathState.NORMAL:
+            return False
+        hb.last_rx = now
+        at = now if sent is None or sent > now else sent
+        if at > hb.ref:
+            hb.ref = at
+        return True
+
     def tick(self, now: float) -> list[Decision]:
         if self._suspended:
             return []

@@ -204,14 +204,20 @@ class Partition:
                                    for x in ignored])
         return Verdict("down", lost, self._down_reason(lost, why), now + self.grace(lost))
 
+    def heard(self, server: str) -> None:
+        """``server`` was heard now: which of this server's resolvers were failing then (see
+        "already failing" in the module). Part of :meth:`heartbeat`; alone for a heartbeat whose
+        bitmaps repeat the sender's previous ones."""
+        self._failing_heard[server] = frozenset(r.name for r in self.mine()
+                                                if self.failing(r.name))
+
     def heartbeat(self, server: str, heard: int, offline: int, was_offline: bool,
                   settled: bool = False) -> Verdict | None:
         """A heartbeat from ``server`` with its bitmaps; ``was_offline``: whether this server
         had resolved ``server`` down before this heartbeat; ``settled``: whether this server has
         run longer than a timeout. Returns a "yield" Verdict when this server must give up its
         groups (see the module)."""
-        self._failing_heard[server] = frozenset(r.name for r in self.mine()
-                                                if self.failing(r.name))
+        self.heard(server)
         bit = 1 << self.servers.index(self.me)
         before = self._heard_me.get(server, False)
         self._heard_me[server] = bool(heard & bit)

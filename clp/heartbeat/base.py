@@ -10,11 +10,16 @@ Threading rule: :meth:`HeartbeatPath.send` and :meth:`HeartbeatPath.start` run o
 and never block (a plugin with blocking I/O, disk or serial, does it in its own thread); the
 ``on_heartbeat`` callback must be called on the event loop thread (a thread posts with
 ``loop.call_soon_threadsafe``).
+
+Every record received is checked by the context's :class:`clp.heartbeat.rxtable.RxTable`; only
+news reaches ``on_heartbeat`` (see that module), the rest waits in the table for
+:meth:`RxTable.pull`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -23,11 +28,12 @@ from typing import Any, ClassVar
 
 from clp.config.model import Interconnect
 from clp.heartbeat import packet
-from clp.heartbeat.packet import Drop, Heartbeat, PacketError, ReplayGuard
+from clp.heartbeat.packet import Drop, Heartbeat, PacketError
+from clp.heartbeat.rxtable import ANY_SENDER, NEWS, QUIET, Record, RxTable
 
-# (sender index, path index, heartbeat[, when it arrived: time.monotonic(), if the path knows
-# better than "now"])
-OnHeartbeat = Callable[..., None]
+# (sender index, path index, heartbeat, when it arrived (time.monotonic(): LAN, the kernel's
+# stamp), when the same heartbeat first arrived on any path)
+OnHeartbeat = Callable[[int, int, Heartbeat, float, float], None]
 
 
 @dataclass(frozen=True)
@@ -53,25 +59,30 @@ class PathContext:
     interval: float
     on_heartbeat: OnHeartbeat
     heartbeat_port: int = 29002  # lanhb's UDP port (clp.conf cluster.ports.heartbeat)
+    n_paths: int = 16  # interconnects in clp.conf (path indexes below it)
     cluster_id: int = field(init=False)
+    table: RxTable = field(init=False)
 
     def __post_init__(self) -> None:
         self.cluster_id = packet.cluster_id(self.cluster_name)
+        self.table = RxTable(self.key, self.cluster_id, self.my_index, len(self.servers),
+                             self.n_paths)
 
     @property
     def me(self) -> str:
         return self.servers[self.my_index]
 
     def encode(self, out: Outgoing, path_index: int) -> bytes:
-        return packet.encode(self.key, Heartbeat(
-            self.cluster_id, self.my_index, path_index, self.incarnation, out.seq, out.sent,
-            out.state, out.heard, out.offline))
+        return packet.pack(self.key, self.cluster_id, self.my_index, path_index,
+                           self.incarnation, out.seq, out.sent, out.state, out.heard,
+                           out.offline)
 
 
 class Receiver:
-    """Verifies received records for one path: authentic, this cluster, a member of the path
-    other than us, newer than the last one accepted. Drops are counted by reason and logged on
-    the first of each kind only (a flood must not flood the log)."""
+    """Verifies received records for one path (in the context's table): authentic, this
+    cluster, a member of the path other than us, newer than the last one accepted. News goes to
+    the service; drops are counted by reason and logged on the first of each kind only (a flood
+    must not flood the log)."""
 
     def __init__(self, ctx: PathContext, path_index: int, path_name: str,
                  members: frozenset[int], log: logging.Logger) -> None:
@@ -80,14 +91,19 @@ class Receiver:
         self.path_name = path_name
         self.members = members
         self.log = log
-        self.received = 0
         self.drops: Counter[str] = Counter()
-        self._guard = ReplayGuard()
+        self.news = 0  # records handed to the service at once (the rest waited for a pull)
+        ctx.table.set_members(path_index, members)
+
+    @property
+    def received(self) -> int:
+        """Records accepted on this path."""
+        return sum(self.ctx.table.entry(s, self.path_index)[0] for s in self.members)
 
     def accept(self, data: bytes, source: str, expect_sender: int | None = None,
-               count_stale: bool = True,
-               max_late: tuple[float, float] | None = None) -> Heartbeat | None:
-        """The verified heartbeat in ``data`` (from ``source``, for messages), or None.
+               count_stale: bool = True, max_late: tuple[float, float] | None = None) -> bool:
+        """Take the record in ``data`` (from ``source``, for messages): True when it was
+        accepted (news is handed to the service now, a quiet one waits in the table).
 
         ``expect_sender``: the only server that may have sent it (a LAN address, a disk slot).
         ``count_stale``: whether a record that is not newer counts as a replay drop; a disk slot
@@ -95,37 +111,45 @@ class Receiver:
         ``max_late``: (now, seconds) to refuse a record sent longer ago than that by its own
         signed send time (a relay that holds records back); a NaN send time counts as late.
         """
-        try:
-            hb = packet.decode(self.ctx.key, data, self.ctx.cluster_id)
-        except PacketError as e:
-            self._drop(e.drop, source, str(e))
-            return None
-        if (hb.path != self.path_index or hb.sender == self.ctx.my_index
-                or hb.sender not in self.members
-                or (expect_sender is not None and hb.sender != expect_sender)):
-            self._drop(Drop.UNKNOWN_SENDER, source, f"server #{hb.sender} on path #{hb.path}")
-            return None
-        if max_late is not None and not max_late[0] - hb.sent <= max_late[1]:
-            self._drop(Drop.LATE, source, f"incarnation {hb.incarnation} seq {hb.seq} sent "
-                       f"{max_late[0] - hb.sent:.3f} s ago, more than {max_late[1]:g} s: relayed "
-                       "late, or the clocks differ")
-            return None
-        if not self._guard.accept(hb):
-            if count_stale:
-                self._drop(Drop.REPLAY, source, f"incarnation {hb.incarnation} seq {hb.seq} not "
-                           "newer than the last accepted (a replay, or a restart with the "
-                           "clock set back and its work directory lost)")
-            return None
-        self.received += 1
-        return hb
+        now_wall, late = max_late if max_late is not None else (time.time(), 0.0)
+        code, rec = self.ctx.table.ingest(
+            self.path_index, data, ANY_SENDER if expect_sender is None else expect_sender,
+            time.monotonic(), now_wall, late, count_stale)
+        if rec is not None:
+            self.handle(rec, source, late)
+        return code in (NEWS, QUIET)
 
-    def deliver(self, hb: Heartbeat, arrived: float | None = None) -> None:
-        """Hand ``hb`` to the service; ``arrived``: when the kernel received it (monotonic), if
-        the path knows (lanhb), else it counts as received now."""
-        if arrived is None:
-            self.ctx.on_heartbeat(hb.sender, self.path_index, hb)
-        else:
-            self.ctx.on_heartbeat(hb.sender, self.path_index, hb, arrived)
+    def handle(self, rec: Record, source: str, max_late: float = 0.0) -> None:
+        """A record the table handed back: news to the service, a drop counted."""
+        if rec.kind == NEWS:
+            self.news += 1
+            self.ctx.on_heartbeat(rec.sender, self.path_index, rec.heartbeat, rec.arrived,
+                                  rec.first)
+            return
+        drop = rec.drop
+        if drop is None:
+            raise ValueError(f"not a record to handle: kind {rec.kind}")
+        self._drop(drop, source, self._detail(rec, drop, max_late))
+
+    def _detail(self, rec: Record, drop: Drop, max_late: float) -> str:
+        hb = rec.heartbeat
+        if drop is Drop.UNKNOWN_SENDER:
+            return f"server #{hb.sender} on path #{hb.path}"
+        if drop is Drop.LATE:
+            return (f"incarnation {hb.incarnation} seq {hb.seq} sent "
+                    f"{rec.now_wall - hb.sent:.3f} s ago, more than {max_late:g} s: relayed "
+                    "late, or the clocks differ")
+        if drop is Drop.REPLAY:
+            return (f"incarnation {hb.incarnation} seq {hb.seq} not newer than the last "
+                    "accepted (a replay, or a restart with the clock set back and its work "
+                    "directory lost)")
+        if rec.size != packet.PACKET_SIZE:
+            return f"size {rec.size} != {packet.PACKET_SIZE}"
+        try:  # the checks of the packet itself: the Python decoder words them
+            packet.decode(self.ctx.key, rec.data, self.ctx.cluster_id)
+        except PacketError as e:
+            return str(e).partition(": ")[2]
+        return "refused by the native check only"  # they disagree: a bug, named as such
 
     def _drop(self, drop: Drop, source: str, detail: str) -> None:
         first = self.drops[drop.value] == 0
@@ -209,7 +233,8 @@ class HeartbeatPath(ABC):
 
     def counters(self) -> dict[str, Any]:
         return {"type": self.type, "sent": self.sent, "send_errors": self.send_errors,
-                "received": self.receiver.received, "drops": dict(self.receiver.drops),
+                "received": self.receiver.received, "news": self.receiver.news,
+                "drops": dict(self.receiver.drops),
                 "local_error": self.local_error}
 
 

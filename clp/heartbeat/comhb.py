@@ -113,9 +113,7 @@ class ComHeartbeat(HeartbeatPath):
                     self._port.cancel_read()
 
     def _receive(self, frame: bytes) -> None:
-        hb = self.receiver.accept(frame, self.device, expect_sender=self.peer)
-        if hb is not None:
-            self.receiver.deliver(hb)
+        self.receiver.accept(frame, self.device, expect_sender=self.peer)
 
     # in the port thread
     def _run(self) -> None:

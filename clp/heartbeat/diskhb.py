@@ -235,7 +235,4 @@ class DiskHeartbeat(HeartbeatPath):
         self._last_slot[i] = slot
         if previous is None or slot == previous or layout.is_blank(slot):
             return  # a baseline, not news, or never written
-        hb = self.receiver.accept(slot, f"{self.device} slot {i}", expect_sender=i,
-                                  count_stale=False)
-        if hb is not None:
-            self.receiver.deliver(hb)
+        self.receiver.accept(slot, f"{self.device} slot {i}", expect_sender=i, count_stale=False)

@@ -84,9 +84,16 @@ def cluster_id(name: str) -> int:
 
 
 def encode(key: bytes, hb: Heartbeat) -> bytes:
-    body = _BODY.pack(MAGIC, VERSION, KIND_HEARTBEAT, hb.state, hb.cluster_id, hb.sender,
-                      hb.path, hb.incarnation, hb.seq, hb.sent, hb.heard, hb.offline)
-    return body + hmac.new(key, body, hashlib.sha256).digest()
+    return pack(key, hb.cluster_id, hb.sender, hb.path, hb.incarnation, hb.seq, hb.sent,
+                hb.state, hb.heard, hb.offline)
+
+
+def pack(key: bytes, cluster: int, sender: int, path: int, incarnation: int, seq: int,
+         sent: float, state: int, heard: int, offline: int) -> bytes:
+    """:func:`encode` without making a :class:`Heartbeat` (every path, every round)."""
+    body = _BODY.pack(MAGIC, VERSION, KIND_HEARTBEAT, state, cluster, sender, path,
+                      incarnation, seq, sent, heard, offline)
+    return body + hmac.digest(key, body, "sha256")
 
 
 def decode(key: bytes, data: bytes, expected_cluster: int) -> Heartbeat:
@@ -97,28 +104,8 @@ def decode(key: bytes, data: bytes, expected_cluster: int) -> Heartbeat:
     magic, version, kind, state, cid, sender, path, inc, seq, sent, heard, off = _BODY.unpack(body)
     if magic != MAGIC or version != VERSION or kind != KIND_HEARTBEAT:
         raise PacketError(Drop.MALFORMED, f"magic/version/kind {magic!r}/{version}/{kind}")
-    if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
+    if not hmac.compare_digest(mac, hmac.digest(key, body, "sha256")):
         raise PacketError(Drop.BAD_MAC, "authentication failed")
     if cid != expected_cluster:
         raise PacketError(Drop.UNKNOWN_CLUSTER, f"cluster id {cid:#x}")
     return Heartbeat(cid, sender, path, inc, seq, sent, state, heard, off)
-
-
-class ReplayGuard:
-    """Accepts a heartbeat only if it is newer than the last one accepted on its (sender, path).
-
-    Newer means a larger incarnation (the sender restarted), or the same incarnation and a larger
-    sequence. A captured packet sent again, or a reordered older one, is refused.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[int, int], tuple[int, int]] = {}
-
-    def accept(self, hb: Heartbeat) -> bool:
-        key = (hb.sender, hb.path)
-        mark = (hb.incarnation, hb.seq)
-        last = self._last.get(key)
-        if last is not None and mark <= last:
-            return False
-        self._last[key] = mark
-        return True

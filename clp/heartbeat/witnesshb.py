@@ -134,10 +134,8 @@ class WitnessHeartbeat(HeartbeatPath):
             if self._offered.get(sender) == record:
                 continue  # unchanged since the last answer: not news (and not late again)
             self._offered[sender] = record
-            hb = self.receiver.accept(record, f"witness {self.target}", expect_sender=sender,
-                                      count_stale=False, max_late=(now, self.max_late))
-            if hb is not None:
-                self.receiver.deliver(hb)
+            self.receiver.accept(record, f"witness {self.target}", expect_sender=sender,
+                                 count_stale=False, max_late=(now, self.max_late))
 
     def _failed(self, reason: str) -> None:
         self.send_errors += 1

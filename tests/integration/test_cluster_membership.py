@@ -34,6 +34,14 @@ def test_every_server_sees_every_server_online(n):
                     assert path_state(doc, server, path) == "Normal", (observer, server, path)
         text = lab.exec("server1", ["clpstat"]).stdout
         assert "CLUSTER STATUS" in text and "*server1" in text and "lanhb2" in text
+        # once all is Normal, a heartbeat only moves its path's timer: it waits in the
+        # heartbeat table for the next round instead of reaching the event loop on its own
+        before = status(lab, "server1")["counters"]["paths"]["lanhb2"]
+        time.sleep(2.0)
+        after = status(lab, "server1")["counters"]["paths"]["lanhb2"]
+        received = after["received"] - before["received"]
+        assert received >= (n - 1) * 1.0 / INTERVAL, (before, after)
+        assert after["news"] - before["news"] <= 2, (before, after)
 
 
 def test_crash_is_detected_within_timeout_plus_interval_and_restart_rejoins():

@@ -60,7 +60,7 @@ class Side:
     def __init__(self, index: int, cable: Cable) -> None:
         self.got: list[tuple[int, int, Heartbeat]] = []
         self.ctx = PathContext(KEY, "cluster", SERVERS, index, incarnation=1, interval=INTERVAL,
-                               on_heartbeat=lambda s, p, hb: self.got.append((s, p, hb)))
+                               on_heartbeat=lambda s, p, hb, *_: self.got.append((s, p, hb)))
         ic = Interconnect("comhb1", "com", 0, devices={"server1": str(cable.a),
                                                        "server2": str(cable.b)},
                           servers=SERVERS)

@@ -120,7 +120,7 @@ class Server:
     def __init__(self, index: int, device: str, peer_device: str, cluster: str = "cluster"):
         self.got: list[Heartbeat] = []
         self.ctx = PathContext(KEY, cluster, SERVERS, index, incarnation=1, interval=INTERVAL,
-                               on_heartbeat=lambda sender, path, hb: self.got.append(hb))
+                               on_heartbeat=lambda sender, path, hb, *_: self.got.append(hb))
         devices = {SERVERS[index]: device, SERVERS[1 - index]: peer_device}
         ic = Interconnect("diskhb1", "disk", 0, devices=devices, servers=SERVERS)
         self.path = DiskHeartbeat(self.ctx, ic, 0)

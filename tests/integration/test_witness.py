@@ -93,7 +93,7 @@ class Side:
                  key: bytes = KEY) -> None:
         self.got: list[tuple[int, int, Heartbeat]] = []
         self.ctx = PathContext(key, cluster, SERVERS, index, incarnation=1, interval=INTERVAL,
-                               on_heartbeat=lambda s, p, hb: self.got.append((s, p, hb)))
+                               on_heartbeat=lambda s, p, hb, *_: self.got.append((s, p, hb)))
         ic = Interconnect("witnesshb1", "witness", 0, target=target, servers=SERVERS)
         self.path = WitnessHeartbeat(self.ctx, ic, 0)
         self.seq = 0

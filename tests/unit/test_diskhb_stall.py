@@ -17,7 +17,8 @@ KEY = b"k" * 32
 
 
 def path(interval: float = 0.1, got: list[int] | None = None) -> DiskHeartbeat:
-    def on_heartbeat(sender: int, index: int, hb: Heartbeat) -> None:
+    def on_heartbeat(sender: int, index: int, hb: Heartbeat, arrived: float, first: float
+                     ) -> None:
         if got is not None:
             got.append(hb.seq)
 

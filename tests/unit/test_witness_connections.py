@@ -95,7 +95,7 @@ def test_witnesshb_closes_the_connection_after_an_http_1_0_answer() -> None:
         server = await asyncio.start_server(fake_witness, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         ctx = PathContext(b"w" * 32, "cluster", ("s1", "s2"), 0, incarnation=1, interval=0.1,
-                          on_heartbeat=lambda s, p, hb: None)
+                          on_heartbeat=lambda *_: None)
         path = WitnessHeartbeat(ctx, Interconnect("witnesshb1", "witness", 0,
                                                   target=f"127.0.0.1:{port}",
                                                   servers=("s1", "s2")), 0)

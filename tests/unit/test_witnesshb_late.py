@@ -26,7 +26,7 @@ def path(key: bytes = KEY) -> tuple[WitnessHeartbeat, list[Heartbeat]]:
     """server1's witness path; what it delivers goes to the list."""
     got: list[Heartbeat] = []
     ctx = PathContext(key, "cluster", SERVERS, 0, incarnation=1, interval=INTERVAL,
-                      on_heartbeat=lambda s, p, hb: got.append(hb))
+                      on_heartbeat=lambda s, p, hb, *_: got.append(hb))
     ic = Interconnect("witnesshb1", "witness", 0, target="127.0.0.1:29005", servers=SERVERS)
     return WitnessHeartbeat(ctx, ic, 0), got
 
