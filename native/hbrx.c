@@ -8,10 +8,13 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BODY 64
 #define MAC_LEN 32
@@ -171,6 +174,7 @@ typedef struct {
 } path_info;
 
 struct hbrx_table {
+    pthread_mutex_t lock; /* every public function but hbrx_lan_wait's poll holds it */
     hmac_key key;
     uint64_t cluster_id;
     int me, n_servers, n_paths;
@@ -192,6 +196,7 @@ hbrx_table *hbrx_new(const unsigned char *key, size_t key_len, uint64_t cluster_
         return NULL;
     hbrx_table *t = calloc(1, sizeof *t);
     if (t == NULL) return NULL;
+    pthread_mutex_init(&t->lock, NULL);
     t->entries = calloc((size_t)n_servers * (size_t)n_paths, sizeof *t->entries);
     t->paths = calloc((size_t)n_paths, sizeof *t->paths);
     if (t->entries == NULL || t->paths == NULL) {
@@ -208,6 +213,7 @@ hbrx_table *hbrx_new(const unsigned char *key, size_t key_len, uint64_t cluster_
 
 void hbrx_free(hbrx_table *t) {
     if (t == NULL) return;
+    pthread_mutex_destroy(&t->lock);
     free(t->entries);
     free(t->paths);
     free(t);
@@ -215,13 +221,17 @@ void hbrx_free(hbrx_table *t) {
 
 int hbrx_set_members(hbrx_table *t, int path, uint32_t members) {
     if (path < 0 || path >= t->n_paths) return -EINVAL;
+    pthread_mutex_lock(&t->lock);
     t->paths[path].members = members;
+    pthread_mutex_unlock(&t->lock);
     return 0;
 }
 
 int hbrx_set_quiet(hbrx_table *t, int sender, int path, int quiet) {
     if (sender < 0 || sender >= t->n_servers || path < 0 || path >= t->n_paths) return -EINVAL;
+    pthread_mutex_lock(&t->lock);
     t->entries[sender * t->n_paths + path].quiet = quiet != 0;
+    pthread_mutex_unlock(&t->lock);
     return 0;
 }
 
@@ -265,10 +275,10 @@ static int drop(hbrx_record *out, int reason) {
     return -reason;
 }
 
-int hbrx_ingest(hbrx_table *t, int path, const unsigned char *data, size_t len,
-                int expect_sender, double arrived, double now_wall, double max_late,
-                int count_stale, hbrx_record *out) {
-    if (path < 0 || path >= t->n_paths) return -EINVAL;
+/* hbrx_ingest, the lock held and path checked */
+static int ingest(hbrx_table *t, int path, const unsigned char *data, size_t len,
+                  int expect_sender, double arrived, double now_wall, double max_late,
+                  int count_stale, hbrx_record *out) {
     memset(out, 0, offsetof(hbrx_record, data));
     out->path = path;
     out->sender = -1;
@@ -337,6 +347,17 @@ int hbrx_ingest(hbrx_table *t, int path, const unsigned char *data, size_t len,
     return out->kind;
 }
 
+int hbrx_ingest(hbrx_table *t, int path, const unsigned char *data, size_t len,
+                int expect_sender, double arrived, double now_wall, double max_late,
+                int count_stale, hbrx_record *out) {
+    if (path < 0 || path >= t->n_paths) return -EINVAL;
+    pthread_mutex_lock(&t->lock);
+    int k = ingest(t, path, data, len, expect_sender, arrived, now_wall, max_late, count_stale,
+                   out);
+    pthread_mutex_unlock(&t->lock);
+    return k;
+}
+
 /* --- LAN ---------------------------------------------------------------------------------- */
 
 int hbrx_lan_add_peer(hbrx_table *t, int path, int sender, const char *address) {
@@ -354,14 +375,18 @@ int hbrx_lan_add_peer(hbrx_table *t, int path, int sender, const char *address) 
         peer.family = AF_INET6;
     else
         return -EINVAL;
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&t->lock);
     lan_peer *peers = t->paths[path].peers;
     for (int i = 0; i < HBRX_MAX_SERVERS; i++) {
         if (peers[i].family == 0 || peers[i].sender == sender) {
             peers[i] = peer;
-            return 0;
+            rc = 0;
+            break;
         }
     }
-    return -ENOSPC;
+    pthread_mutex_unlock(&t->lock);
+    return rc;
 }
 
 int hbrx_lan_prepare(int fd) {
@@ -393,8 +418,12 @@ static int lan_sender(const hbrx_table *t, int path, const struct sockaddr_stora
     return -1;
 }
 
-int hbrx_lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_out,
-                   int *read_count) {
+/* Read the datagrams waiting on fd (non-blocking) as records of path; at most max_out of them
+ * needing the caller (NEWS and drops) go to out, QUIET ones only update the table. Returns how
+ * many are in out, or -errno when the first read failed (-EAGAIN: nothing was waiting).
+ * *read_count: datagrams read. */
+static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_out,
+                     int *read_count) {
     unsigned char bufs[BATCH][HBRX_PACKET + 1];
     char ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
     struct sockaddr_storage names[BATCH];
@@ -424,6 +453,7 @@ int hbrx_lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_ou
             break; /* EAGAIN: all read; another error: the next call reports it */
         }
         *read_count += got;
+        pthread_mutex_lock(&t->lock);
         double now_wall = clock_seconds(CLOCK_REALTIME);
         double now_mono = clock_seconds(CLOCK_MONOTONIC);
         for (int i = 0; i < got; i++) {
@@ -446,8 +476,8 @@ int hbrx_lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_ou
             int sender = lan_sender(t, path, &names[i], source, sizeof source);
             size_t len = msgs[i].msg_len; /* MSG_TRUNC: the datagram's real size */
             size_t stored = len < sizeof bufs[i] ? len : sizeof bufs[i];
-            int k = hbrx_ingest(t, path, bufs[i], len > HBRX_PACKET ? len : stored, sender,
-                                arrived, now_wall, 0.0, 1, rec);
+            int k = ingest(t, path, bufs[i], len > HBRX_PACKET ? len : stored, sender, arrived,
+                           now_wall, 0.0, 1, rec);
             if (len > HBRX_PACKET) rec->len = (uint32_t)len;
             if (k == HBRX_QUIET || k == HBRX_NEWS) {
                 pi->delays[pi->next_delay] = stamp_wall - rec->sent;
@@ -459,9 +489,42 @@ int hbrx_lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_ou
                 n_out++;
             }
         }
+        pthread_mutex_unlock(&t->lock);
         if (got < want) break; /* nothing more was waiting */
     }
     return n_out;
+}
+
+int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,
+                  hbrx_record *out, int max_out, int *errors) {
+    struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
+    double deadline = clock_seconds(CLOCK_MONOTONIC) + timeout_ms / 1000.0;
+    *errors = 0;
+    for (;;) { /* bounded by the deadline */
+        int left = (int)((deadline - clock_seconds(CLOCK_MONOTONIC)) * 1000.0);
+        if (left < 0) return 0;
+        int r = poll(fds, 2, left);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (r == 0) return 0;
+        if (fds[1].revents) {
+            uint64_t v;
+            if (read(wake_fd, &v, sizeof v) < 0 && errno != EAGAIN) return -errno;
+            return 0;
+        }
+        if (fds[0].revents & POLLNVAL) return -EBADF;
+        int read_count;
+        int n = lan_drain(t, fd, path, out, max_out, &read_count);
+        if (n == -EAGAIN) continue;
+        if (n < 0) {
+            (*errors)++; /* an ICMP error reported by the read: counted, and on we go */
+            if (*errors >= 64) return 0;
+            continue;
+        }
+        if (n > 0) return n;
+    }
 }
 
 /* --- pulls and counters ------------------------------------------------------------------- */
@@ -473,6 +536,7 @@ static int by_arrival(const void *a, const void *b) {
 
 int hbrx_pull(hbrx_table *t, hbrx_quiet *out, int max_out) {
     int n = 0;
+    pthread_mutex_lock(&t->lock);
     for (int s = 0; s < t->n_servers; s++) {
         for (int p = 0; p < t->n_paths && n < max_out; p++) {
             entry *e = &t->entries[s * t->n_paths + p];
@@ -489,6 +553,7 @@ int hbrx_pull(hbrx_table *t, hbrx_quiet *out, int max_out) {
             e->dirty = 0;
         }
     }
+    pthread_mutex_unlock(&t->lock);
     qsort(out, (size_t)n, sizeof *out, by_arrival);
     return n;
 }
@@ -496,18 +561,22 @@ int hbrx_pull(hbrx_table *t, hbrx_quiet *out, int max_out) {
 int hbrx_entry_stats(hbrx_table *t, int sender, int path, uint64_t *received, uint64_t *seq,
                      double *last_wall) {
     if (sender < 0 || sender >= t->n_servers || path < 0 || path >= t->n_paths) return -EINVAL;
+    pthread_mutex_lock(&t->lock);
     const entry *e = &t->entries[sender * t->n_paths + path];
     *received = e->received;
     *seq = e->seq;
     *last_wall = e->wall;
+    pthread_mutex_unlock(&t->lock);
     return 0;
 }
 
 int hbrx_delays(hbrx_table *t, int path, double *out, int max_out) {
     if (path < 0 || path >= t->n_paths) return -EINVAL;
+    pthread_mutex_lock(&t->lock);
     const path_info *pi = &t->paths[path];
     int n = pi->n_delays < max_out ? pi->n_delays : max_out;
     for (int i = 0; i < n; i++)
         out[i] = pi->delays[(pi->next_delay - n + i + HBRX_DELAYS) % HBRX_DELAYS];
+    pthread_mutex_unlock(&t->lock);
     return n;
 }

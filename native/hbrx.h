@@ -16,10 +16,11 @@
  * marks this server Offline. Drops come back too, with the reason, for the caller to count and
  * log.
  *
- * hbrx_lan_drain reads every datagram waiting on a LAN heartbeat socket (recvmmsg), each timed
- * by its kernel receive stamp (SO_TIMESTAMPNS).
+ * hbrx_lan_wait reads the datagrams of a LAN heartbeat socket (recvmmsg), each timed by its
+ * kernel receive stamp (SO_TIMESTAMPNS), and returns only when some need the caller.
  *
- * A table is used from one thread (the event loop's). Times: "arrived" and "first" are
+ * A table may be used from several threads (a mutex guards it): the event loop, and a thread per
+ * LAN socket waiting in hbrx_lan_wait. Times: "arrived" and "first" are
  * CLOCK_MONOTONIC seconds, "sent" the sender's wall clock.
  *
  * The part between the CDEF markers is also the cffi declaration (native/build_native.py reads
@@ -110,12 +111,13 @@ int hbrx_lan_add_peer(hbrx_table *t, int path, int sender, const char *address);
 /* Turn on the receive stamps of a LAN socket. 0 or -errno. */
 int hbrx_lan_prepare(int fd);
 
-/* Read the datagrams waiting on fd (non-blocking) as records of path, at most max_out of them
- * needing the caller (NEWS and drops, in out); QUIET ones only update the table. Returns how
- * many are in out, or -errno when the first read failed (-EAGAIN: nothing was waiting).
- * *read_count: datagrams read. */
-int hbrx_lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_out,
-                   int *read_count);
+/* Wait at most timeout_ms for datagrams on fd and read them, as records of path, every one
+ * waiting at each wake-up (recvmmsg), until some need the caller: returns how many are in out (NEWS and drops), or 0 when the time ran out or
+ * wake_fd (an eventfd, read here) was written, or -errno when poll failed (-EBADF: fd closed).
+ * Quiet datagrams never return. *errors: reads that reported an error (ICMP: a peer's port
+ * refused one of our datagrams). For a thread of its own, the GIL released. */
+int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,
+                  hbrx_record *out, int max_out, int *errors);
 
 /* The entries updated by QUIET records since the last pull, oldest arrival first; at most
  * max_out (the rest stay for the next pull). */

@@ -5,10 +5,11 @@ round the record goes to each peer's address on it. A datagram is accepted only 
 the configuration gives its sender on this interconnect (compared as addresses, not as text:
 ``2001:DB8:0::1`` is ``2001:db8::1``, and a ``%scope`` is ignored).
 
-Datagrams are read and verified in C (:meth:`clp.heartbeat.rxtable.RxTable.drain_lan`): every
-datagram waiting when the socket is readable, in one call, each timed by the kernel's receive
-stamp (``SO_TIMESTAMPNS``), so a datagram the event loop handles late (the loop was busy) counts
-from its arrival. Only news and drops come back to Python.
+Datagrams are read and verified in C by a thread of the path that waits in
+:meth:`clp.heartbeat.rxtable.RxTable.wait_lan` (the GIL released): every datagram waiting, in
+one call, each timed by the kernel's receive stamp (``SO_TIMESTAMPNS``), so a datagram the event
+loop handles late (the loop was busy) counts from its arrival. Only news and drops come back to
+Python, posted to the event loop; a quiet datagram wakes neither the loop nor the interpreter.
 
 A bind that fails (the interconnect address is not up yet at boot, the port is taken) is this
 server's own problem with the path: ``local_error`` says so, with one alert, and the bind is
@@ -18,19 +19,20 @@ tried again once per round until it works; nothing is sent meanwhile.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
+import os
 import socket
+import threading
 from typing import Any, ClassVar
 
 from clp.config.model import Interconnect
 from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
+from clp.heartbeat.rxtable import Record
 
 log = logging.getLogger("clp.lanhb")
 
-# what a read reports after a datagram we sent was refused (ICMP): normal while a server is down
-SEND_ERRORS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
-                         errno.EHOSTDOWN, errno.ENETDOWN})
+RX_WAIT = 1.0  # seconds the receive thread waits in C before it looks whether to go on
+JOIN_WAIT = 2.0  # seconds close() waits for the receive thread (woken at once)
 
 
 class LanHeartbeat(HeartbeatPath):
@@ -45,10 +47,11 @@ class LanHeartbeat(HeartbeatPath):
             ctx.table.add_lan_peer(index, i, address)
         self.health = DeviceHealth(ic.name, f"socket on {self.my_address} port {self.port}", log)
         self._sock: socket.socket | None = None
+        self._wake: int | None = None  # eventfd that ends the receive thread's wait
+        self._rx: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._binding: asyncio.Task[None] | None = None  # a bind retry under way
         self._closed = False
-        self._errors_logged: set[int | None] = set()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -71,7 +74,10 @@ class LanHeartbeat(HeartbeatPath):
             sock.close()  # closed while binding
             return
         self._sock = sock
-        self._loop.add_reader(sock.fileno(), self._drain)
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._rx = threading.Thread(target=self._receive, args=(sock.fileno(), self._wake),
+                                    name=f"clp-{self.name}-rx", daemon=True)
+        self._rx.start()
         self.health.ok()
 
     def close(self) -> None:
@@ -79,11 +85,16 @@ class LanHeartbeat(HeartbeatPath):
         if self._binding is not None:
             self._binding.cancel()
             self._binding = None
+        if self._rx is not None and self._wake is not None:
+            os.eventfd_write(self._wake, 1)
+            self._rx.join(JOIN_WAIT)  # before the socket closes: its fd is in the wait
+            self._rx = None
         if self._sock is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+        if self._wake is not None:
+            os.close(self._wake)
+            self._wake = None
 
     @property
     def local_error(self) -> str | None:
@@ -108,18 +119,28 @@ class LanHeartbeat(HeartbeatPath):
         if self._binding is None or self._binding.done():
             self._binding = self._loop.create_task(self._bind())
 
-    def _drain(self) -> None:
-        """The socket is readable: every datagram waiting, through the table."""
-        if self._sock is None:
+    def _receive(self, fd: int, wake: int) -> None:
+        """The receive thread: waits in C (GIL released) for what needs the service."""
+        loop = self._loop
+        assert loop is not None
+        while not self._closed:
+            try:
+                records, errors = self.ctx.table.wait_lan(fd, self.index, wake, RX_WAIT)
+            except OSError as e:
+                if not self._closed:
+                    log.error("%s: receiving stopped: %s", self.name, e, extra={"alert": True})
+                return
+            if records or errors:
+                try:
+                    loop.call_soon_threadsafe(self._handle, records, errors)
+                except RuntimeError:  # the loop has closed
+                    return
+
+    def _handle(self, records: list[Record], errors: int) -> None:
+        """On the loop: what the receive thread found."""
+        if self._closed:
             return
-        try:
-            records, _ = self.ctx.table.drain_lan(self._sock.fileno(), self.index)
-        except OSError as e:
-            if e.errno not in SEND_ERRORS and e.errno not in self._errors_logged:
-                self._errors_logged.add(e.errno)  # once per kind: it may repeat every read
-                log.warning("%s: receive failed: %s", self.name, e)
-            self.send_errors += 1
-            return
+        self.send_errors += errors  # ICMP: a datagram we sent was refused (a peer is down)
         for rec in records:
             self.receiver.handle(rec, rec.source)
 

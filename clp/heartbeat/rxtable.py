@@ -1,7 +1,8 @@
 """The heartbeat receive table: every received record is verified and counted in C
 (``native/hbrx.c``, the cffi module ``clp._hbrx_native``), and only news reaches Python.
 
-One table per ``clusterpro`` (:class:`clp.heartbeat.base.PathContext` makes it), with an entry
+One table per ``clusterpro`` (:class:`clp.heartbeat.base.PathContext` makes it; a mutex in C
+lets the LAN paths' receive threads share it with the event loop), with an entry
 per (sender, path): the last accepted (incarnation, sequence), when it arrived, and when the same
 heartbeat first arrived on any path. A record is checked exactly as :func:`packet.decode`
 checks it (size, magic/version/kind, HMAC-SHA256, cluster), then path and sender, lateness, and
@@ -118,16 +119,19 @@ class RxTable:
         if rc != 0:
             raise OSError(-rc, f"SO_TIMESTAMPNS: {errno.errorcode.get(-rc, -rc)}")
 
-    def drain_lan(self, fd: int, path: int) -> tuple[list[Record], int]:
-        """The news and drops among the datagrams waiting on ``fd`` (at most BATCH: the rest wait
-        for the next call), and how many datagrams were read. OSError when the first read
-        fails, other than with nothing to read."""
-        n = lib.hbrx_lan_drain(self._t, fd, path, self._batch, BATCH, self._count)
+    def wait_lan(self, fd: int, path: int, wake_fd: int, timeout: float
+                 ) -> tuple[list[Record], int]:
+        """In a thread of its own: wait for datagrams on ``fd`` that need the service (news,
+        drops), at most ``timeout`` seconds or until ``wake_fd`` is written; quiet ones only
+        update the table meanwhile. (The records, and how many reads reported an error.)
+        OSError when waiting itself fails (EBADF: the socket was closed)."""
+        out = ffi.new("hbrx_record[]", BATCH)
+        errors = ffi.new("int *")
+        n = lib.hbrx_lan_wait(self._t, fd, path, wake_fd, int(timeout * 1000), out, BATCH,
+                              errors)
         if n < 0:
-            if n == -errno.EAGAIN:
-                return [], 0
             raise OSError(-n, errno.errorcode.get(-n, str(-n)))
-        return [_record(self._batch[i]) for i in range(n)], self._count[0]
+        return [_record(out[i]) for i in range(n)], errors[0]
 
     def pull(self) -> list[Quiet]:
         """The entries quiet records updated since the last pull, oldest arrival first."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 
 import pytest
@@ -56,6 +57,7 @@ def exchange(p: LanHeartbeat, source: str, datagrams: list[bytes], wait: float =
             peer.close()
 
     asyncio.run(main())
+    assert not [t for t in threading.enumerate() if t.name == f"clp-{p.name}-rx"]  # joined
 
 
 @pytest.mark.parametrize("me, configured, source", [
