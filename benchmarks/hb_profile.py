@@ -40,7 +40,8 @@ def py_spy() -> str:
 # A sample whose innermost frame is one of these is a thread waiting (in the kernel or for a
 # lock), not using the CPU: py-spy cannot tell them apart from work by itself here.
 IDLE = {"EpollSelector.select (selectors.py)", "Condition.wait (threading.py)",
-        "Serial.read (serialposix.py)", "_worker (thread.py)", "DiskDevice.cycle (diskio.py)"}
+        "Serial.read (serialposix.py)", "_worker (thread.py)", "DiskDevice.cycle (diskio.py)",
+        "RxTable.wait_lan (rxtable.py)"}  # a LAN path's receive thread, in C (poll, recvmmsg)
 
 
 def profile(pid: int, seconds: float, out: Path) -> Counter[str]:

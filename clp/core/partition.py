@@ -85,6 +85,7 @@ class Partition:
     resolvers: tuple[ResolverSpec, ...]
     interval: float
     _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
+    _failing_cache: frozenset[str] | None = field(default=None, compare=False, repr=False)
     _failing_at_loss: frozenset[str] = frozenset()
     _pending: _Pending | None = None
     _heard_me: dict[str, bool] = field(default_factory=dict)
@@ -145,6 +146,7 @@ class Partition:
         spec = self._spec(name)
         before = self.failing(name)
         self._fails[name] = 0 if ok else self._fails.get(name, 0) + 1
+        self._failing_cache = None
         after = self.failing(name)
         if after and not before:
             if spec.type == "ping":
@@ -208,8 +210,15 @@ class Partition:
         """``server`` was heard now: which of this server's resolvers were failing then (see
         "already failing" in the module). Part of :meth:`heartbeat`; alone for a heartbeat whose
         bitmaps repeat the sender's previous ones."""
-        self._failing_heard[server] = frozenset(r.name for r in self.mine()
-                                                if self.failing(r.name))
+        self._failing_heard[server] = self._failing_now
+
+    @property
+    def _failing_now(self) -> frozenset[str]:
+        """This server's resolvers failing now; kept, since only :meth:`background` changes
+        it and a heartbeat asks for it (hundreds a second at interval 0.1 s)."""
+        if self._failing_cache is None:
+            self._failing_cache = frozenset(r.name for r in self.mine() if self.failing(r.name))
+        return self._failing_cache
 
     def heartbeat(self, server: str, heard: int, offline: int, was_offline: bool,
                   settled: bool = False) -> Verdict | None:
