@@ -20,6 +20,7 @@
 #define MAC_LEN 32
 #define FIRST_SEEN 16 /* heartbeats per sender whose first arrival is remembered (liveness.py) */
 #define BATCH 16      /* datagrams per recvmmsg */
+#define MAX_FUTILE 64 /* reads that failed or found nothing before hbrx_lan_wait returns */
 #define MAX_STAMP_LAG 1.0 /* a receive stamp further off than that is not believed (lanhb.py) */
 
 /* --- SHA-256 (FIPS 180-4) and HMAC ------------------------------------------------------ */
@@ -139,18 +140,27 @@ void hbrx_hmac_sha256(const unsigned char *key, size_t key_len, const unsigned c
 /* --- the table ---------------------------------------------------------------------------- */
 
 typedef struct {
-    uint64_t inc, seq;
-    double sent, arrived, first, wall;
-    uint32_t heard, offline, state;
+    uint64_t inc, seq; /* the last record accepted: the replay guard */
+    double wall;       /* when it was handled, on the wall clock */
     uint64_t received;
-    int accepted; /* inc/seq hold a record */
-    int quiet;    /* set by the caller */
-    int dirty;    /* a QUIET record since the last pull */
+    int accepted;      /* inc/seq hold a record */
+    int quiet;         /* set by the caller */
+    /* the quiet records taken since the last pull (dirty): the last one's order, bitmaps and
+     * arrival, and the latest moment they show the sender alive, each from its first arrival
+     * on any path (a newer heartbeat can have first arrived earlier than an older one here).
+     * A news record leaves them alone: the service takes it at once, they wait for the pull. */
+    int dirty;
+    uint64_t q_inc, q_seq;
+    uint32_t q_heard, q_offline;
+    double q_arrived, alive_at;
 } entry;
 
 typedef struct {
     int has_newest;
     uint64_t inc, seq; /* the newest heartbeat accepted from the sender, on any path */
+    /* news records handed out and not yet acknowledged (hbrx_ack): while there are any,
+     * every record of the sender is news, so that none is taken quietly before them */
+    uint64_t outstanding;
     uint32_t heard, offline, state;
     struct {
         uint64_t inc, seq;
@@ -319,17 +329,11 @@ static int ingest(hbrx_table *t, int path, const unsigned char *data, size_t len
     double first = first_seen(s, out->incarnation, out->seq, arrived);
     e->inc = out->incarnation;
     e->seq = out->seq;
-    e->sent = out->sent;
-    e->arrived = arrived;
-    e->first = first;
     e->wall = now_wall;
-    e->heard = out->heard;
-    e->offline = out->offline;
-    e->state = out->state;
     e->received++;
     e->accepted = 1;
     out->first = first;
-    int news = !e->quiet;
+    int news = !e->quiet || s->outstanding > 0;
     if (!s->has_newest || newer(out->incarnation, out->seq, s->inc, s->seq)) {
         if (!s->has_newest || s->inc != out->incarnation || s->heard != out->heard ||
             s->offline != out->offline || s->state != out->state ||
@@ -342,9 +346,35 @@ static int ingest(hbrx_table *t, int path, const unsigned char *data, size_t len
         s->offline = out->offline;
         s->state = out->state;
     }
-    e->dirty = !news;
+    if (news) {
+        s->outstanding++;
+    } else {
+        double at = first < arrived ? first : arrived;
+        if (!e->dirty || at > e->alive_at) e->alive_at = at;
+        e->dirty = 1;
+        e->q_inc = out->incarnation;
+        e->q_seq = out->seq;
+        e->q_heard = out->heard;
+        e->q_offline = out->offline;
+        e->q_arrived = arrived;
+    }
     out->kind = news ? HBRX_NEWS : HBRX_QUIET;
     return out->kind;
+}
+
+int hbrx_ack(hbrx_table *t, int sender) {
+    if (sender < 0 || sender >= t->n_servers) return -EINVAL;
+    pthread_mutex_lock(&t->lock);
+    sender_info *s = &t->senders[sender];
+    if (s->outstanding > 0) s->outstanding--;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+void hbrx_renew(hbrx_table *t) {
+    pthread_mutex_lock(&t->lock);
+    for (int i = 0; i < t->n_servers; i++) t->senders[i].has_newest = 0;
+    pthread_mutex_unlock(&t->lock);
 }
 
 int hbrx_ingest(hbrx_table *t, int path, const unsigned char *data, size_t len,
@@ -425,7 +455,10 @@ static int lan_sender(const hbrx_table *t, int path, const struct sockaddr_stora
 static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_out,
                      int *read_count) {
     unsigned char bufs[BATCH][HBRX_PACKET + 1];
-    char ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+    } ctrl[BATCH];
     struct sockaddr_storage names[BATCH];
     struct iovec iov[BATCH];
     struct mmsghdr msgs[BATCH];
@@ -443,8 +476,8 @@ static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_
             msgs[i].msg_hdr.msg_iovlen = 1;
             msgs[i].msg_hdr.msg_name = &names[i];
             msgs[i].msg_hdr.msg_namelen = sizeof names[i];
-            msgs[i].msg_hdr.msg_control = ctrl[i];
-            msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i];
+            msgs[i].msg_hdr.msg_control = ctrl[i].buf;
+            msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i].buf;
         }
         int got = recvmmsg(fd, msgs, (unsigned int)want, MSG_DONTWAIT | MSG_TRUNC, NULL);
         if (got < 0) {
@@ -460,7 +493,8 @@ static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_
             double arrived = now_mono, stamp_wall = now_wall;
             struct msghdr *h = &msgs[i].msg_hdr;
             for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+                    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
                     struct timespec ts;
                     memcpy(&ts, CMSG_DATA(c), sizeof ts);
                     double stamp = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -499,6 +533,7 @@ int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,
                   hbrx_record *out, int max_out, int *errors) {
     struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
     double deadline = clock_seconds(CLOCK_MONOTONIC) + timeout_ms / 1000.0;
+    int idle = 0;
     *errors = 0;
     for (;;) { /* bounded by the deadline */
         int left = (int)((deadline - clock_seconds(CLOCK_MONOTONIC)) * 1000.0);
@@ -517,10 +552,13 @@ int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,
         if (fds[0].revents & POLLNVAL) return -EBADF;
         int read_count;
         int n = lan_drain(t, fd, path, out, max_out, &read_count);
-        if (n == -EAGAIN) continue;
+        if (n == -EAGAIN) { /* readable, and then nothing to read: bounded like errors */
+            if (++idle >= MAX_FUTILE) return 0;
+            continue;
+        }
         if (n < 0) {
             (*errors)++; /* an ICMP error reported by the read: counted, and on we go */
-            if (*errors >= 64) return 0;
+            if (*errors >= MAX_FUTILE) return 0;
             continue;
         }
         if (n > 0) return n;
@@ -542,14 +580,14 @@ int hbrx_pull(hbrx_table *t, hbrx_quiet *out, int max_out) {
             entry *e = &t->entries[s * t->n_paths + p];
             if (!e->dirty) continue;
             hbrx_quiet *q = &out[n++];
-            q->arrived = e->arrived;
+            q->arrived = e->q_arrived;
             q->sender = s;
             q->path = p;
-            q->first = e->first;
-            q->incarnation = e->inc;
-            q->seq = e->seq;
-            q->heard = e->heard;
-            q->offline = e->offline;
+            q->first = e->alive_at;
+            q->incarnation = e->q_inc;
+            q->seq = e->q_seq;
+            q->heard = e->q_heard;
+            q->offline = e->q_offline;
             e->dirty = 0;
         }
     }

@@ -13,8 +13,11 @@
  * record. A record is NEWS, handed back at once, when the caller has not said the entry is quiet
  * (hbrx_set_quiet: the server is not Online, or the path not Normal), or when it is the sender's
  * newest heartbeat and its incarnation, state or bitmaps differ from the previous newest, or it
- * marks this server Offline. Drops come back too, with the reason, for the caller to count and
- * log.
+ * marks this server Offline. While a sender's news records are not all acknowledged (hbrx_ack:
+ * the caller has taken them), every record of that sender is news too: a copy of the news on
+ * another path, or a later record, taken quietly first would make the news look old, and its
+ * bitmaps would never be read. Drops come back too, with the reason, for the caller to count
+ * and log.
  *
  * hbrx_lan_wait reads the datagrams of a LAN heartbeat socket (recvmmsg), each timed by its
  * kernel receive stamp (SO_TIMESTAMPNS), and returns only when some need the caller.
@@ -72,10 +75,11 @@ typedef struct hbrx_record {
 /* a pulled entry: what the event loop needs of a QUIET record (Python reads an array of them
  * with struct.iter_unpack, format "=diidQQII") */
 typedef struct hbrx_quiet {
-    double arrived;
+    double arrived;       /* the last record's arrival */
     int32_t sender;
     int32_t path;
-    double first;
+    double first;         /* what the path's timer moves to: of the records taken since the last
+                           * pull, the latest of their first arrivals (each on any path) */
     uint64_t incarnation;
     uint64_t seq;
     uint32_t heard;
@@ -105,6 +109,14 @@ int hbrx_ingest(hbrx_table *t, int path, const unsigned char *data, size_t len,
                 int expect_sender, double arrived, double now_wall, double max_late,
                 int count_stale, hbrx_record *out);
 
+/* The caller has taken (or dropped) one news record of sender; once all are, its quiet records
+ * may wait for a pull again. 0, or -EINVAL. */
+int hbrx_ack(hbrx_table *t, int sender);
+
+/* Forget every sender's newest heartbeat: the next record of each is news (after the caller
+ * ignored records for a while: a suspended cluster). */
+void hbrx_renew(hbrx_table *t);
+
 /* A LAN peer of path: datagrams from this address (text, IPv4 or IPv6) are sender's. */
 int hbrx_lan_add_peer(hbrx_table *t, int path, int sender, const char *address);
 
@@ -112,8 +124,10 @@ int hbrx_lan_add_peer(hbrx_table *t, int path, int sender, const char *address);
 int hbrx_lan_prepare(int fd);
 
 /* Wait at most timeout_ms for datagrams on fd and read them, as records of path, every one
- * waiting at each wake-up (recvmmsg), until some need the caller: returns how many are in out (NEWS and drops), or 0 when the time ran out or
- * wake_fd (an eventfd, read here) was written, or -errno when poll failed (-EBADF: fd closed).
+ * waiting at each wake-up (recvmmsg), until some need the caller: returns how many are in out
+ * (NEWS and drops), or 0 when the time ran out, or wake_fd (an eventfd, read here) was written,
+ * or 64 reads failed or found nothing (the caller adds *errors and calls again); -errno when
+ * poll failed (-EBADF: fd closed).
  * Quiet datagrams never return. *errors: reads that reported an error (ICMP: a peer's port
  * refused one of our datagrams). For a thread of its own, the GIL released. */
 int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,

@@ -59,6 +59,14 @@ class HeartbeatSet:
         """The quiet records kept since the last pull (see clp.heartbeat.rxtable)."""
         return self.ctx.table.pull()
 
+    def ack(self, sender: int) -> None:
+        """The service has taken (or dropped) one news record of ``sender``."""
+        self.ctx.table.ack(sender)
+
+    def renew(self) -> None:
+        """The next record of every sender is news (after records were ignored)."""
+        self.ctx.table.renew()
+
     def set_quiet(self, sender: int, index: int, quiet: bool) -> None:
         """Whether quiet records of sender on path ``index`` may wait for a pull."""
         if index in self.paths:

@@ -362,17 +362,20 @@ class ClusterService:
         """News from the heartbeat table (see clp.heartbeat.rxtable). ``arrived``: when it was
         received (LAN: the kernel's stamp); ``first``: when the same heartbeat first arrived on
         any path."""
-        if self.suspended or self._hung():
-            return
-        self._take_quiet()  # the quiet ones that came before it first
-        server, path_name = self.config.servers[sender].name, self.path_names[path]
-        self._on_step(self.liveness.heartbeat(
-            min(time.monotonic(), arrived), server, path_name, hb.heard, hb.offline,
-            (hb.incarnation, hb.seq), first))
-        # a path's first heartbeat makes it Normal without a decision: its row and its
-        # entry in the table follow here
-        self.publisher.path_changed(sender, path)
-        self.heartbeats.set_quiet(sender, path, self.liveness.quiet(server, path_name))
+        try:
+            if self.suspended or self._hung():
+                return  # ignored (resume renews the table: every sender's next one is news)
+            self._take_quiet()  # the quiet ones that came before it first
+            server, path_name = self.config.servers[sender].name, self.path_names[path]
+            self._on_step(self.liveness.heartbeat(
+                min(time.monotonic(), arrived), server, path_name, hb.heard, hb.offline,
+                (hb.incarnation, hb.seq), first))
+            # a path's first heartbeat makes it Normal without a decision: its row and its
+            # entry in the table follow here
+            self.publisher.path_changed(sender, path)
+            self.heartbeats.set_quiet(sender, path, self.liveness.quiet(server, path_name))
+        finally:
+            self.heartbeats.ack(sender)
 
     def _take_quiet(self) -> None:
         """The quiet heartbeats the table kept since the last call: each moves its path's timer
@@ -541,6 +544,7 @@ class ClusterService:
             return Reply(False, 13, "The cluster is not suspended.")
         self.membership.resume(time.monotonic())
         self.suspended = False
+        self.heartbeats.renew()  # what came while suspended was ignored: bitmaps read afresh
         self._sync_quiet()
         self.monitors.suspend_cluster(False)
         log.info("Cluster resumed on %s", self.me,

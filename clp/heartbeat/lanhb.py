@@ -19,6 +19,7 @@ tried again once per round until it works; nothing is sent meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -49,6 +50,7 @@ class LanHeartbeat(HeartbeatPath):
         self._sock: socket.socket | None = None
         self._wake: int | None = None  # eventfd that ends the receive thread's wait
         self._rx: threading.Thread | None = None
+        self._rx_stop = threading.Event()  # the current receive thread's own
         self._loop: asyncio.AbstractEventLoop | None = None
         self._binding: asyncio.Task[None] | None = None  # a bind retry under way
         self._closed = False
@@ -75,7 +77,9 @@ class LanHeartbeat(HeartbeatPath):
             return
         self._sock = sock
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._rx = threading.Thread(target=self._receive, args=(sock.fileno(), self._wake),
+        self._rx_stop = threading.Event()
+        self._rx = threading.Thread(target=self._receive,
+                                    args=(sock, self._wake, self._rx_stop),
                                     name=f"clp-{self.name}-rx", daemon=True)
         self._rx.start()
         self.health.ok()
@@ -85,16 +89,27 @@ class LanHeartbeat(HeartbeatPath):
         if self._binding is not None:
             self._binding.cancel()
             self._binding = None
-        if self._rx is not None and self._wake is not None:
-            os.eventfd_write(self._wake, 1)
-            self._rx.join(JOIN_WAIT)  # before the socket closes: its fd is in the wait
-            self._rx = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._wake is not None:
-            os.close(self._wake)
-            self._wake = None
+        self._unbind()
+
+    def _unbind(self) -> None:
+        """End the receive thread, then close its socket and eventfd (their numbers are in its
+        wait until it has returned: if it does not, they are left open rather than reused)."""
+        rx, wake, sock = self._rx, self._wake, self._sock
+        self._rx = self._wake = self._sock = None
+        if rx is not None and wake is not None:
+            self._rx_stop.set()
+            os.eventfd_write(wake, 1)
+            if rx is not threading.current_thread():
+                rx.join(JOIN_WAIT)
+            if rx.is_alive():
+                log.error("%s: the receive thread did not end in %g s; its socket is left "
+                          "open", self.name, JOIN_WAIT, extra={"alert": True})
+                return
+        if sock is not None:
+            with contextlib.suppress(OSError):  # EBADF: what ended the thread (see _receive)
+                sock.close()
+        if wake is not None:
+            os.close(wake)
 
     @property
     def local_error(self) -> str | None:
@@ -119,22 +134,32 @@ class LanHeartbeat(HeartbeatPath):
         if self._binding is None or self._binding.done():
             self._binding = self._loop.create_task(self._bind())
 
-    def _receive(self, fd: int, wake: int) -> None:
+    def _receive(self, sock: socket.socket, wake: int, stop: threading.Event) -> None:
         """The receive thread: waits in C (GIL released) for what needs the service."""
         loop = self._loop
         assert loop is not None
-        while not self._closed:
+        fd = sock.fileno()
+        while not stop.is_set():
             try:
                 records, errors = self.ctx.table.wait_lan(fd, self.index, wake, RX_WAIT)
             except OSError as e:
-                if not self._closed:
-                    log.error("%s: receiving stopped: %s", self.name, e, extra={"alert": True})
+                if not stop.is_set():
+                    with contextlib.suppress(RuntimeError):  # the loop has closed
+                        loop.call_soon_threadsafe(self._receive_failed, sock, e)
                 return
             if records or errors:
                 try:
                     loop.call_soon_threadsafe(self._handle, records, errors)
                 except RuntimeError:  # the loop has closed
                     return
+
+    def _receive_failed(self, sock: socket.socket, e: OSError) -> None:
+        """On the loop: the receive thread could not wait any more. The path is this server's
+        problem until a new socket is bound (the next round tries)."""
+        if sock is not self._sock:
+            return  # closed or bound again meanwhile
+        self._unbind()
+        self.health.failed(f"receiving stopped: {e.strerror or e}")
 
     def _handle(self, records: list[Record], errors: int) -> None:
         """On the loop: what the receive thread found."""

@@ -15,7 +15,8 @@ Layout (network byte order, 96 bytes)::
         18    2 path         index of the heartbeat path (interconnect) in clp.conf
         20    4 reserved     0
         24    8 incarnation  grows on every restart of the sender (see clusterd.marks)
-        32    8 sequence     per (incarnation, path), from 1
+        32    8 sequence     per incarnation, from 1: one round's record has the same one on
+                             every path (the receive table relies on it to tell copies)
         40    8 send time    sender's wall clock, seconds (float64; informational)
         48    4 heard        bitmap: bit i set when the sender counts server i Online
         52    4 offline      bitmap: bit i set when the sender declared server i Offline

@@ -12,7 +12,9 @@ sequence), and then is:
 - *news*, handed to the service at once: the entry is not marked quiet (:meth:`set_quiet`: the
   service marks an entry quiet while its server is Online and its path Normal), or it is the
   sender's newest heartbeat and its incarnation, state or bitmaps differ from the previous
-  newest, or it declares this server Offline;
+  newest, or it declares this server Offline; and every record of a sender while some of its
+  news is not acknowledged (:meth:`ack`), so that no copy or later record is taken before the
+  news it follows;
 - *quiet*: it only moves its path's timer; the entry keeps the newest, and the service takes
   the entries that changed (:meth:`pull`) before it reads or times anything;
 - a drop, with the reason, for the path's :class:`clp.heartbeat.base.Receiver` to count and log.
@@ -108,6 +110,15 @@ class RxTable:
         if code in (QUIET, STALE):
             return code, None
         return code, _record(self._one)
+
+    def ack(self, sender: int) -> None:
+        """One news record of ``sender`` has been taken (or dropped): while some are not, every
+        record of the sender is news (see native/hbrx.h)."""
+        self._check(lib.hbrx_ack(self._t, sender))
+
+    def renew(self) -> None:
+        """The next record of every sender is news (its bitmaps are read afresh)."""
+        lib.hbrx_renew(self._t)
 
     def add_lan_peer(self, path: int, sender: int, address: str) -> None:
         if lib.hbrx_lan_add_peer(self._t, path, sender, address.encode()) != 0:

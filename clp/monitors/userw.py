@@ -106,11 +106,13 @@ class UserSpaceMonitor(MonitorType):
             self.watchdog = fd
 
     def inline(self) -> bool:
-        """Without the stall probes a check reads a clock and feeds the watchdog (a write
-        to a character device that does not block): it runs on the event loop, which is the
-        user space it watches."""
-        return not (self.params["open_file"] or self.params["write_file"]
-                    or self.params["create_thread"])
+        """Without the stall probes and without a watchdog device (keepalive, or the device
+        missing) a check only reads a clock: it runs on the event loop, which is the user
+        space it watches. Feeding a watchdog stays in a thread: an IPMI watchdog's write waits
+        for the BMC."""
+        return self.watchdog is None and not (
+            self.params["open_file"] or self.params["write_file"]
+            or self.params["create_thread"])
 
     def check(self) -> Check:
         now = boottime()

@@ -2,8 +2,9 @@
 
 ``2001:DB8:0::1`` in clp.conf and ``2001:db8::1`` from ``recvfrom`` are one address, and a
 ``%scope`` (the interface of an IPv6 link-local address) names how to reach it, not which
-address it is. Every place that matches a source address against a configured one (LAN
-heartbeat senders, ping replies, witness clients) compares :func:`unscoped` values.
+address it is. Every place that matches a source address against a configured one (ping
+replies, witness clients) compares :func:`unscoped` values; LAN heartbeat senders are matched
+the same way in C (``native/hbrx.c``: the address bytes, the scope left out).
 """
 
 from __future__ import annotations

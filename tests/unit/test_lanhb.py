@@ -5,6 +5,7 @@ datagrams are read in one go, quiet ones kept in the table (loopback only)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from clp.heartbeat import packet
 from clp.heartbeat.base import Outgoing, PathContext
 from clp.heartbeat.lanhb import LanHeartbeat
 from clp.heartbeat.packet import Heartbeat
+from clp.heartbeat.rxtable import NEWS
 
 SERVERS = ("server1", "server2", "server3")
 KEY = b"k" * 32
@@ -27,6 +29,7 @@ def lan(addresses: dict[str, str], port: int = 29002,
                      ) -> None:
         if got is not None:
             got.append(hb)
+        ctx.table.ack(sender)  # taken, as the service does
 
     ctx = PathContext(KEY, "cluster", SERVERS, 0, incarnation=1, interval=0.05,
                       on_heartbeat=on_heartbeat, heartbeat_port=port)
@@ -89,15 +92,18 @@ def test_waiting_datagrams_are_read_together_and_quiet_ones_stay_in_the_table() 
     got: list[Heartbeat] = []
     p = lan({"server1": "127.0.0.1", "server2": "127.0.0.2"}, port=free_udp_port(), got=got)
     p.ctx.table.set_quiet(1, 0, True)
-    # 100 datagrams: more than one read batch; a bad one among them; seq 1 is news (the first)
-    datagrams = [record(1, seq) for seq in range(1, 101)]
+    # seq 1 is news (the sender's first) and is taken; then 99 datagrams at once, more than one
+    # read batch, a bad one among them: quiet
+    assert p.ctx.table.ingest(0, record(1, 1), 1, 0.0, 0.0)[0] == NEWS
+    p.ctx.table.ack(1)
+    datagrams = [record(1, seq) for seq in range(2, 101)]
     datagrams[50] = datagrams[50][:-1] + b"x"
     exchange(p, "127.0.0.2", datagrams, wait=0.2)
-    assert [hb.seq for hb in got] == [1]
-    assert p.receiver.drops == {"bad_mac": 1} and p.receiver.received == 99
+    assert got == []
+    assert p.receiver.drops == {"bad_mac": 1} and p.receiver.received == 99  # with seq 1
     pulled = p.ctx.table.pull()
     assert [(q[1], q[5]) for q in pulled] == [(1, 100)]  # sender, seq
-    assert p.counters()["delay"]["n"] == 99
+    assert p.counters()["delay"]["n"] == 98  # the LAN datagrams read (seq 1 was not)
 
 
 def test_a_failed_bind_is_a_local_error_retried_every_round_until_it_works() -> None:
@@ -167,3 +173,32 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_receive_thread_that_cannot_wait_makes_a_local_error_and_the_next_round_binds() -> None:
+    got: list[Heartbeat] = []
+    p = lan({"server1": "127.0.0.1", "server2": "127.0.0.2"}, port=free_udp_port(), got=got)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.2", 0))
+
+    async def main() -> None:
+        await p.start()
+        try:
+            assert p._sock is not None
+            os.close(p._sock.fileno())  # the thread's wait fails (EBADF)
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                if p.local_error is not None:
+                    break
+            assert p.local_error is not None and "receiving stopped" in p.local_error
+            p.send(Outgoing(1, packet.SENDER_RUNNING, 0.0))  # the round binds again
+            await asyncio.sleep(0.05)
+            assert p.local_error is None
+            peer.sendto(record(1), ("127.0.0.1", p.port))
+            await asyncio.sleep(0.05)
+            assert [hb.sender for hb in got] == [1]  # received again
+        finally:
+            p.close()
+            peer.close()
+
+    asyncio.run(main())

@@ -107,3 +107,115 @@ def schedule(seed: int) -> int:
                 seed
         assert state(full, now) == state(fast, now), seed
     return quiet_taken
+
+
+def test_news_delivered_late_and_pulls_reach_the_state_of_taking_every_record_in_order() -> None:
+    """The real heartbeat table between the records and a Liveness driven as the service
+    drives it: news is handed over later (after other copies and records came in, as from the
+    receive threads through the event loop), quiet entries are pulled at random moments, and
+    the service marks entries quiet and acknowledges news. At every point where nothing is
+    waiting, its Liveness must be where one taking every record in arrival order is."""
+    taken = [deferred_schedule(seed) for seed in range(60)]
+    assert sum(taken) > 1500, taken  # the quiet lane was exercised (a verdict ends a schedule)
+
+
+def deferred_schedule(seed: int) -> int:
+    from clp.heartbeat import packet
+    from clp.heartbeat.packet import Heartbeat
+    from clp.heartbeat.rxtable import NEWS, QUIET, RxTable
+
+    rng = random.Random(seed)
+    key, cid = b"k" * 32, packet.cluster_id("c")
+    paths = list(PATHS)
+    table = RxTable(key, cid, 0, len(SERVERS), len(paths))
+    for i, p in enumerate(paths):
+        table.set_members(i, [SERVERS.index(s) for s in PATHS[p]])
+    full = Liveness("a", SERVERS, PATHS, TIMEOUT, INTERVAL, (PING,), 0.0)
+    fast = Liveness("a", SERVERS, PATHS, TIMEOUT, INTERVAL, (PING,), 0.0)
+    senders = {s: Sender() for s in ("b", "c")}
+    waiting: list[Any] = []  # news not handed to the service yet
+    quiet_taken = 0
+
+    def sync() -> None:
+        for s in ("b", "c"):
+            for i, p in enumerate(paths):
+                if s in PATHS[p]:
+                    table.set_quiet(SERVERS.index(s), i, fast.quiet(s, p))
+
+    def take_quiet() -> None:
+        nonlocal quiet_taken
+        for arrived, sender, index, first, inc, seq, heard, offline in table.pull():
+            server, path = SERVERS[sender], paths[index]
+            if fast.alive(arrived, server, path, first, (inc, seq)):
+                quiet_taken += 1
+            else:
+                fast.heartbeat(arrived, server, path, heard, offline, (inc, seq), first)
+                sync()
+
+    def deliver(rec: Any) -> None:
+        take_quiet()
+        hb = rec.heartbeat
+        server, path = SERVERS[rec.sender], paths[rec.path]
+        fast.heartbeat(rec.arrived, server, path, hb.heard, hb.offline, (hb.incarnation, hb.seq),
+                       rec.first)
+        sync()
+        table.ack(rec.sender)
+
+    now = 0.0
+    for _ in range(400):
+        now += rng.choice((0.001, 0.01, 0.02, 0.05, 0.05, 0.1)) if rng.random() < 0.97 else 0.7
+        op = rng.random()
+        if op < 0.6:
+            name = rng.choice(("b", "c"))
+            s = senders[name]
+            path = rng.choice([p for p, m in PATHS.items() if name in m])
+            if rng.random() < 0.7 or s.seq == 0:
+                s.seq += 1
+                if rng.random() < 0.03:
+                    s.inc, s.seq = s.inc + 1, 1
+                if rng.random() < 0.05:
+                    s.heard ^= 1 << rng.randrange(3)
+                if rng.random() < 0.01:
+                    s.offline ^= 1 << rng.randrange(3)
+            seq = rng.randint(max(1, s.seq - 3), s.seq)
+            data = packet.encode(key, Heartbeat(cid, SERVERS.index(name), paths.index(path),
+                                                s.inc, seq, 0.0, 0, s.heard, s.offline))
+            code, rec = table.ingest(paths.index(path), data, SERVERS.index(name), now, 0.0)
+            if code in (NEWS, QUIET):  # a replay on its own path is dropped by both
+                full.heartbeat(now, name, path, s.heard, s.offline, (s.inc, seq))
+            if code == NEWS:
+                waiting.append(rec)
+        elif op < 0.75 and waiting:
+            deliver(waiting.pop(0))
+        elif op < 0.85:
+            take_quiet()
+        else:  # a round: what is waiting is handed over first, then the table, then the tick
+            while waiting:
+                deliver(waiting.pop(0))
+            take_quiet()
+            full.tick(now)
+            fast.tick(now)
+            sync()
+            if rng.random() < 0.3:
+                ok = rng.random() < 0.6
+                full.background(PING.name, ok)
+                fast.background(PING.name, ok)
+            if full.partition.pending and rng.random() < 0.3:
+                full.resolved(now, {PING.name: True})
+                fast.resolved(now, {PING.name: True})
+                sync()
+        if full.verdict is not None or fast.verdict is not None:
+            # a verdict freezes each where it was when it came, and in the service it comes
+            # when its news is handed over, later: the same verdict, then nothing more
+            while waiting:
+                deliver(waiting.pop(0))
+            take_quiet()
+            assert (fast.verdict and fast.verdict.kind, fast.verdict and fast.verdict.servers) \
+                == (full.verdict and full.verdict.kind, full.verdict and full.verdict.servers), \
+                (seed, fast.verdict, full.verdict)
+            return quiet_taken
+        if not waiting:
+            take_quiet()
+            got, want = state(fast, now), state(full, now)
+            assert got == want, (seed, got, want)
+    return quiet_taken

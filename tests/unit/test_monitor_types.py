@@ -552,6 +552,9 @@ def test_userw_keepalive(root: InstallRoot) -> None:
     assert m.check().ok  # the next one measures from the last
     m.end()
     assert m.inline()  # nothing in it can block: it runs on the event loop
+    m.watchdog = 99  # as if a watchdog device were open: an IPMI one's write waits for the BMC
+    assert not m.inline()
+    m.watchdog = None
     assert UserSpaceMonitor.recovery_defaults_of({}) == {"final_action": "keepalive_reset"}
     assert UserSpaceMonitor.recovery_defaults_of({"action": "RESET"}) == {
         "final_action": "keepalive_reset"}
