@@ -69,13 +69,15 @@ print(started, skipped)
 """
 
 
-def clp_counts(lab: Lab) -> Counter[str]:
+def clp_counts(lab: Lab, seen: list[str] | None = None) -> Counter[str]:
+    """The counts so far; ``seen`` gets each down and loss as "server: message"."""
     found: Counter[str] = Counter()
-    for module, eid, _ in alert_records(lab):
-        if module == "nm" and eid == 2:
-            found["servers down"] += 1
-        elif module == "nm" and eid == 6:
-            found["heartbeat paths lost"] += 1
+    for module, eid, rec in alert_records(lab):
+        if module == "nm" and eid in (2, 6):
+            found["servers down" if eid == 2 else "heartbeat paths lost"] += 1
+            if seen is not None:
+                seen.append(f"{rec.get('time', '?')} {rec.get('server', '?')}: "
+                        f"{rec.get('message', rec)}")
     for server in lab.servers:
         nm = lab.root_of(server) / "log" / "nm.log"
         for m in LATE.finditer(nm.read_text(errors="replace") if nm.exists() else ""):
@@ -138,9 +140,12 @@ def run_clp(opts: argparse.Namespace, workdir: Path) -> list[list[str]]:
                 return moved
             phases.append((f"clpstat {opts.clpstat:g}/s asked", clpstat_load))
         for label, phase in phases:
-            before = clp_counts(lab)
+            earlier: list[str] = []
+            before = clp_counts(lab, earlier)
             moved = phase()
-            after = clp_counts(lab)
+            events: list[str] = []
+            after = clp_counts(lab, events)
+            notes += [f"{label}: {e}" for e in (Counter(events) - Counter(earlier)).elements()]
             rows.append(["clp", label, str(moved),
                          *(str(after[k] - before[k]) for k in
                            ("servers down", "heartbeat paths lost", "heartbeat loop late")),

@@ -31,6 +31,7 @@ import serial
 from clp.config.model import Interconnect
 from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext
 from clp.heartbeat.comframe import FrameScanner, authentic
+from clp.platform.priority import like_main_thread
 
 log = logging.getLogger("clp.comhb")
 
@@ -117,6 +118,7 @@ class ComHeartbeat(HeartbeatPath):
 
     # in the port thread
     def _run(self) -> None:
+        like_main_thread(log)
         try:
             while not self._stop.is_set():
                 try:

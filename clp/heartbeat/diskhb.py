@@ -52,6 +52,7 @@ from clp.config.model import Interconnect
 from clp.heartbeat import disklayout as layout
 from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
 from clp.heartbeat.diskio import BLOCK, DiskDevice
+from clp.platform.priority import like_main_thread
 
 log = logging.getLogger("clp.diskhb")
 
@@ -135,6 +136,7 @@ class DiskHeartbeat(HeartbeatPath):
 
     # the I/O thread
     def _run(self) -> None:
+        like_main_thread(log)
         dev: DiskDevice | None = None
         try:
             while True:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from clp.config.model import Interconnect
 from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContext, percentiles
 from clp.heartbeat.rxtable import Record
+from clp.platform.priority import like_main_thread
 
 log = logging.getLogger("clp.lanhb")
 
@@ -138,6 +139,7 @@ class LanHeartbeat(HeartbeatPath):
         """The receive thread: waits in C (GIL released) for what needs the service."""
         loop = self._loop
         assert loop is not None
+        like_main_thread(log)
         fd = sock.fileno()
         while not stop.is_set():
             try:

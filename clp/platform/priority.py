@@ -37,3 +37,21 @@ def raise_priority(log: logging.Logger) -> str:
         got = f"unchanged ({e})"
     log.info("scheduling: %s", got)
     return got
+
+
+def like_main_thread(log: logging.Logger) -> None:
+    """Give the calling thread the real-time scheduling of the process's main thread, if it has
+    one. Threads do not inherit it: ``SCHED_RESET_ON_FORK`` resets every child task, threads
+    included. A heartbeat I/O thread (a LAN path's receive thread, the disk and COM threads)
+    must not wait behind a busy machine any more than the event loop: under ``stress-ng`` a LAN
+    receive thread left at SCHED_OTHER let 8 paths and a server time out in 3 minutes at 10 ms.
+    A refusal is logged and the thread goes on as it is."""
+    if not hasattr(os, "sched_getscheduler"):
+        return
+    try:
+        policy = os.sched_getscheduler(os.getpid())  # the main thread's (its tid is the pid)
+        if policy & ~os.SCHED_RESET_ON_FORK not in (os.SCHED_RR, os.SCHED_FIFO):
+            return  # not real-time: nice is inherited as it is
+        os.sched_setscheduler(0, policy, os.sched_getparam(os.getpid()))
+    except OSError as e:
+        log.warning("scheduling: this thread keeps its priority (%s)", e)
