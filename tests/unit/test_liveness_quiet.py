@@ -40,6 +40,29 @@ class Sender:
     sent: dict[int, float] = field(default_factory=dict)  # seq -> first arrival
 
 
+def pause(rng: random.Random) -> float:
+    """Time to the next input: mostly well inside the timeout, now and then beyond it."""
+    return rng.choice((0.001, 0.01, 0.02, 0.05, 0.05, 0.1)) if rng.random() < 0.97 else 0.7
+
+
+def next_record(rng: random.Random, senders: dict[str, Sender], heard_rate: float
+                ) -> tuple[str, str, Sender, int]:
+    """(sender, path, its state, sequence) of the next record received: mostly a new heartbeat
+    (now and then after a restart, or with a bitmap bit flipped), else a copy of a recent one."""
+    name = rng.choice(("b", "c"))
+    s = senders[name]
+    path = rng.choice([p for p, m in PATHS.items() if name in m])
+    if rng.random() < 0.7 or s.seq == 0:
+        s.seq += 1
+        if rng.random() < 0.03:
+            s.inc, s.seq = s.inc + 1, 1  # restarted
+        if rng.random() < heard_rate:
+            s.heard ^= 1 << rng.randrange(3)
+        if rng.random() < 0.01:
+            s.offline ^= 1 << rng.randrange(3)
+    return name, path, s, rng.randint(max(1, s.seq - 3), s.seq)
+
+
 @dataclass
 class Table:
     """The news rule of native/hbrx.c: the newest heartbeat of each sender, by order."""
@@ -72,21 +95,10 @@ def schedule(seed: int) -> int:
     senders = {s: Sender() for s in ("b", "c")}
     now, quiet_taken = 0.0, 0
     for _ in range(400):
-        now += rng.choice((0.001, 0.01, 0.02, 0.05, 0.05, 0.1)) if rng.random() < 0.97 else 0.7
+        now += pause(rng)
         op = rng.random()
         if op < 0.7:
-            name = rng.choice(("b", "c"))
-            s = senders[name]
-            path = rng.choice([p for p, m in PATHS.items() if name in m])
-            if rng.random() < 0.7 or s.seq == 0:  # a new heartbeat, else a copy of an older one
-                s.seq += 1
-                if rng.random() < 0.03:
-                    s.inc, s.seq = s.inc + 1, 1  # restarted
-                if rng.random() < 0.03:
-                    s.heard ^= 1 << rng.randrange(3)
-                if rng.random() < 0.01:
-                    s.offline ^= 1 << rng.randrange(3)
-            seq = rng.randint(max(1, s.seq - 3), s.seq)
+            name, path, s, seq = next_record(rng, senders, heard_rate=0.03)
             order = (s.inc, seq)
             first = s.sent.setdefault(seq + 1000 * s.inc, now)
             step = full.heartbeat(now, name, path, s.heard, s.offline, order, first)
@@ -163,21 +175,10 @@ def deferred_schedule(seed: int) -> int:
 
     now = 0.0
     for _ in range(400):
-        now += rng.choice((0.001, 0.01, 0.02, 0.05, 0.05, 0.1)) if rng.random() < 0.97 else 0.7
+        now += pause(rng)
         op = rng.random()
         if op < 0.6:
-            name = rng.choice(("b", "c"))
-            s = senders[name]
-            path = rng.choice([p for p, m in PATHS.items() if name in m])
-            if rng.random() < 0.7 or s.seq == 0:
-                s.seq += 1
-                if rng.random() < 0.03:
-                    s.inc, s.seq = s.inc + 1, 1
-                if rng.random() < 0.05:
-                    s.heard ^= 1 << rng.randrange(3)
-                if rng.random() < 0.01:
-                    s.offline ^= 1 << rng.randrange(3)
-            seq = rng.randint(max(1, s.seq - 3), s.seq)
+            name, path, s, seq = next_record(rng, senders, heard_rate=0.05)
             data = packet.encode(key, Heartbeat(cid, SERVERS.index(name), paths.index(path),
                                                 s.inc, seq, 0.0, 0, s.heard, s.offline))
             code, rec = table.ingest(paths.index(path), data, SERVERS.index(name), now, 0.0)
