@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <netinet/in.h>
@@ -448,12 +447,11 @@ static int lan_sender(const hbrx_table *t, int path, const struct sockaddr_stora
     return -1;
 }
 
-/* Read the datagrams waiting on fd (non-blocking) as records of path; at most max_out of them
- * needing the caller (NEWS and drops) go to out, QUIET ones only update the table. Returns how
- * many are in out, or -errno when the first read failed (-EAGAIN: nothing was waiting).
- * *read_count: datagrams read. */
-static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_out,
-                     int *read_count) {
+/* Read the datagrams waiting on fd (non-blocking) as records of path (checked by the caller);
+ * at most max_out of them needing the caller (NEWS and drops) go to out, QUIET ones only update
+ * the table. Returns how many are in out, or -errno when the first read failed (-EAGAIN:
+ * nothing was waiting). */
+static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_out) {
     unsigned char bufs[BATCH][HBRX_PACKET + 1];
     union {
         struct cmsghdr align;
@@ -462,9 +460,7 @@ static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_
     struct sockaddr_storage names[BATCH];
     struct iovec iov[BATCH];
     struct mmsghdr msgs[BATCH];
-    int n_out = 0;
-    *read_count = 0;
-    if (path < 0 || path >= t->n_paths) return -EINVAL;
+    int n_out = 0, n_read = 0;
     path_info *pi = &t->paths[path];
     while (n_out < max_out) {
         int want = max_out - n_out < BATCH ? max_out - n_out : BATCH;
@@ -482,10 +478,10 @@ static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_
         int got = recvmmsg(fd, msgs, (unsigned int)want, MSG_DONTWAIT | MSG_TRUNC, NULL);
         if (got < 0) {
             int err = errno;
-            if (*read_count == 0) return -err;
+            if (n_read == 0) return -err;
             break; /* EAGAIN: all read; another error: the next call reports it */
         }
-        *read_count += got;
+        n_read += got;
         pthread_mutex_lock(&t->lock);
         double now_wall = clock_seconds(CLOCK_REALTIME);
         double now_mono = clock_seconds(CLOCK_MONOTONIC);
@@ -508,11 +504,10 @@ static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_
             hbrx_record *rec = &out[n_out];
             char source[sizeof rec->source];
             int sender = lan_sender(t, path, &names[i], source, sizeof source);
-            size_t len = msgs[i].msg_len; /* MSG_TRUNC: the datagram's real size */
-            size_t stored = len < sizeof bufs[i] ? len : sizeof bufs[i];
-            int k = ingest(t, path, bufs[i], len > HBRX_PACKET ? len : stored, sender, arrived,
-                           now_wall, 0.0, 1, rec);
-            if (len > HBRX_PACKET) rec->len = (uint32_t)len;
+            /* MSG_TRUNC: the datagram's real size, which may exceed the buffer; ingest reads
+             * at most HBRX_PACKET bytes of it (a bigger one is malformed) */
+            int k = ingest(t, path, bufs[i], msgs[i].msg_len, sender, arrived, now_wall, 0.0, 1,
+                           rec);
             if (k == HBRX_QUIET || k == HBRX_NEWS) {
                 pi->delays[pi->next_delay] = stamp_wall - rec->sent;
                 pi->next_delay = (pi->next_delay + 1) % HBRX_DELAYS;
@@ -531,6 +526,7 @@ static int lan_drain(hbrx_table *t, int fd, int path, hbrx_record *out, int max_
 
 int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,
                   hbrx_record *out, int max_out, int *errors) {
+    if (path < 0 || path >= t->n_paths) return -EINVAL;
     struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
     double deadline = clock_seconds(CLOCK_MONOTONIC) + timeout_ms / 1000.0;
     int idle = 0;
@@ -550,8 +546,7 @@ int hbrx_lan_wait(hbrx_table *t, int fd, int path, int wake_fd, int timeout_ms,
             return 0;
         }
         if (fds[0].revents & POLLNVAL) return -EBADF;
-        int read_count;
-        int n = lan_drain(t, fd, path, out, max_out, &read_count);
+        int n = lan_drain(t, fd, path, out, max_out);
         if (n == -EAGAIN) { /* readable, and then nothing to read: bounded like errors */
             if (++idle >= MAX_FUTILE) return 0;
             continue;

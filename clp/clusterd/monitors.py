@@ -60,7 +60,7 @@ from clp.core.monitor_recovery import (
 from clp.monitors import registry
 from clp.monitors.base import Check, Health, MonitorContext, MonitorType
 from clp.monitors.mrw import NOTICE_WORD, MessageMonitor
-from clp.monitors.runner import MonitorRunner
+from clp.monitors.runner import MonitorRunner, checked
 from clp.paths import InstallRoot
 
 if TYPE_CHECKING:
@@ -263,11 +263,7 @@ class MonitorManager:
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not take the daemon down
             log.exception("check of monitor %s raised", m.cfg.name, extra=RM)
             return Check(Health.UNKNOWN, f"check of monitor {m.cfg.name} failed: {exc!r}")
-        elapsed = time.monotonic() - started
-        if not isinstance(result, Check):
-            return Check(Health.UNKNOWN, f"{m.check.name}.check returned {result!r}",
-                         elapsed=elapsed)
-        return Check(result.health, result.reason, result.timed_out, elapsed)
+        return checked(m.check, result, time.monotonic() - started)
 
     def _delay_warning(self, m: Running, result: Check, timeout: float) -> None:
         rate = self.settings.delay_warning

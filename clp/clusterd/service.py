@@ -366,7 +366,7 @@ class ClusterService:
             if self.suspended or self._hung():
                 return  # ignored (resume renews the table: every sender's next one is news)
             self._take_quiet()  # the quiet ones that came before it first
-            server, path_name = self.config.servers[sender].name, self.path_names[path]
+            server, path_name = self._server_names[sender], self.path_names[path]
             self._on_step(self.liveness.heartbeat(
                 min(time.monotonic(), arrived), server, path_name, hb.heard, hb.offline,
                 (hb.incarnation, hb.seq), first))
@@ -402,8 +402,8 @@ class ClusterService:
     def _sync_quiet(self) -> None:
         """Tell the heartbeat table which (sender, path) may wait for a pull: see
         Liveness.quiet. After every change of a server's or path's state."""
-        servers, paths, quiet = self.config.servers, self.path_names, self.liveness.quiet
-        self.heartbeats.set_all_quiet(lambda s, p: quiet(servers[s].name, paths[p]))
+        servers, paths, quiet = self._server_names, self.path_names, self.liveness.quiet
+        self.heartbeats.set_all_quiet(lambda s, p: quiet(servers[s], paths[p]))
 
     def _on_step(self, step: Step, decide: bool = True) -> None:
         """Log and act on what liveness decided; ``decide``: run a group round if it matters

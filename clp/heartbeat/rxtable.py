@@ -39,7 +39,7 @@ DROPS = {lib.HBRX_MALFORMED: Drop.MALFORMED, lib.HBRX_BAD_MAC: Drop.BAD_MAC,
          lib.HBRX_UNKNOWN_CLUSTER: Drop.UNKNOWN_CLUSTER,
          lib.HBRX_UNKNOWN_SENDER: Drop.UNKNOWN_SENDER, lib.HBRX_REPLAY: Drop.REPLAY,
          lib.HBRX_LATE: Drop.LATE}
-BATCH = 64  # records per drain or pull call
+BATCH = 64  # records per wait_lan or pull call
 
 
 class Record(NamedTuple):
@@ -88,9 +88,7 @@ class RxTable:
                              f"{lib.HBRX_MAX_SERVERS}) and {n_paths} paths")
         self._t = ffi.gc(table, lib.hbrx_free)
         self._one = ffi.new("hbrx_record *")
-        self._batch = ffi.new("hbrx_record[]", BATCH)
         self._pulled = ffi.new("hbrx_quiet[]", BATCH)
-        self._count = ffi.new("int *")
         self._stats = (ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("double *"))
 
     def set_members(self, path: int, members: Iterable[int]) -> None:

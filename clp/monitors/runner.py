@@ -30,6 +30,15 @@ from clp.platform.bounded import BoundedPool
 _thread = threading.local()
 
 
+def checked(monitor: MonitorType, result: object, elapsed: float) -> Check:
+    """What a check's return value makes, wherever it ran (a worker thread, or the event loop
+    for MonitorType.inline): a Check with the time it took; anything else is Unknown."""
+    if not isinstance(result, Check):
+        return Check(Health.UNKNOWN, f"{monitor.name}.check returned {result!r}", elapsed=elapsed)
+    # timed_out: the type's own bound on what it waits for passed (genw's script)
+    return Check(result.health, result.reason, result.timed_out, elapsed)
+
+
 def _nice(value: int) -> None:
     """This worker thread (and what it starts) at ``value``; a system call only on a change."""
     if getattr(_thread, "nice", None) != value:
@@ -121,11 +130,7 @@ class MonitorRunner:
                 elapsed = time.monotonic() - started
                 if op != "check":
                     return Check(Health.NORMAL, f"{op} done", elapsed=elapsed)
-                if not isinstance(result, Check):
-                    return Check(Health.UNKNOWN, f"{monitor.name}.check returned {result!r}",
-                                 elapsed=elapsed)
-                # timed_out: the type's own bound on what it waits for passed (genw's script)
-                return Check(result.health, result.reason, result.timed_out, elapsed)
+                return checked(monitor, result, elapsed)
             finally:
                 self._release(name, token)
 

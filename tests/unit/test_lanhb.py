@@ -202,3 +202,11 @@ def test_a_receive_thread_that_cannot_wait_makes_a_local_error_and_the_next_roun
             peer.close()
 
     asyncio.run(main())
+
+
+def test_a_datagram_bigger_than_a_record_is_malformed_with_its_real_size(caplog) -> None:
+    got: list[Heartbeat] = []
+    p = lan({"server1": "127.0.0.1", "server2": "127.0.0.2"}, port=free_udp_port(), got=got)
+    exchange(p, "127.0.0.2", [record(1) + b"x" * 2904])  # 3000 bytes
+    assert got == [] and p.receiver.drops == {"malformed": 1}
+    assert "size 3000 != 96" in caplog.text
