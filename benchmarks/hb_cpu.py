@@ -113,6 +113,14 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[11]) + int(fields[12]), int(fields[19])
 
 
+def kernel_ticks(pid: int) -> int:
+    """stime of ``pid``: its time in the kernel (system calls, the network stack it runs)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def side_thread_ticks(pid: int) -> dict[int, int]:
     """utime + stime of each thread of ``pid`` but its main thread (the event loop)."""
     out = {}
@@ -247,11 +255,14 @@ def measure_lab(lab: Lab, kind: str, seconds: float, text: str, warnings: list[s
     loops = {s: pids[(s, "clusterpro")][0] for s in lab.servers}
     before, net0, t0 = incidents(lab), net_counters(lab), time.monotonic()
     side0 = {s: side_thread_ticks(pid) for s, pid in loops.items()}
+    kernel0 = {s: kernel_ticks(pid) for s, pid in loops.items()}
     cpu = cpu_over(pids, seconds)
     side1 = {s: side_thread_ticks(pid) for s, pid in loops.items()}
+    kernel1 = {s: kernel_ticks(pid) for s, pid in loops.items()}
     after, net1, t1 = incidents(lab), net_counters(lab), time.monotonic()
     side = {s: sum(v - side0[s].get(t, v) for t, v in side1[s].items()) / CLK_TCK / (t1 - t0)
             for s in lab.servers}
+    kernel = {s: (kernel1[s] - kernel0[s]) / CLK_TCK / (t1 - t0) for s in lab.servers}
     net = {k: (net1[v] - net0[v]) / (t1 - t0) / N_SERVERS for k, v in NET_RATES.items()}
     during = {k: after[k] - before[k] for k in after if after[k] != before[k]}
     bad_after = not_normal(lab)
@@ -261,7 +272,7 @@ def measure_lab(lab: Lab, kind: str, seconds: float, text: str, warnings: list[s
         doc = SupervisorClient(InstallRoot(lab.root_of(server)), timeout=5.0).status()
         restarts.update({f"{server}/{svc}": v.get("restarts") for svc, v in
                          (doc.get("services") or {}).items() if v.get("restarts")})
-    return {"cpu": cpu, "side": side, "net": net, "during": during, "restarts": restarts,
+    return {"cpu": cpu, "side": side, "kernel": kernel, "net": net, "during": during, "restarts": restarts,
             "not_normal": bad, "not_normal_after": bad_after, "online_after": online_after,
             "counters": counters, "warnings": warnings, "evt": evt_queues(lab),
             "n_pids": {k: len(v) for k, v in pids.items()}}
@@ -320,10 +331,12 @@ def cpu_table(results: dict[str, list[dict]], seconds: float) -> str:
                              for i in range(1, N_SERVERS + 1)]) for r in runs]
         net = {k: sum(r["net"][k] for r in runs) / len(runs) for k in NET_RATES}
         side = {s: sum(r["side"][s] for r in runs) / len(runs) for s in runs[0]["side"]}
+        kernel = {s: sum(r["kernel"][s] for r in runs) / len(runs) for s in runs[0]["kernel"]}
         out.append(f"{kind}: clusterpro median per lab {', '.join(map(_pct, per_round))} % "
                    f"core; of it in threads other than the event loop (disk, COM I/O): "
                    f"server1 {_ms(side['server1'])} ms/s, server2 {_ms(side['server2'])}, "
-                   f"median {_ms(median(side.values()))}; per server and second: "
+                   f"median {_ms(median(side.values()))}; in the kernel (stime, every thread): "
+                   f"median {_ms(median(kernel.values()))} ms/s; per server and second: "
                    + ", ".join(f"{k} {v:.0f}" for k, v in net.items()))
         for i, r in enumerate(runs, 1):
             out.append(f"  lab {i}: config warnings {r['warnings'] or 'none'}; all Online "
