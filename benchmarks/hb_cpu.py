@@ -272,7 +272,8 @@ def measure_lab(lab: Lab, kind: str, seconds: float, text: str, warnings: list[s
         doc = SupervisorClient(InstallRoot(lab.root_of(server)), timeout=5.0).status()
         restarts.update({f"{server}/{svc}": v.get("restarts") for svc, v in
                          (doc.get("services") or {}).items() if v.get("restarts")})
-    return {"cpu": cpu, "side": side, "kernel": kernel, "net": net, "during": during, "restarts": restarts,
+    return {"cpu": cpu, "side": side, "kernel": kernel, "net": net, "during": during,
+            "restarts": restarts,
             "not_normal": bad, "not_normal_after": bad_after, "online_after": online_after,
             "counters": counters, "warnings": warnings, "evt": evt_queues(lab),
             "n_pids": {k: len(v) for k, v in pids.items()}}

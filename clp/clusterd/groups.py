@@ -167,6 +167,16 @@ class GroupManager:
         return ServerReport(groups, frozenset(failover), self._intents(), self.leaving,
                             {g: why for g, why in failover.items() if why})
 
+    def holding(self) -> bool:
+        """Whether some group of this server may have resources up (anything but Offline):
+        network-partition resolution then needs proofs to go on (see "Holding needs proof" in
+        clp.core.partition). Not before the groups found at start are adopted (their probes
+        take moments): a server that starts with nothing running while its target is still
+        down (a site powering up) must not stop for that; one that finds groups running needs
+        its proofs as soon as adoption ends, the lease counting from the service's start."""
+        return self.adopted and any(r.state is not GroupState.OFFLINE
+                                    for r in self.runners.values())
+
     def local_resources(self) -> dict[str, str]:
         out = {}
         for r in self.runners.values():

@@ -96,11 +96,15 @@ class StatePublisher:
     def _partition(self, wall: float) -> dict[str, Any]:
         live = self.svc.liveness
         verdict = live.verdict
+        lease = live.lease(time.monotonic())
         return {
             "action": self.svc.config.network_partition.action,
             "resolvers": self.svc.resolution.snapshot(),
             "pending": list(live.partition.pending),
             "down": {s: {"takeover_at": at + wall} for s, at in live.down.items()},
+            # holding groups: until when the proofs this server has let it (clp.core.partition)
+            "lease": None if lease is None or lease[0] == float("inf") else {
+                "until": lease[0] + wall, "peer": lease[1], "resolver": lease[2]},
             "verdict": None if verdict is None else {"kind": verdict.kind,
                                                      "reason": verdict.reason},
         }

@@ -3,9 +3,11 @@
 The decisions are :mod:`clp.core.partition`'s (through :class:`clp.core.liveness.Liveness`); this
 module only runs the probes of :mod:`clp.np` on the event loop and feeds their results back:
 
-- In the background, every resolver this server uses is probed every ``interval`` seconds, so an
-  operator is alerted when resolution would not work (a ping target already down), before it is
-  needed, and so the seed's "already failing before the loss" rule can be applied.
+- In the background, every resolver this server uses is probed every ``interval`` seconds (and at
+  least twice per lease, :meth:`Resolution.period`), so an operator is alerted when resolution
+  would not work (a ping target already down), before it is needed, so the seed's "already
+  failing before the loss" rule can be applied, and so a server holding groups keeps its proof
+  that it is not cut off.
 - At a loss (membership declared servers Offline), the resolvers named by the core are probed
   at once, all in parallel, and the results decide (:meth:`Liveness.resolved`).
 """
@@ -107,15 +109,23 @@ class Resolution:
             log.info("%s: probes can be sent again", describe(r), extra={"alert": True})
         return ok
 
+    def period(self, r: Resolver) -> float:
+        """Seconds between background probes: the resolver's interval, and at least twice per
+        lease, so that a server holding groups renews its proof of reach in time (see "Holding
+        needs proof" in clp.core.partition)."""
+        lease = self.liveness.partition.lease
+        return min(r.interval, lease / 2) if lease else r.interval
+
     async def _background(self, r: Resolver) -> None:
         while True:
+            sent = time.monotonic()
             ok = await self._probe(r)
             self.last[r.name] = {"ok": ok, "at": time.time()}
             self.catch_up()
-            alert = self.liveness.background(r.name, ok)
+            alert = self.liveness.background(r.name, ok, sent)
             if alert is not None:
                 log.log(logging.INFO if ok else logging.WARNING, alert, extra={"alert": True})
-            await asyncio.sleep(r.interval)
+            await asyncio.sleep(self.period(r))
 
     async def _at_loss(self, names: tuple[str, ...]) -> None:
         rs = [self.mine[n] for n in names]

@@ -330,6 +330,7 @@ class ClusterService:
         """Liveness, then groups; at a deadline wake the groups only if what they may count
         on changed (a server lost, resolved down, or past its takeover wait)."""
         self._take_quiet()
+        self.liveness.holding = self.groups.holding()
         step = self.liveness.tick(now)
         self._on_step(step, decide=False)
         view = self.liveness.group_online(now)
@@ -462,6 +463,11 @@ class ClusterService:
     def _groups_changed(self) -> None:
         self.monitors.reconcile()
         self.groups.report_now()  # published by the decision round that follows: _group_event
+        holding = self.groups.holding()
+        if holding and not self.liveness.holding and self._waiter is not None \
+                and not self._waiter.done():
+            self._waiter.set_result(None)  # the loop learns the lease's deadline now
+        self.liveness.holding = holding
 
     def _monitors_changed(self) -> None:
         self.groups.report_now()

@@ -44,6 +44,8 @@ class Liveness:
         self.down: dict[str, float] = {}  # resolved down -> when its groups may move
         self.verdict: Verdict | None = None  # isolated or yield: this server must stop
         self.started = now
+        self.holding = False  # set by the caller: this server runs (or starts) some group
+        self._proof: dict[str, float] = {}  # peer -> when it last showed it hears this server
         self._frozen: tuple[str, ...] | None = None
         self._newest: dict[str, tuple[float, ...]] = {}  # server -> order of its newest heartbeat
         self._first: dict[str, dict[tuple[float, ...], float]] = {s: {} for s in servers}
@@ -86,7 +88,33 @@ class Liveness:
         deadline = self.membership.next_deadline()
         if deadline is not None:
             times.append(deadline)
+        lease = self.lease(now)
+        if lease is not None and lease[0] > now:
+            times.append(lease[0])
         return min(times, default=None)
+
+    def lease(self, now: float) -> tuple[float, str, str | None] | None:
+        """While this server holds groups and uses resolvers: until when it may go on holding
+        them with the proofs it has, the peer whose proofs end first, and the resolver whose
+        answer counted against that peer ends first (None: none counts). For every peer, a
+        heartbeat that says the peer hears this server, or an answer of every resolver that
+        counts against it, no older than the lease (see "Holding needs proof" in
+        :mod:`clp.core.partition`)."""
+        if not self.holding or self.verdict is not None or self.membership.suspended:
+            return None
+        span = self.partition.lease
+        if not span:
+            return None
+        worst: tuple[float, str, str | None] | None = None
+        for peer in self.servers:
+            if peer == self.me:
+                continue
+            heard = self._proof.get(peer, self.started) + span  # see "Holding needs proof"
+            reached, which = self.partition.reached_until(self.membership.last_rxs(peer))
+            until = max(heard, reached)
+            if worst is None or until < worst[0]:
+                worst = (until, peer, which)
+        return worst
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -110,7 +138,8 @@ class Liveness:
             return False
         if order > self._newest.get(server, ()):
             self._newest[server] = order
-            self.partition.heard(server)
+            if self.partition.hears_me(server):  # its bitmaps are those of the newest taken
+                self._proof[server] = max(first, self._proof.get(server, first))
         return True
 
     def heartbeat(self, now: float, server: str, path: str, heard: int = 0,
@@ -125,8 +154,8 @@ class Liveness:
         if self.verdict is not None:
             return step
         was_down = server in self.down
-        step.decisions = self.membership.heartbeat(now, server, path, self._first_seen(
-            now, server, order, first))
+        first = self._first_seen(now, server, order, first)
+        step.decisions = self.membership.heartbeat(now, server, path, first)
         if self.membership.suspended:
             return step
         if order is not None:
@@ -134,6 +163,9 @@ class Liveness:
                 return step
             self._newest[server] = order
         verdict = self.partition.heartbeat(server, heard, offline, was_down, self.settled(now))
+        if self.partition.hears_me(server) and server in self.membership.servers:
+            at = now if first is None else first
+            self._proof[server] = max(at, self._proof.get(server, at))
         if (self.membership.server_state(server) == ServerState.ONLINE
                 and server not in self.partition.keeping):
             self.down.pop(server, None)
@@ -161,12 +193,32 @@ class Liveness:
         step.decisions = self.membership.tick(now)
         lost = tuple(d.server for d in step.decisions if d.kind == "server_down")
         if lost:
-            out = self.partition.lost(now, lost)
+            out = self.partition.lost(now, lost, {s: self.membership.last_rxs(s) for s in lost})
             if isinstance(out, Verdict):
                 self._apply(now, step, out)
             else:
                 step.probe = out
+        lease = self.lease(now)
+        if lease is not None and lease[0] <= now:
+            self._stop(now, step, self._lapsed(now, lease[1], lease[2]))
         return step
+
+    def _lapsed(self, now: float, peer: str, resolver: str | None) -> Verdict:
+        """The isolated verdict of a lease that ran out (see :meth:`lease`)."""
+        heard = self._proof.get(peer)
+        hears = (f"{peer} has not shown for {now - heard:.2f} s that it hears {self.me}"
+                 if heard is not None else
+                 f"{peer} has not shown that it hears {self.me} since {self.me} started")
+        spec = next(r for r in self.partition.resolvers if r.name == resolver)
+        reached = self.partition.reached_until(self.membership.last_rxs(peer))[0] - \
+            self.partition.lease
+        answered = (f"{spec.describe} has not answered a probe sent in the last "
+                    f"{now - reached:.2f} s" if reached > float("-inf")
+                    else f"{spec.describe} has not answered since {self.me} started")
+        return Verdict("isolated", (peer,), (
+            f"{self.me} is isolated from the network: {hears} (it may declare {self.me} down "
+            f"and take over) and {answered}; holding groups needs one of the two within "
+            f"{self.partition.lease:.2f} s"))
 
     def resolved(self, now: float, results: dict[str, bool]) -> Step:
         step = Step()
@@ -175,8 +227,8 @@ class Liveness:
             self._apply(now, step, verdict)
         return step
 
-    def background(self, name: str, ok: bool) -> str | None:
-        return self.partition.background(name, ok)
+    def background(self, name: str, ok: bool, at: float) -> str | None:
+        return self.partition.background(name, ok, at)
 
     # --- helpers ----------------------------------------------------------------------------
 

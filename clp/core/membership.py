@@ -156,6 +156,12 @@ class Membership:
             return self._own_rx.get(path)
         return srv.paths[path].last_rx if path in srv.paths else None
 
+    def last_rxs(self, server: str) -> list[float]:
+        """When ``server`` was last heard on each of its paths that ever delivered."""
+        srv = self._servers.get(server)
+        return [] if srv is None else [p.last_rx for p in srv.paths.values()
+                                       if p.last_rx is not None]
+
     def silence(self, now: float) -> dict[str, float]:
         """For every other server heard at least once: seconds since its newest heartbeat on
         any path (none while suspended: nobody is timed out then)."""

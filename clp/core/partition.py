@@ -12,10 +12,13 @@ The seed's rules (chapter 2, "ネットワークパーティション解決リ�
   does, this server is isolated. A ping resolver that was already failing in the background
   before the loss (``retry`` consecutive failed rounds) cannot resolve: it is ignored and the
   lost server counts as down (the seed: every server fails over; clpcfchk warns about it).
-  *Before the loss* means when the lost servers were last heard (a server never heard: silent
-  since this one started, so nothing failed before), not when the timeout ran out: the
-  background probes of an isolated server fail during the timeout too, and must not turn its own
-  isolation into "the target was already failing".
+  *Before the loss* means independently of it (:meth:`Partition.already_failing`): the lost
+  server was heard when the resolver last answered, and every path that delivered then went on
+  delivering two intervals past the first unanswered probe. Not "failing when it was last
+  heard": the background probes of an isolated server fail during the timeout too, and with one
+  lossy path left it still hears the lost server now and then after it was cut off; neither may
+  turn its own isolation into "the target was already failing". A server never heard since this
+  one started: nothing failed before.
 - ``http``: a HEAD request answered means reachable; no answer means isolated, even if the web
   server was already down before (the seed: every server shuts down).
 - Several resolvers: isolated if any resolver used by this server says so.
@@ -44,10 +47,27 @@ that answers decides in a millisecond, one that does not only after its timeout)
   than a timeout and an interval (``settled``), a peer that could hear it would have cleared the
   mark, so the mark counts even if that peer never heard it (one-way loss since its start).
   Until then a marked server takes no group (:attr:`marked_by`, used by the liveness layer).
+- **Holding needs proof.** A peer takes this server's groups only after it has declared this
+  server down, probed and waited the takeover wait: at the earliest ``grace`` (``budget`` + 2
+  intervals) after the last heartbeat in which it said it still heard this server (its
+  ``heard`` bitmap), and ``grace`` after a probe of a target this server could not reach then.
+  So while this server holds groups it needs, for every peer, one of two proofs no older than
+  the ``lease`` (its resolvers' longest ``budget`` + 1 interval): a heartbeat from the peer that
+  says it hears this server, or an answer from every resolver that counts against that peer (a
+  ping target that failed independently of the peer's loss does not, as at a loss). Without
+  either it takes the network-partition action as isolated, an interval or more before any
+  peer may take over (:meth:`clp.core.liveness.Liveness.lease`). This closes two schedules
+  the takeover wait alone did not: a server cut off whose last path is lossy (it hears the
+  others now and then, so its own timeout comes up to a timeout late), and a server running
+  alone that is cut off later (it has no peer to lose, so it probed nothing, and a peer that
+  starts meanwhile takes over). Its price: a server holding groups while a peer is down (or
+  unheard for longer than the lease) stops when its targets stop answering for the lease, as
+  it cannot tell that from being cut off; background probes run at least twice per lease.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 VERDICT_KINDS = ("down", "isolated", "yield")
@@ -85,13 +105,13 @@ class Partition:
     resolvers: tuple[ResolverSpec, ...]
     interval: float
     _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
-    _failing_cache: frozenset[str] | None = field(default=None, compare=False, repr=False)
     _failing_at_loss: frozenset[str] = frozenset()
     _pending: _Pending | None = None
     _heard_me: dict[str, bool] = field(default_factory=dict)
-    _failing_heard: dict[str, frozenset[str]] = field(default_factory=dict)  # at its last heartbeat
     _marked: set[str] = field(default_factory=set)  # peers whose last heartbeat marks me Offline
     _keeping: set[str] = field(default_factory=set)  # resolved down, heard again, still marking me
+    _reached: dict[str, float] = field(default_factory=dict)  # last answered probe: sent at
+    _unanswered: dict[str, float] = field(default_factory=dict)  # first failed since: sent at
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.resolvers]
@@ -116,10 +136,54 @@ class Partition:
         budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
         return max(budgets, default=0.0) + 2 * self.interval
 
+    @property
+    def lease(self) -> float:
+        """How long this server may hold groups on one proof (see "Holding needs proof" in the
+        module): the longest probe of its own resolvers plus an interval; 0 with none."""
+        mine = self.mine()
+        return max(r.budget for r in mine) + self.interval if mine else 0.0
+
+    def reached_until(self, server_rx: Iterable[float]) -> tuple[float, str | None]:
+        """Until when this server's resolvers prove it is not isolated, as far as a peer
+        taking over matters (``server_rx``: when the peer was last heard on each of its paths):
+        the earliest (last answer + lease) of the resolvers that count, and which one that is
+        (None: none counts, resolution against that peer is impossible). A ping resolver that
+        was already failing while the peer was still heard does not count, as at a loss (see
+        :meth:`already_failing`)."""
+        until, which = float("inf"), None
+        rx = list(server_rx)
+        for r in self.mine():
+            if self.already_failing(r.name, rx):
+                continue
+            at = self._reached.get(r.name, float("-inf")) + self.lease
+            if at < until:
+                until, which = at, r.name
+        return until, which
+
+    def hears_me(self, server: str) -> bool:
+        """Whether the last heartbeat taken from ``server`` said it counts this server Online."""
+        return self._heard_me.get(server, False)
+
     def failing(self, name: str) -> bool:
         """Whether resolver ``name`` fails in the background now (``retry`` rounds in a row)."""
         spec = self._spec(name)
         return self._fails.get(name, 0) >= max(1, spec.retry)
+
+    def already_failing(self, name: str, server_rx: Iterable[float]) -> bool:
+        """Whether ping resolver ``name`` failed independently of the loss of a peer last
+        heard on its paths at ``server_rx``: it fails now, the peer was heard when the resolver
+        last answered, and every path that still delivered then went on delivering at least two
+        intervals after the first unanswered probe (a peer not heard since: not before). A
+        path that went quiet with the target is the same event (this server cut off): with one
+        lossy path left, the peer is heard now and then after the cut, and "failing when last
+        heard" would call it independent. Never for http (the seed: no answer means isolated,
+        even if the web server was down before)."""
+        if self._spec(name).type != "ping" or not self.failing(name):
+            return False
+        answered = self._reached.get(name, float("-inf"))
+        after = self._unanswered.get(name, answered) + 2 * self.interval
+        alive = [rx for rx in server_rx if rx >= answered - 2 * self.interval]
+        return bool(alive) and all(rx >= after for rx in alive)
 
     @property
     def marked_by(self) -> tuple[str, ...]:
@@ -140,13 +204,18 @@ class Partition:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def background(self, name: str, ok: bool) -> str | None:
-        """One background probe round of a resolver; returns an alert text on a change of its
+    def background(self, name: str, ok: bool, at: float) -> str | None:
+        """One background probe round of a resolver, sent at ``at`` (an answer proves this
+        server reached the target after that); returns an alert text on a change of its
         usability (so an operator learns before a loss that resolution would not work)."""
         spec = self._spec(name)
         before = self.failing(name)
         self._fails[name] = 0 if ok else self._fails.get(name, 0) + 1
-        self._failing_cache = None
+        if ok:
+            self._reached[name] = max(at, self._reached.get(name, at))
+            self._unanswered.pop(name, None)
+        else:
+            self._unanswered.setdefault(name, at)
         after = self.failing(name)
         if after and not before:
             if spec.type == "ping":
@@ -159,9 +228,11 @@ class Partition:
             return f"network partition resolution {name} works again: {spec.describe} answers"
         return None
 
-    def lost(self, now: float, servers: tuple[str, ...]) -> tuple[str, ...] | Verdict:
-        """Membership declared ``servers`` Offline. Returns the names of the resolvers to probe
-        now (then call :meth:`resolved`), or at once the Verdict when this server uses none."""
+    def lost(self, now: float, servers: tuple[str, ...],
+             rx: Mapping[str, Iterable[float]] | None = None) -> tuple[str, ...] | Verdict:
+        """Membership declared ``servers`` Offline (``rx``: when each was last heard on each of
+        its paths). Returns the names of the resolvers to probe now (then call
+        :meth:`resolved`), or at once the Verdict when this server uses none."""
         lost = tuple(s for s in servers if s != self.me)
         if not lost:
             raise ValueError("lost() needs at least one server other than this one")
@@ -174,9 +245,10 @@ class Partition:
         if not mine:
             return Verdict("down", lost, self._down_reason(lost, "no network partition "
                            "resolution is used by " + self.me), now + self.grace(lost))
-        failing = frozenset(r.name for r in mine if self.failing(r.name))
-        self._failing_at_loss = failing.intersection(  # never heard: silent since our start
-            *(self._failing_heard.get(s, frozenset()) for s in lost))
+        rx = rx or {}
+        self._failing_at_loss = frozenset(  # never heard: silent since our start
+            r.name for r in mine if all(self.already_failing(r.name, rx.get(s, ()))
+                                        for s in lost))
         self._pending = _Pending(lost, now, tuple(r.name for r in mine))
         return tuple(r.name for r in mine)
 
@@ -193,6 +265,7 @@ class Partition:
         for name in pending.resolvers:
             spec = self._spec(name)
             if results[name]:
+                self._reached[name] = max(pending.since, self._reached.get(name, pending.since))
                 reached.append(f"{spec.describe} answered")
             elif spec.type == "ping" and name in self._failing_at_loss:
                 ignored.append(f"{spec.describe} was already failing before the loss")
@@ -206,27 +279,12 @@ class Partition:
                                    for x in ignored])
         return Verdict("down", lost, self._down_reason(lost, why), now + self.grace(lost))
 
-    def heard(self, server: str) -> None:
-        """``server`` was heard now: which of this server's resolvers were failing then (see
-        "already failing" in the module). Part of :meth:`heartbeat`; alone for a heartbeat whose
-        bitmaps repeat the sender's previous ones."""
-        self._failing_heard[server] = self._failing_now
-
-    @property
-    def _failing_now(self) -> frozenset[str]:
-        """This server's resolvers failing now; kept, since only :meth:`background` changes
-        it and a heartbeat asks for it (hundreds a second at interval 0.1 s)."""
-        if self._failing_cache is None:
-            self._failing_cache = frozenset(r.name for r in self.mine() if self.failing(r.name))
-        return self._failing_cache
-
     def heartbeat(self, server: str, heard: int, offline: int, was_offline: bool,
                   settled: bool = False) -> Verdict | None:
         """A heartbeat from ``server`` with its bitmaps; ``was_offline``: whether this server
         had resolved ``server`` down before this heartbeat; ``settled``: whether this server has
         run longer than a timeout. Returns a "yield" Verdict when this server must give up its
         groups (see the module)."""
-        self.heard(server)
         bit = 1 << self.servers.index(self.me)
         before = self._heard_me.get(server, False)
         self._heard_me[server] = bool(heard & bit)

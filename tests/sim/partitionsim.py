@@ -147,12 +147,20 @@ class PartitionSim:
     def log(self, t: float, who: str, text: str) -> None:
         self.timeline.append((t, who, text))
 
+    @staticmethod
+    def background_period(n: Node) -> float:
+        """As the service: every ``BACKGROUND``, and at least twice per lease (so that a server
+        holding G renews its proof of reach before the lease runs out)."""
+        lease = n.live.partition.lease
+        return min(BACKGROUND, lease / 2) if lease else BACKGROUND
+
     def _boot(self, s: str, t: float, inc: int) -> None:
         live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t)
         self.nodes[s] = Node(s, live, inc)
         self._push(t + self.rng.uniform(0, INTERVAL), ROUND, ("round", s, inc))
         for r in live.partition.mine():
-            self._push(t + self.rng.uniform(0, BACKGROUND), OTHER, ("background", s, inc, r))
+            self._push(t + self.rng.uniform(0, self.background_period(self.nodes[s])), OTHER,
+                       ("background", s, inc, r))
 
     def _node(self, s: str, inc: int, t: float, what: tuple | None = None) -> Node | None:
         """The node if this event is still for it and it runs; a hung node gets ``what`` again
@@ -164,6 +172,7 @@ class PartitionSim:
             if what is not None:
                 self._push(self.world.hang_end(s, t), OTHER, what)
             return None
+        n.live.holding = n.holds or n.activating
         return n
 
     def _on_fault(self, t: float, f: Fault, edge: str) -> None:
@@ -244,10 +253,11 @@ class PartitionSim:
 
     def _on_background(self, t: float, s: str, inc: int, r: ResolverSpec) -> None:
         if self.nodes[s].inc == inc and self.nodes[s].state in ("running", "stopping"):
-            self._push(t + BACKGROUND, OTHER, ("background", s, inc, r))
+            self._push(t + self.background_period(self.nodes[s]), OTHER,
+                       ("background", s, inc, r))
         n = self._node(s, inc, t)
         if n is not None:
-            alert = n.live.background(r.name, self.world.reach(s, r.type, t))
+            alert = n.live.background(r.name, self.world.reach(s, r.type, t), t)
             if alert:
                 self.log(t, s, alert)
 
@@ -289,6 +299,7 @@ class PartitionSim:
             self.log(t, n.name, f"probes {', '.join(step.probe)}: {results}")
             self._push(t + wait, OTHER, ("probed", n.name, n.inc, results))
         self._consider(n, t)
+        n.live.holding = n.holds or n.activating
         d = n.live.next_deadline(t) if self.cfg.wake else None
         if n.wake_at < t:
             n.wake_at = INF  # that wake-up was lost in a hang

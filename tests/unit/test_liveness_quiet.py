@@ -25,8 +25,9 @@ def state(live: Liveness, now: float) -> dict[str, Any]:
         "membership": live.membership.snapshot(), "down": dict(live.down),
         "verdict": live.verdict, "newest": dict(live._newest), "bitmaps": live.bitmaps(),
         "deadline": live.next_deadline(now), "online": live.group_online(now),
-        "silence": live.membership.silence(now),
-        "partition": (dict(p._failing_heard), dict(p._heard_me), set(p._marked),
+        "silence": live.membership.silence(now), "proof": dict(live._proof),
+        "lease": live.lease(now),
+        "partition": (dict(p._heard_me), set(p._marked), dict(p._reached),
                       set(p._keeping), tuple(p.pending)),
     }
 
@@ -112,7 +113,9 @@ def schedule(seed: int) -> int:
             assert full.tick(now) == fast.tick(now), seed
         elif op < 0.95:
             ok = rng.random() < 0.6
-            assert full.background(PING.name, ok) == fast.background(PING.name, ok), seed
+            assert full.background(PING.name, ok, now) == fast.background(PING.name, ok, now), \
+                seed
+            full.holding = fast.holding = rng.random() < 0.25
         elif full.partition.pending:
             ok = rng.random() < 0.8
             assert full.resolved(now, {PING.name: ok}) == fast.resolved(now, {PING.name: ok}), \
@@ -197,10 +200,10 @@ def deferred_schedule(seed: int) -> int:
             full.tick(now)
             fast.tick(now)
             sync()
-            if rng.random() < 0.3:
+            if rng.random() < 0.3:  # (not holding: the proofs are compared, no lease lapses)
                 ok = rng.random() < 0.6
-                full.background(PING.name, ok)
-                fast.background(PING.name, ok)
+                full.background(PING.name, ok, now)
+                fast.background(PING.name, ok, now)
             if full.partition.pending and rng.random() < 0.3:
                 full.resolved(now, {PING.name: True})
                 fast.resolved(now, {PING.name: True})

@@ -45,20 +45,37 @@ def test_ping_silent_means_isolated_with_a_reason():
 
 def test_ping_failing_before_the_loss_cannot_resolve_and_the_seed_fails_over():
     p = part()
-    assert p.background("pingnp1", False) is None  # one failed round is not yet "failing"
-    alert = p.background("pingnp1", False)
+    p.background("pingnp1", True, 1.0)
+    assert p.background("pingnp1", False, 2.0) is None  # one failed round is not yet "failing"
+    alert = p.background("pingnp1", False, 3.0)
     assert alert and "cannot work" in alert and "every server fails over" in alert
-    p.heartbeat("server2", heard=0, offline=0, was_offline=False)  # failing while still heard
-    p.lost(10.0, ("server2",))
+    # server2 heard on both paths well after the first unanswered probe (2.0 + 2 intervals)
+    p.lost(10.0, ("server2",), {"server2": [9.7, 9.75]})
     v = p.resolved(10.5, {"pingnp1": False})
     assert v.kind == "down" and "already failing" in v.reason
-    assert "works again" in p.background("pingnp1", True)
+    assert "works again" in p.background("pingnp1", True, 11.0)
+
+
+@pytest.mark.parametrize("rx, why", [
+    ([1.95, 9.7], "a path went quiet with the target: this server was cut off, one path lives"),
+    ([2.1, 9.7], "a path went quiet within two intervals of the first unanswered probe"),
+    ([], "never heard since this server started"),
+    ([0.5], "lost before the target failed: the target did not fail before the loss"),
+])
+def test_ping_failing_with_the_loss_is_isolation_not_already_failing(rx, why):
+    p = part()
+    p.background("pingnp1", True, 1.9)
+    p.background("pingnp1", False, 2.0)
+    p.background("pingnp1", False, 2.1)
+    assert p.failing("pingnp1")
+    p.lost(10.0, ("server2",), {"server2": rx})
+    assert p.resolved(10.5, {"pingnp1": False}).kind == "isolated", why
 
 
 def test_http_down_before_the_loss_still_isolates_as_the_seed_says():
     p = part(resolvers=(HTTP,))
-    p.background("httpnp1", False)
-    p.lost(1.0, ("server2",))
+    p.background("httpnp1", False, 0.5)
+    p.lost(1.0, ("server2",), {"server2": [0.9]})
     assert p.resolved(2.0, {"httpnp1": False}).kind == "isolated"
 
 
