@@ -156,7 +156,7 @@ class PartitionSim:
 
     def _boot(self, s: str, t: float, inc: int) -> None:
         live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t)
-        self.nodes[s] = Node(s, live, inc)
+        self.nodes[s] = Node(s, live, inc, last_round=t)  # the service's loop starts timed
         self._push(t + self.rng.uniform(0, INTERVAL), ROUND, ("round", s, inc))
         for r in live.partition.mine():
             self._push(t + self.rng.uniform(0, self.background_period(self.nodes[s])), OTHER,
@@ -379,7 +379,9 @@ class PartitionSim:
             ``y`` to give way (``STOP`` before now; not counting those the rule lets ``y`` run
             through: ``y`` had also resolved ``x`` down and has the higher priority, or ``y`` had
             just started and ``x`` had not heard it): nothing could tell the two sides apart;
-        (c) a ping resolver failing before the loss was ignored ("already failing")."""
+        (c) a ping resolver failing before the loss was ignored ("already failing");
+        (d) ``y`` uses no resolver while ``x`` does (docs/network-partition.md, case 4: cut
+            off, ``y`` goes on running its groups), and was running when ``x`` decided."""
         rec = x.downs.get(y.name) if y.name in x.live.down else x.kept.get(y.name)  # in force
         if rec is None and x.act_id and y.name in x.basis:  # heard again since it activated
             rec = x.basis[y.name] if x.basis[y.name].peer_inc == y.inc else None
@@ -390,6 +392,8 @@ class PartitionSim:
             return "a", why
         if FAILING in why:
             return "c", why
+        if y.name == self.cfg.nonuser and rec.peer_alive:
+            return "d", why
         joined = any(sent >= rec.at and r + STOP <= t + EPS and gives_way
                      for r, sent, gives_way in self.rx[(y.name, x.name)])
         if rec.peer_alive and rec.peer_reach and not joined:

@@ -7,14 +7,16 @@ resolvers, one group G on s1; hypothesis draws the configuration and the faults 
 one-way loss, isolated servers, network splits, unreachable targets, random loss, hangs, crashes
 and restarts). The simulation raises :class:`Unsafe` with the timeline on any double activation
 that is not (a) a down verdict made with no resolver, (b) a resolver answering on both sides of a
-partition no heartbeat crossed, or (c) a ping resolver ignored because it was failing before the
-loss. Derandomized with fixed example counts (300 in all), so CI always runs the same cases;
+partition no heartbeat crossed, (c) a ping resolver ignored because it was failing before the
+loss, or (d) the other server uses no resolver (so it does not stop when cut off). Derandomized
+with fixed example counts (420 in all), so CI always runs the same cases;
 ``--hypothesis-show-statistics`` shows how often each class came up.
 
 Below them: targeted scenarios, regressions for the unsafe cases the simulation found in the core
-(fixed), and the two known limits it also found, pinned as strict xfails (the test fails if a
-change closes one, so the documentation is updated with it); docs/network-partition.md, "Known
-limits", says why they are accepted."""
+(fixed), the two schedules that were pinned as known limits until "Holding needs proof" closed
+them (a lossy last path; a server alone, then cut off), with generators of schedules around
+both (every loss rate on the last path; restarts in any order), and what that rule costs
+(docs/network-partition.md)."""
 
 from __future__ import annotations
 
