@@ -34,7 +34,8 @@ from clp.paths import InstallRoot
 @host_option
 @click.option("-f", "force", is_flag=True,
               help="With -s: start even though a server of the policy has not been heard from "
-                   "yet; with -t: stop the group on whichever server runs it.")
+                   "yet, or the group was left in Offline Failure by a server whose cluster "
+                   "service stopped; with -t: stop the group on whichever server runs it.")
 @click.option("--apito", type=click.IntRange(1, 9999), metavar="TIMEOUT",
               help="Accepted for the product's scripts.")
 @click.argument("group", required=False)

@@ -91,7 +91,7 @@ class GroupOps:
                 return refused
         coord.refresh(self.mgr.reports())
         answer = coord.request(time.monotonic(), str(args.get("op")), str(args.get("group")),
-                               args.get("server"))
+                               args.get("server"), force=bool(args.get("force")))
         if answer.ok:
             self.mgr.changed()  # decided now, not at the next heartbeat round
         intent = coord.intents.get(str(args.get("group")))

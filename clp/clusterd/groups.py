@@ -515,13 +515,17 @@ class GroupManager:
         self.changed()
 
     async def stop_all(self, event: str = "STOP") -> None:
-        """Deactivate every group of this server, in reverse configuration order."""
+        """Deactivate every group of this server, in reverse configuration order. A group in
+        Offline Failure is deactivated again, as the seed's cluster stop deactivates every
+        group (its deactivation recovery and final action apply once more); if it stays in
+        Offline Failure, the reports sent while leaving say so and the other servers keep it
+        stranded (clp.core.coordinator, rule 2) instead of taking it over."""
         self.leaving = True
         self._changed()
         for name in reversed(list(self.runners)):
             await self.wait_idle(name)
             runner = self.runners[name]
-            if runner.state in GROUP_STOPPED_STATES and not runner.busy:
+            if runner.state is GroupState.OFFLINE and not runner.busy:
                 continue
             self.start(name, runner.deactivate(event))
             await self.wait_idle(name)

@@ -149,7 +149,17 @@ def _intents(raw: Any, names: Names, problems: list[tuple[str, str]]) -> dict[st
     if not isinstance(raw, dict):
         problems.append(("intents", f"not a mapping: {raw!r}"))
         return None
-    out: dict[str, Any] = {"synced": raw.get("synced") is True, "reasons": {}, "groups": {}}
+    out: dict[str, Any] = {"synced": raw.get("synced") is True, "reasons": {}, "groups": {},
+                           "stranded": {}}
+    stranded = raw.get("stranded") or {}
+    if not isinstance(stranded, dict):
+        problems.append(("stranded", f"not a mapping: {stranded!r}"))
+        stranded = {}
+    for g, server in stranded.items():
+        if g in names.groups and server in names.servers:
+            out["stranded"][g] = server
+        else:
+            problems.append(("stranded", f"invalid stranded group {g!r} on {server!r}"))
     reasons = raw.get("reasons") or {}
     if not isinstance(reasons, dict):
         problems.append(("reasons", f"not a mapping: {reasons!r}"))

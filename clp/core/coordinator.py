@@ -13,7 +13,10 @@ Rules (numbers as in the design issue):
 2. A group is never commanded active on a server while any online server of its policy reports it
    in a state other than Offline (Offline Failure included: a resource failed to stop there), or
    has not reported yet. A server that left the membership has lost all its groups (power-off
-   semantics).
+   semantics), except a group it reported in Offline Failure while its cluster service was
+   stopping: a resource failed to stop there and may still be active, so the group is
+   *stranded* and starts nowhere until that server reports it again, or the operator starts it
+   with force (``clpgrp -s -f``) once the resource is released.
 3. Auto-start groups start at cluster start on :func:`~clp.core.placement.target_server`; manual
    ones only by request.
 4. When the owner goes down, each of its groups goes to ``target_server()`` (event FAILOVER).
@@ -96,6 +99,8 @@ class Coordinator(OperatorRequests):
         self._joined: dict[str, list[str]] = {}  # failback candidates: servers that came online
         self._where: dict[str, dict[str, GroupState]] = {g.name: {} for g in groups}
         self._restop: set[str] = set()  # Offline Failure groups the operator stopped again
+        # group -> the server whose service stopped with it in Offline Failure (rule 2)
+        self.stranded: dict[str, str] = {}
 
     # --- queries --------------------------------------------------------------------------
 
@@ -114,7 +119,8 @@ class Coordinator(OperatorRequests):
                      and st != G.UNKNOWN), None)
 
     def export_intents(self) -> dict[str, Any]:
-        return {"synced": self.synced, "reasons": dict(self.reasons), "groups": {
+        return {"synced": self.synced, "reasons": dict(self.reasons),
+                "stranded": dict(self.stranded), "groups": {
             g: {"want": i.want, "server": i.server, "event": i.event, "stopped": i.stopped,
                 "failed": sorted(i.failed), "avoid": sorted(i.avoid), "cause": i.cause}
             for g, i in self.intents.items()}}
@@ -122,6 +128,9 @@ class Coordinator(OperatorRequests):
     def import_intents(self, data: Mapping[str, Any]) -> None:
         """Copy the master's table (checked by :mod:`clp.clusterd.report_check` on receipt)."""
         self.synced = self.synced or bool(data.get("synced"))
+        for g, server in (data.get("stranded") or {}).items():
+            if g in self.groups and server in self.servers and server not in self._online:
+                self.stranded[g] = server  # the master saw it stop; this server may not have
         for g, why in (data.get("reasons") or {}).items():
             if g in self.reasons and isinstance(why, str):
                 self.reasons[g] = why
@@ -185,6 +194,11 @@ class Coordinator(OperatorRequests):
             self._where[name] = {
                 s: (reports[s].groups.get(name, G.OFFLINE) if s in reports else G.UNKNOWN)
                 for s in spec.servers if s in self._online}
+            for s, st in self._where[name].items():
+                if st == G.OFFLINE_FAILURE and s in self._leaving:
+                    self.stranded[name] = s  # its service stops with a resource still up
+                elif self.stranded.get(name) == s and s not in self._leaving and s in reports:
+                    del self.stranded[name]  # back, and reporting what it holds itself
             running = [s for s, st in self._where[name].items()
                        if st in (G.ONLINE, G.ONLINE_PENDING)]
             if running and self.last_owner[name] not in running:
@@ -241,6 +255,10 @@ class Coordinator(OperatorRequests):
         unknown = [s for s, st in where.items() if st == G.UNKNOWN]
         if len(running) > 1:
             return self._extra(spec, running, where)
+        stranded = self.stranded.get(name)
+        if not running and stranded is not None and stranded not in self._online:
+            self.reasons[name] = self._stranded(name, stranded)
+            return None
         intent = self.intents[name]
         if not intent.want:
             if not self.synced:
@@ -284,9 +302,16 @@ class Coordinator(OperatorRequests):
         return done
 
     @staticmethod
+    def _stranded(name: str, server: str) -> str:
+        return (f"group {name} was in Offline Failure on {server} when its cluster service "
+                f"stopped (a resource failed to stop and may still be active there); it starts "
+                f"nowhere until {server} is back, or the operator starts it with -f once the "
+                f"resource is released")
+
+    @staticmethod
     def _offline_failure(name: str, server: str) -> str:
         return (f"group {name} is in Offline Failure on {server} (a resource failed to stop); it "
-                f"stays there until the operator stops it (clpgrp -t) or {server} leaves")
+                f"stays there until the operator stops it (clpgrp -t), or {server} goes down")
 
     def _extra(self, spec: GroupSpec, running: list[str],
                where: Mapping[str, GroupState]) -> Command | None:

@@ -26,13 +26,17 @@ class OperatorRequests:
     _joined: dict[str, list[str]]
     _where: dict[str, dict[str, GroupState]]
     _restop: set[str]
+    stranded: dict[str, str]
 
     # defined by the coordinator
     def owner(self, group: str) -> str | None: raise NotImplementedError
     def _active_map(self) -> dict[str, str]: raise NotImplementedError
     def _exclusive(self) -> Mapping[str, str]: raise NotImplementedError
 
-    def request(self, now: float, op: str, group: str, server: str | None = None) -> Answer:
+    def request(self, now: float, op: str, group: str, server: str | None = None,
+                force: bool = False) -> Answer:
+        """``force`` (``clpgrp -s -f``): start a group stranded by a server that stopped with it
+        in Offline Failure (the operator has released its resources there)."""
         spec = self.groups.get(group)
         if spec is None:
             return Answer(False, E_BAD_ARGS, f"Group {group} does not exist.")
@@ -52,6 +56,14 @@ class OperatorRequests:
         handler = {"start": self._req_start, "stop": self._req_stop, "move": self._req_move}
         if op not in handler:
             return Answer(False, E_BAD_ARGS, f"Unknown group operation {op!r}.")
+        stranded = self.stranded.get(group)
+        if op == "start" and stranded is not None and stranded not in self._online:
+            if not force:
+                return Answer(False, E_STATE, (
+                    f"Group {group} was in Offline Failure on {stranded} when its cluster "
+                    f"service stopped: a resource may still be active there. Release it, then "
+                    f"start the group with -f."))
+            del self.stranded[group]
         return handler[op](spec, server)
 
     def _req_start(self, spec: GroupSpec, server: str | None) -> Answer:

@@ -175,6 +175,39 @@ def test_failing_start_script_retries_fails_over_then_takes_the_final_action(tmp
         assert status(lab, "server1")["groups"]["ManagementGroup"]["state"] == "Online"
 
 
+def test_a_group_left_in_offline_failure_by_a_stopping_service_is_not_taken_over(tmp_path):
+    """exec1's stop fails (final action: none), so failover1 ends Offline Failure with its disk
+    and address still up. Stopping server1's cluster service deactivates it once more (it fails
+    again); server2 must not take the group over as if server1 had powered off."""
+    def failing_stop(conf, conf_dir):
+        res = conf["groups"]["failover1"]["resources"]["exec1"]
+        res["deactivation"] = {"retry": 0, "final_action": "none"}
+        script = conf_dir / "scripts" / "failover1" / "exec1" / "stop.sh"
+        script.write_text("#!/bin/sh\n"
+                          "echo \"$CLP_EVENT\" >> /opt/nec/clusterpro/work/stops\n"
+                          "exit 5\n")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+    with sample_cluster(tmp_path, failing_stop) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        clp(lab, "server1", "clpgrp", "-t", "failover1", ok=False)
+        wait_for("failover1 in Offline Failure on server1", lambda: group(
+            lab, "server2", "failover1")["states"].get("server1") == "Offline Failure")
+        clp(lab, "server1", "clpcl", "-t", "-w", "60", ok=False, timeout=90)
+        wait_for("server1's cluster service to stop", lambda: clp(
+            lab, "server1", "clpstat", ok=False).returncode != 0, timeout=60)
+        stops = (lab.root_of("server1") / "work" / "stops").read_text().split()
+        assert len(stops) == 2, stops  # clpgrp -t, then the cluster stop: deactivated again
+        assert mounted(lab, "server1") and FIP in lab.addresses_on("server1")
+        time.sleep(3 * TIMEOUT)  # server2 has declared server1 gone long since
+        g = group(lab, "server2", "failover1")
+        assert g["server"] is None, g
+        assert "Offline Failure on server1 when its cluster service stopped" in g["reason"]
+        assert not mounted(lab, "server2") and FIP not in lab.addresses_on("server2")
+        r = clp(lab, "server2", "clpgrp", "-s", "failover1", ok=False)
+        assert r.returncode == 14 and "start the group with -f" in r.stdout + r.stderr, r
+
+
 def test_restart_of_clusterpro_and_suspend_resume_leave_the_group_running(tmp_path):
     from tests.integration.test_cluster_membership import _supervised_pid
 

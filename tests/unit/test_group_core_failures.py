@@ -50,6 +50,38 @@ def test_offline_failure_is_forgotten_when_its_server_leaves() -> None:
     assert (cmd.kind, cmd.server, cmd.event) == ("activate", "s1", "FAILOVER")
 
 
+def test_offline_failure_left_by_a_stopping_service_strands_the_group() -> None:
+    """s2's cluster service stopped with g in Offline Failure (a resource did not stop): not the
+    power-off semantics of a server that left; g starts nowhere until s2 is back or the
+    operator forces it."""
+    c = coord([make_group("g", S2)])
+    c.decide(1, S2, {"s1": rep(g=G.OFFLINE), "s2": rep(g=G.ONLINE)})
+    leaving = ServerReport({"g": G.OFFLINE_FAILURE}, leaving=True)
+    assert c.decide(2, S2, {"s1": rep(g=G.OFFLINE), "s2": leaving}) == []
+    for t in range(3, 10):
+        assert c.decide(t, ["s1"], {"s1": rep(g=G.OFFLINE)}) == []
+    assert "Offline Failure on s2 when its cluster service stopped" in c.reasons["g"]
+    refused = c.request(10, "start", "g")
+    assert refused.code == E_STATE and "with -f" in refused.message
+    follower = Coordinator("s2", S2, [make_group("g", S2)], 10, now=0.0)
+    follower.import_intents(c.export_intents())  # a server that starts now learns it too
+    assert follower.stranded == {"g": "s2"}
+    assert c.request(11, "start", "g", force=True).ok
+    [cmd] = c.decide(12, ["s1"], {"s1": rep(g=G.OFFLINE)})
+    assert (cmd.kind, cmd.server) == ("activate", "s1") and c.stranded == {}
+
+
+def test_a_stranded_group_is_decided_as_usual_once_its_server_reports_again() -> None:
+    c = coord([make_group("g", S2)])
+    c.decide(1, S2, {"s1": rep(g=G.OFFLINE), "s2": rep(g=G.ONLINE)})
+    c.decide(2, S2, {"s1": rep(g=G.OFFLINE),
+                     "s2": ServerReport({"g": G.OFFLINE_FAILURE}, leaving=True)})
+    assert c.decide(3, ["s1"], {"s1": rep(g=G.OFFLINE)}) == [] and c.stranded == {"g": "s2"}
+    # s2 is back: its resource was released meanwhile (found Offline at its start)
+    [cmd] = c.decide(4, S2, {"s1": rep(g=G.OFFLINE), "s2": rep(g=G.OFFLINE)})
+    assert cmd.kind == "activate" and c.stranded == {}
+
+
 def test_double_activation_keeps_the_last_owner_not_the_policy_first() -> None:
     c = coord([make_group("g", S2)])
     c.decide(1, ["s1"], {"s1": rep(g=G.OFFLINE)})
