@@ -39,6 +39,7 @@ from clp.clusterd.publish import StatePublisher
 from clp.clusterd.resolution import Resolution, resolver_specs
 from clp.clusterd.toratio import TimeoutRatio
 from clp.config import ClusterConfig
+from clp.config.fencing import watchdog_waits
 from clp.control.protocol import Reply
 from clp.control.server import ControlServer, Handler
 from clp.core.group_types import E_BAD_ARGS, E_STATE, E_SUSPENDED, OK
@@ -120,7 +121,8 @@ class ClusterService:
         self.liveness = Liveness(
             self.me, list(config.server_names),
             {ic.name: set(ic.servers) for ic in config.interconnects},
-            config.heartbeat_timeout, self.interval, resolver_specs(config), time.monotonic())
+            config.heartbeat_timeout, self.interval, resolver_specs(config), time.monotonic(),
+            {s: (w.beyond, w.margin) for s, w in watchdog_waits(config).items()})
         self.membership = self.liveness.membership
         self.toratio = TimeoutRatio(root, self.membership)
         self.sender_state = packet.SENDER_RUNNING

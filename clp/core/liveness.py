@@ -19,6 +19,7 @@ server, so what is proved there is what runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clp.core.membership import Decision, Membership, PathState, ServerState
@@ -36,11 +37,13 @@ class Step:
 
 class Liveness:
     def __init__(self, me: str, servers: list[str], paths: dict[str, set[str]], timeout: float,
-                 interval: float, resolvers: tuple[ResolverSpec, ...], now: float) -> None:
+                 interval: float, resolvers: tuple[ResolverSpec, ...], now: float,
+                 fence: Mapping[str, tuple[float, float]] | None = None) -> None:
+        """``fence``: the servers whose watchdog a takeover waits for (Partition.fence)."""
         self.me = me
         self.servers = list(servers)
         self.membership = Membership(me, servers, paths, timeout, now)
-        self.partition = Partition(me, tuple(servers), resolvers, interval)
+        self.partition = Partition(me, tuple(servers), resolvers, interval, dict(fence or {}))
         self.down: dict[str, float] = {}  # resolved down -> when its groups may move
         self.verdict: Verdict | None = None  # isolated or yield: this server must stop
         self.started = now
@@ -190,6 +193,7 @@ class Liveness:
         step = Step()
         if self.verdict is not None:
             return step
+        self.partition.ratio = self.membership.ratio
         step.decisions = self.membership.tick(now)
         lost = tuple(d.server for d in step.decisions if d.kind == "server_down")
         if lost:
@@ -222,6 +226,7 @@ class Liveness:
 
     def resolved(self, now: float, results: dict[str, bool]) -> Step:
         step = Step()
+        self.partition.ratio = self.membership.ratio
         verdict = self.partition.resolved(now, results)
         if self.verdict is None:
             self._apply(now, step, verdict)

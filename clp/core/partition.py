@@ -31,9 +31,11 @@ that answers decides in a millisecond, one that does not only after its timeout)
   after ``grace`` = the slowest probe the lost server itself could be running (its resolvers'
   ``budget``) plus two heartbeat intervals, so an isolated server has decided and released its
   resources before anyone else takes them, when both sides lost each other within an interval or
-  so (not when the lost server kept hearing this one longer: it times out up to a timeout later;
-  a known gap, see the safety simulation). A crashed server costs that much more failover time;
-  without resolvers there is no wait (the seed's behaviour, and clpcfchk's warning).
+  so (a lost server that kept hearing this one longer is covered by "Holding needs proof",
+  below). A crashed server costs that much more failover time; without resolvers there is no
+  wait (the seed's behaviour, and clpcfchk's warning). A server whose userw feeds a kernel
+  watchdog is also waited for until its watchdog would have reset it, were it hung (``fence``,
+  clp.config.fencing): its kernel would still answer for its addresses and write to its disks.
 - **Declared down.** Every heartbeat carries the sender's ``heard`` bitmap (servers it counts
   Online) and ``offline`` bitmap (servers it *resolved down*: not while still probing, and never
   by an isolated server, which stops instead). A server that hears a peer which had heard it
@@ -104,6 +106,10 @@ class Partition:
     servers: tuple[str, ...]  # priority order
     resolvers: tuple[ResolverSpec, ...]
     interval: float
+    # server -> (seconds its watchdog fires after its heartbeat timeout, scaled by the timeout
+    # ratio; seconds of margin): a takeover from it waits for its reset (clp.config.fencing)
+    fence: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    ratio: float = 1.0  # the clptoratio ratio now (set by the liveness layer)
     _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
     _failing_at_loss: frozenset[str] = frozenset()
     _pending: _Pending | None = None
@@ -130,11 +136,14 @@ class Partition:
         return tuple(r for r in self.resolvers if self.me in r.servers)
 
     def grace(self, lost: tuple[str, ...]) -> float:
-        """How long the groups of ``lost`` wait before moving (see the module)."""
-        if not self.resolvers:
-            return 0.0
-        budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
-        return max(budgets, default=0.0) + 2 * self.interval
+        """How long the groups of ``lost`` wait before moving (see the module): for the probes
+        the lost servers could be running, and for their watchdogs to reset them."""
+        waits = [max(0.0, beyond * self.ratio + margin)
+                 for beyond, margin in (self.fence[s] for s in lost if s in self.fence)]
+        if self.resolvers:
+            budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
+            waits.append(max(budgets, default=0.0) + 2 * self.interval)
+        return max(waits, default=0.0)
 
     @property
     def lease(self) -> float:

@@ -6,10 +6,15 @@ timing (``use_heartbeat``, the product's default) the interval and timeout are t
 ``method``:
 
 - ``softdog`` / ``ipmi``: the kernel's watchdog device (``/dev/watchdog``, the softdog module or
-  the BMC's watchdog) is opened with the monitor's timeout and fed at every check. If user space
-  stalls longer than the timeout the kernel resets the machine by itself, with no help from user
-  space: the product's guarantee. A machine without the device shows the monitor in Caution with
-  the reason (never a reset loop), and the stall is then caught only as with ``keepalive``.
+  the BMC's watchdog) is opened with the monitor's timeout (whole seconds; it follows the
+  ``clptoratio`` ratio) and fed at every check, but only while the cluster service's heartbeat
+  loop runs: its last round (the ``last_tick`` mark) at most ``FEED_LAG`` heartbeat intervals
+  old. If the service stalls longer than the timeout the kernel resets the machine by itself,
+  with no help from user space: the product's guarantee. The peers wait for that reset before
+  they take its groups over (clp.config.fencing): a hung server's kernel would still answer for
+  its addresses and write to its disks. A machine without the device shows the monitor in
+  Caution with the reason (never a reset loop), and the stall is then caught only as with
+  ``keepalive``.
 - ``keepalive`` (the product's default, which uses NEC's own keepalive driver): clp has no such
   driver; the check measures the time since the previous check with ``CLOCK_BOOTTIME`` (a
   suspended or frozen machine counts) and reports an error when it exceeds the timeout, which
@@ -30,9 +35,12 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from clp.clusterd.marks import ServiceMarks
+from clp.config.fencing import FEED_LAG, WATCHDOG_METHODS, device_timeout
+from clp.config.issues import ConfigIssue
 from clp.monitors.base import Check, MonitorType, caution, failed, normal
 
 A = "suspend_monitors"
@@ -77,10 +85,36 @@ class UserSpaceMonitor(MonitorType):
             return float(heartbeat["interval"]), float(heartbeat["timeout"])
         return float(item["interval"]), float(item["timeout"])
 
+    @classmethod
+    def cross_check(cls, path: str, name: str, item: Mapping[str, Any],
+                    data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
+        """A watchdog must not fire between two checks; one slower than the heartbeat timeout
+        makes every failover from its servers wait for it (clp.config.fencing): said."""
+        if item.get("method") not in WATCHDOG_METHODS:
+            return
+        heartbeat = data["cluster"]["heartbeat"]
+        interval, timeout = cls.timing_of(item, heartbeat)
+        dev = device_timeout(timeout)
+        if dev <= interval * FEED_LAG:
+            yield ConfigIssue(path, f"{name}: the watchdog ({dev} s, the timeout in whole "
+                                    f"seconds) must be longer than {FEED_LAG} check intervals "
+                                    f"({interval * FEED_LAG:g} s), or it resets a healthy "
+                                    f"server")
+        elif dev > float(heartbeat["timeout"]):
+            wait = dev - float(heartbeat["timeout"]) + (FEED_LAG + 1) * float(
+                heartbeat["interval"])
+            yield ConfigIssue(path, f"{name}: the watchdog ({dev} s) is slower than the "
+                                    f"heartbeat timeout ({float(heartbeat['timeout']):g} s): "
+                                    f"every failover from its servers waits {wait:g} s for it "
+                                    f"(use the heartbeat's timing to wait "
+                                    f"{(FEED_LAG + 1) * float(heartbeat['interval']):g} s)",
+                              severity="warning")
+
     def __init__(self, params: Any, ctx: Any) -> None:
         super().__init__(params, ctx)
         self.last: float | None = None
         self.watchdog: int | None = None
+        self.device_timeout = 0  # what the device was set to (0: not set)
         self.missing = ""
 
     def begin(self) -> None:
@@ -100,10 +134,8 @@ class UserSpaceMonitor(MonitorType):
                 self.missing = f"{WATCHDOG} is not a watchdog device ({e.strerror})"
                 self.ctx.log.error("userw %s: %s", self.ctx.monitor, self.missing)
                 return
-            with contextlib.suppress(OSError):  # drivers with a fixed timeout refuse it
-                fcntl.ioctl(fd, WDIOC_SETTIMEOUT, struct.pack("i", max(1, round(
-                    self.ctx.limit()))))
             self.watchdog = fd
+            self._set_timeout()
 
     def inline(self) -> bool:
         """Without the stall probes and without a watchdog device (keepalive, or the device
@@ -114,15 +146,40 @@ class UserSpaceMonitor(MonitorType):
             self.params["open_file"] or self.params["write_file"]
             or self.params["create_thread"])
 
+    def _set_timeout(self) -> None:
+        """The device's timeout: the check's, in whole seconds (it follows clptoratio)."""
+        want = device_timeout(self.ctx.limit())
+        if self.watchdog is not None and want != self.device_timeout:
+            with contextlib.suppress(OSError):  # drivers with a fixed timeout refuse it
+                fcntl.ioctl(self.watchdog, WDIOC_SETTIMEOUT, struct.pack("i", want))
+            self.device_timeout = want
+
+    def loop_stalled(self, now: float) -> float | None:
+        """How long the cluster service's heartbeat loop has not run, when that is longer than
+        ``FEED_LAG`` intervals (then the watchdog is not fed); None when it runs, or has not
+        started or has stopped cleanly (no ``last_tick`` mark)."""
+        tick = ServiceMarks(self.ctx.root.volatile_dir).last_tick()
+        if tick is None or now - tick <= FEED_LAG * self.ctx.config.heartbeat_interval:
+            return None
+        return now - tick
+
     def check(self) -> Check:
         now = boottime()
         gap, self.last = (now - self.last if self.last is not None else 0.0), now
+        stalled = None
         if self.watchdog is not None:
-            os.write(self.watchdog, b"\0")
+            stalled = self.loop_stalled(now)
+            if stalled is None:
+                self._set_timeout()
+                os.write(self.watchdog, b"\0")
         self._probes()
         if gap > self.ctx.limit():
             return failed(f"user space was not scheduled for {gap:.1f} s (timeout "
                           f"{self.ctx.limit():g} s)")
+        if stalled is not None:
+            return caution(f"the cluster service's heartbeat loop has not run for "
+                           f"{stalled:.1f} s: the watchdog is not fed (it resets this server "
+                           f"{self.device_timeout} s after the last feed)")
         if self.missing:
             return caution(f"{self.params['method']}: {self.missing}")
         return normal()

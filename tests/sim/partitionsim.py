@@ -10,9 +10,15 @@ The model (the paths, resolvers and faults are in :mod:`tests.sim.partitionworld
   delay in ``[0, max_delay)``.
 - When a Step names probes, each result is the world's reachability of that target at probe
   time; they arrive together after 0.01 if every target answered, else after the budget of the
-  slowest silent one (``resolved``). A background round per resolver every 3 intervals.
+  slowest silent one (``resolved``). A background round per resolver every 3 intervals, or
+  twice per lease if that is more often.
 - ``hang``: the server sends, ticks and processes nothing; at resume the service's fence: rounds
-  more than ``timeout`` apart, it panics, holding nothing from then on. ``crash``: it
+  more than ``timeout`` apart, it panics, holding nothing from then on. With ``watchdog``
+  (userw feeding a kernel watchdog, its device timeout the heartbeat timeout), a server hung
+  for that long is reset by its kernel (it holds nothing and stays off), a hung holder counts as
+  active (its kernel still answers for G's address and writes to its disk), and every server's
+  takeover waits for the watchdog (``Liveness(fence=...)``, clp.config.fencing). Without it, a
+  hung holder does not count: that is the ``keepalive`` method's known limit. ``crash``: it
   stops and releases at once; restarts with a fresh Liveness at the window's end if finite.
 - The group, as the coordinator: a running server with no verdict that has heard (or declared
   down) every server activates G, after 0.1 s, when it is the first of its ``group_online`` (for
@@ -36,6 +42,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from clp.config.fencing import FEED_LAG
 from clp.core.liveness import Liveness, Step
 from clp.core.partition import ResolverSpec, Verdict
 from tests.sim.partitionworld import INF, INTERVAL, LAN, Config, Fault, Scenario, World
@@ -118,7 +125,9 @@ class PartitionSim:
     # --- the world ----------------------------------------------------------------------------
 
     def active(self, n: Node, t: float) -> bool:
-        return n.holds and n.state in ("running", "stopping") and not self.world.hung(n.name, t)
+        """Holds G and runs; hung too with ``watchdog`` (see the module)."""
+        return n.holds and n.state in ("running", "stopping") and (
+            self.cfg.watchdog or not self.world.hung(n.name, t))
 
     def holders(self, t: float) -> list[str]:
         """Who held G at ``t`` (hung or not), from the record of changes."""
@@ -155,7 +164,10 @@ class PartitionSim:
         return min(BACKGROUND, lease / 2) if lease else BACKGROUND
 
     def _boot(self, s: str, t: float, inc: int) -> None:
-        live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t)
+        fence = {x: (0.0, (FEED_LAG + 1) * INTERVAL) for x in self.servers} \
+            if self.cfg.watchdog else None  # device timeout = heartbeat timeout
+        live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t,
+                        fence)
         self.nodes[s] = Node(s, live, inc, last_round=t)  # the service's loop starts timed
         self._push(t + self.rng.uniform(0, INTERVAL), ROUND, ("round", s, inc))
         for r in live.partition.mine():
@@ -178,6 +190,8 @@ class PartitionSim:
     def _on_fault(self, t: float, f: Fault, edge: str) -> None:
         who = f.who or f.path or "network"
         self.log(t, who, f"fault {edge}: {f}")
+        if f.kind == "hang" and edge == "begins" and self.cfg.watchdog:
+            self._push(t + self.cfg.timeout, OTHER, ("watchdog", f.who, self.nodes[f.who].inc, t))
         if f.kind != "crash":
             return
         n = self.nodes[f.who]
@@ -189,6 +203,16 @@ class PartitionSim:
         elif edge == "ends" and n.state == "crashed":
             self._boot(f.who, t, n.inc + 1)
             self.log(t, f.who, "restarted: a fresh Liveness, holding nothing")
+
+    def _on_watchdog(self, t: float, s: str, inc: int, since: float) -> None:
+        """Hung since ``since`` without a break: the kernel's watchdog resets the server."""
+        n = self.nodes[s]
+        if n.inc != inc or n.state not in ("running", "stopping") or \
+                self.world.hang_end(s, since) < t - EPS:
+            return
+        n.state, n.activating = "crashed", False
+        self._set_holds(n, False, t)
+        self.log(t, s, f"watchdog: not fed for {t - since:.2f} s; reset")
 
     def _on_round(self, t: float, s: str, inc: int) -> None:
         n = self._node(s, inc, t)
@@ -308,11 +332,18 @@ class PartitionSim:
             self._push(n.wake_at, OTHER, ("wake", n.name, n.inc))
 
     def _snapshot(self, t: float, specs: list[ResolverSpec]) -> dict[str, tuple[int, bool, bool]]:
-        """Each server's incarnation, whether it runs (and is not hung), whether it reaches every
-        target probed."""
-        return {s: (m.inc, m.state in ("running", "stopping") and not self.world.hung(s, t),
+        """Each server's incarnation, whether it runs (hung, only if its hang ends before it
+        would fence itself or be reset: it goes on as it was), whether it reaches every target
+        probed."""
+        return {s: (m.inc, m.state in ("running", "stopping") and self._goes_on(m, t),
                     all(self.world.reach(s, r.type, t) for r in specs))
                 for s, m in self.nodes.items()}
+
+    def _goes_on(self, n: Node, t: float) -> bool:
+        if not self.world.hung(n.name, t):
+            return True
+        return n.last_round is not None and \
+            self.world.hang_end(n.name, t) - n.last_round <= self.cfg.timeout
 
     def _verdict(self, n: Node, t: float, v: Verdict) -> None:
         self.verdicts.append((t, n.name, v))

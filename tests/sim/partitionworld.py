@@ -38,6 +38,7 @@ class Config:
     nonuser: str | None = None  # a server that uses no resolver
     max_delay: float = 0.0
     wake: bool = True  # wake at Liveness.next_deadline, as the service does
+    watchdog: bool = False  # userw feeds a kernel watchdog (device timeout = the heartbeat's)
 
     @property
     def servers(self) -> list[str]:

@@ -9,7 +9,7 @@ and restarts). The simulation raises :class:`Unsafe` with the timeline on any do
 that is not (a) a down verdict made with no resolver, (b) a resolver answering on both sides of a
 partition no heartbeat crossed, (c) a ping resolver ignored because it was failing before the
 loss, or (d) the other server uses no resolver (so it does not stop when cut off). Derandomized
-with fixed example counts (420 in all), so CI always runs the same cases;
+with fixed example counts (480 in all), so CI always runs the same cases;
 ``--hypothesis-show-statistics`` shows how often each class came up.
 
 Below them: targeted scenarios, regressions for the unsafe cases the simulation found in the core
@@ -160,6 +160,23 @@ def restarts_in_any_order(draw: st.DrawFn) -> Scenario:
     else:
         faults.append(draw(fault(cfg, (cut,))))
     return Scenario(cfg, tuple(faults), HORIZON, draw(st.integers(0, 2**32 - 1)))
+
+
+@st.composite
+def watchdog_scenarios(draw: st.DrawFn) -> Scenario:
+    """Every fault kind, hangs always among them, userw feeding a kernel watchdog: a hung holder
+    counts as active (its kernel still answers for the address), so the takeover must wait for
+    its reset."""
+    cfg = Config(**{**draw(configs()).__dict__, "watchdog": True})
+    faults = [draw(fault(cfg, ("hang",)))]
+    faults += draw(st.lists(fault(cfg), max_size=3))
+    return Scenario(cfg, tuple(faults), HORIZON, draw(st.integers(0, 2**32 - 1)))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(watchdog_scenarios())
+def test_no_double_activation_with_a_watchdog_even_while_the_owner_hangs(sc: Scenario):
+    run(sc)
 
 
 @settings(max_examples=60, **SETTINGS)
@@ -320,6 +337,29 @@ def test_a_server_alone_then_isolated_stops_before_a_peer_that_starts_takes_over
     (t, v), = sim.verdicts_of("s1", "isolated")
     assert 10.0 < t <= 10.0 + 0.5 + INTERVAL + 0.75 and "http target" in v.reason, sim.story()
     assert sim.holders(29.0) == ["s2"] and sim.allowed == []
+
+
+# --- a hung owner and its watchdog ---------------------------------------------------------
+
+def test_a_hung_owner_is_reset_by_its_watchdog_before_its_group_starts_elsewhere():
+    for resolvers in ((), ("ping",)):
+        sim = sim_of([Fault("hang", 5.0, 20.0, who="s1")], n=2, timeout=3.0, watchdog=True,
+                     resolvers=resolvers)
+        reset = [t for t, who, text in sim.timeline if who == "s1" and "watchdog" in text]
+        assert reset == [8.0], sim.story()
+        released, = sim.changes("s1", False)
+        activated, = sim.changes("s2", True)
+        assert released == 8.0 < activated, sim.story()
+        assert sim.allowed == [] and sim.holders(29.0) == ["s2"]
+
+
+def test_without_a_watchdog_a_hung_owner_keeps_its_group_while_another_runs_it():
+    """The keepalive method's limit (docs/monitors.md): the hung server is fenced only when it
+    runs again; meanwhile its kernel still holds G, and the other server runs G too."""
+    sim = sim_of([Fault("hang", 5.0, 20.0, who="s1")], n=2, timeout=3.0, resolvers=())
+    activated, = sim.changes("s2", True)
+    released, = sim.changes("s1", False)
+    assert activated < 20.0 <= released, sim.story()  # both held G from `activated` to 20
 
 
 # --- what holding on proof costs, and what it does not ---------------------------------------

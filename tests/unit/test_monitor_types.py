@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from clp.clusterd.marks import ServiceMarks, boottime
 from clp.config.model import (
     ClusterConfig,
     GroupConfig,
@@ -577,6 +578,40 @@ def test_userw_probes(root: InstallRoot) -> None:
     for probe in ("open_file", "write_file", "create_thread"):
         assert not make("userw", root, monitor="userwq", **{probe: True}).inline()
     assert not make("genw", root, monitor="genw1", path="x.sh").inline()
+
+
+def test_userw_feeds_its_watchdog_only_while_the_heartbeat_loop_runs(root: InstallRoot
+                                                                       ) -> None:
+    """A stalled heartbeat loop (its last round older than FEED_LAG intervals: 6 s at the
+    cluster's 3 s) must let the watchdog fire, however well userw's own thread runs. A pipe
+    stands in for the device: what it receives is what the device would."""
+    m = make("userw", root, method="softdog", timeout=90)
+    m.begin()
+    assert m.watchdog is None  # no device here (or the lab's /dev/null cover)
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    m.watchdog, m.missing = w, ""
+    root.volatile_dir.mkdir(parents=True, exist_ok=True)
+    marks = ServiceMarks(root.volatile_dir)
+    try:
+        assert m.check().ok and os.read(r, 8) == b"\0"  # no round yet: fed (the loop starts)
+        marks.write_tick(boottime())
+        assert m.check().ok and os.read(r, 8) == b"\0"
+        marks.write_tick(boottime() - 7.5)
+        found = m.check()
+        assert found.health is Health.CAUTION, found
+        assert found.reason.startswith("the cluster service's heartbeat loop has not run for 7.")
+        assert "the watchdog is not fed" in found.reason
+        with pytest.raises(BlockingIOError):
+            os.read(r, 8)
+        marks.write_tick(boottime())
+        assert m.check().ok and os.read(r, 8) == b"\0"
+        marks.clear_tick()  # a clean stop: fed until monitoring ends (then the magic close)
+        assert m.check().ok and os.read(r, 8) == b"\0"
+    finally:
+        m.end()
+        assert os.read(r, 8) == b"V"
+        os.close(r)
 
 
 @pytest.mark.skipif(os.path.exists(WATCHDOG), reason="never touch a real watchdog device")
