@@ -56,6 +56,13 @@ class Faults:
         is lost, never written later (its processes blocked on the path, and the kernel's
         unmount of its dying mount namespace, unwind with EIO).
 
+        Its working disk paths are cut at the same instant (``eio`` until :meth:`restart`): what
+        it had not written by then is lost, as on a real power-off. Without the cut, the
+        kernel's unmount of its dying mount namespace would write the journal and close the
+        file system cleanly, and the survivor would never replay a journal; with it, the
+        survivor mounts a file system whose journal needs recovery, and what was acknowledged
+        by ``fsync`` before the crash must be there after it.
+
         The power goes at one instant for the network too: every process is stopped, then
         every cable cut at once, and only then is the server killed. Killing the processes and
         removing the addresses takes tens of milliseconds, during which its kernel would still
@@ -68,6 +75,7 @@ class Faults:
         ns = nx.pidns_of(pid)
         nx.signal_all(self._server_pids(server), signal.SIGSTOP)
         nx.set_ports(self.name, self.index(server), LINKS, up=False)
+        self._cut_disk_paths(server)
         nx.kill_all([pid])
         nx.signal_all(nx.lab_pids(self.name, server), signal.SIGCONT)
 
@@ -82,6 +90,18 @@ class Faults:
                 lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
         self._reset_addresses(server)
         self._thaw_ports(server)
+
+    def _cut_disk_paths(self, server: str) -> None:
+        """The server's working disk paths fail from now on (its writes stop with its power);
+        :meth:`restart` gives them back."""
+        prefix = f"{server}-"
+        working = [n for n, m in shared_disk.modes(self.name).items()
+                   if n.startswith(prefix) and m == "ok"]
+        if working:
+            shared_disk.set_mode(self.name, working, "eio")
+            cut = self.doc.setdefault("cut_paths", [])
+            cut.extend(n for n in working if n not in cut)
+            self._save()
 
     def _release_hung_paths(self, server: str) -> None:
         prefix = f"{server}-"
@@ -121,6 +141,12 @@ class Faults:
             raise LabError(f"{server} is running; crash it first")
         self._reset_addresses(server)
         self._thaw_ports(server)
+        prefix = f"{server}-"
+        cut = [n for n in self.doc.get("cut_paths", []) if n.startswith(prefix)]
+        if cut:  # powered on again: its disk paths work again (not those hung or unplugged)
+            shared_disk.set_mode(self.name, cut, "ok")
+            self.doc["cut_paths"] = [n for n in self.doc["cut_paths"] if n not in cut]
+            self._save()
         self._boot(server)
         self._wait_ready(server)
 

@@ -249,8 +249,11 @@ class Lab(Faults, Probes):
         the other servers' paths are untouched. Returns once the daemon has applied it.
         A hung path is released with ``eio`` (``ok`` would let the held I/O through)."""
         self.index(server)
-        name = self._disk(disk)["name"]
-        shared_disk.set_mode(self.name, [shared_disk.path_name(server, name)], mode)
+        path = shared_disk.path_name(server, self._disk(disk)["name"])
+        shared_disk.set_mode(self.name, [path], mode)
+        if path in self.doc.get("cut_paths", []):  # set by hand now: a restart leaves it so
+            self.doc["cut_paths"].remove(path)
+            self._save()
 
     def disk_paths(self) -> dict[str, dict[str, dict[str, str]]]:
         """disk -> server -> {"loop", "mode"}; the modes as the daemon reports them now
