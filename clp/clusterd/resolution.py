@@ -3,11 +3,11 @@
 The decisions are :mod:`clp.core.partition`'s (through :class:`clp.core.liveness.Liveness`); this
 module only runs the probes of :mod:`clp.np` on the event loop and feeds their results back:
 
-- In the background, every resolver this server uses is probed every ``interval`` seconds (and at
-  least twice per lease, :meth:`Resolution.period`), so an operator is alerted when resolution
-  would not work (a ping target already down), before it is needed, so the seed's "already
-  failing before the loss" rule can be applied, and so a server holding groups keeps its proof
-  that it is not cut off.
+- In the background, every resolver this server uses is probed every ``interval`` seconds (at
+  most half a heartbeat interval apart, :meth:`Resolution.period`), so an operator is alerted
+  when resolution would not work (a ping target already down), before it is needed, so the
+  seed's "already failing before the loss" rule can be applied, and so a server holding groups
+  keeps its proof that it is not cut off.
 - At a loss (membership declared servers Offline), the resolvers named by the core are probed
   at once, all in parallel, and the results decide (:meth:`Liveness.resolved`).
 """
@@ -110,11 +110,14 @@ class Resolution:
         return ok
 
     def period(self, r: Resolver) -> float:
-        """Seconds between background probes: the resolver's interval, and at least twice per
-        lease, so that a server holding groups renews its proof of reach in time (see "Holding
-        needs proof" in clp.core.partition)."""
-        lease = self.liveness.partition.lease
-        return min(r.interval, lease / 2) if lease else r.interval
+        """Seconds from one background probe's send to the next: the resolver's interval, at
+        most half a heartbeat interval. A server holding groups needs a proof of reach no older
+        than a lease (the budget plus an interval; see "Holding needs proof" in
+        clp.core.partition); dated at a probe's send and known at its answer (at most a budget
+        later), it keeps while sends are less than an interval apart and the target answers.
+        Not only while holding: a server that takes a group over must have a fresh one then
+        (the takeover wait is longer than a lease)."""
+        return min(r.interval, self.liveness.partition.interval / 2)
 
     async def _background(self, r: Resolver) -> None:
         while True:
@@ -125,7 +128,7 @@ class Resolution:
             alert = self.liveness.background(r.name, ok, sent)
             if alert is not None:
                 log.log(logging.INFO if ok else logging.WARNING, alert, extra={"alert": True})
-            await asyncio.sleep(self.period(r))
+            await asyncio.sleep(max(0.0, sent + self.period(r) - time.monotonic()))
 
     async def _at_loss(self, names: tuple[str, ...]) -> None:
         rs = [self.mine[n] for n in names]

@@ -122,7 +122,7 @@ class ClusterService:
             self.me, list(config.server_names),
             {ic.name: set(ic.servers) for ic in config.interconnects},
             config.heartbeat_timeout, self.interval, resolver_specs(config), time.monotonic(),
-            {s: (w.beyond, w.margin) for s, w in watchdog_waits(config).items()})
+            watchdog_waits(config))
         self.membership = self.liveness.membership
         self.toratio = TimeoutRatio(root, self.membership)
         self.sender_state = packet.SENDER_RUNNING

@@ -33,12 +33,15 @@ FEED_LAG = 2  # heartbeat intervals: userw feeds only while the last round is at
 class WatchdogWait:
     """What a takeover from one server waits for its watchdog (see the module)."""
 
-    device_timeout: float  # whole seconds, as set on the device
-    beyond: float  # device timeout - heartbeat timeout: scales with the clptoratio ratio
+    monitor_timeout: float  # userw's timeout; the device gets it in whole seconds
+    heartbeat_timeout: float
     margin: float  # the feeding lag and the reset: fixed
 
     def wait(self, ratio: float = 1.0) -> float:
-        return max(0.0, self.beyond * ratio + self.margin)
+        """With the ``clptoratio`` ratio in force: userw sets the device to its timeout times
+        the ratio (in whole seconds), the peers time out after the heartbeat timeout times it."""
+        return max(0.0, device_timeout(self.monitor_timeout * ratio)
+                   - self.heartbeat_timeout * ratio + self.margin)
 
 
 def device_timeout(limit: float) -> int:
@@ -53,8 +56,7 @@ def watchdog_waits(config: ClusterConfig) -> dict[str, WatchdogWait]:
     for mc in config.monitors:
         if mc.type != "userw" or mc.params.get("method") not in WATCHDOG_METHODS:
             continue
-        dev = device_timeout(mc.timeout)
-        w = WatchdogWait(dev, dev - hb_timeout, (FEED_LAG + 1) * hb_interval)
+        w = WatchdogWait(mc.timeout, hb_timeout, (FEED_LAG + 1) * hb_interval)
         for server in mc.servers:
             if server not in out or w.wait() > out[server].wait():
                 out[server] = w

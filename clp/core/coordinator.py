@@ -128,9 +128,9 @@ class Coordinator(OperatorRequests):
     def import_intents(self, data: Mapping[str, Any]) -> None:
         """Copy the master's table (checked by :mod:`clp.clusterd.report_check` on receipt)."""
         self.synced = self.synced or bool(data.get("synced"))
-        for g, server in (data.get("stranded") or {}).items():
-            if g in self.groups and server in self.servers and server not in self._online:
-                self.stranded[g] = server  # the master saw it stop; this server may not have
+        self.stranded = {  # the master's: it saw the stop, or a forced start ended it
+            g: server for g, server in (data.get("stranded") or {}).items()
+            if g in self.groups and server in self.servers and server not in self._online}
         for g, why in (data.get("reasons") or {}).items():
             if g in self.reasons and isinstance(why, str):
                 self.reasons[g] = why
@@ -197,8 +197,8 @@ class Coordinator(OperatorRequests):
             for s, st in self._where[name].items():
                 if st == G.OFFLINE_FAILURE and s in self._leaving:
                     self.stranded[name] = s  # its service stops with a resource still up
-                elif self.stranded.get(name) == s and s not in self._leaving and s in reports:
-                    del self.stranded[name]  # back, and reporting what it holds itself
+                elif self.stranded.get(name) == s and s in reports and st != G.OFFLINE_FAILURE:
+                    del self.stranded[name]  # it reports the group out of Offline Failure
             running = [s for s, st in self._where[name].items()
                        if st in (G.ONLINE, G.ONLINE_PENDING)]
             if running and self.last_owner[name] not in running:

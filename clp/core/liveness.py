@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clp.core.membership import Decision, Membership, PathState, ServerState
-from clp.core.partition import Partition, ResolverSpec, Verdict
+from clp.core.partition import Fence, Partition, ResolverSpec, Verdict
 
 FIRST_SEEN = 16  # heartbeats per server whose first receipt is remembered (several intervals)
 
@@ -38,7 +38,7 @@ class Step:
 class Liveness:
     def __init__(self, me: str, servers: list[str], paths: dict[str, set[str]], timeout: float,
                  interval: float, resolvers: tuple[ResolverSpec, ...], now: float,
-                 fence: Mapping[str, tuple[float, float]] | None = None) -> None:
+                 fence: Mapping[str, Fence] | None = None) -> None:
         """``fence``: the servers whose watchdog a takeover waits for (Partition.fence)."""
         self.me = me
         self.servers = list(servers)
@@ -213,7 +213,8 @@ class Liveness:
         hears = (f"{peer} has not shown for {now - heard:.2f} s that it hears {self.me}"
                  if heard is not None else
                  f"{peer} has not shown that it hears {self.me} since {self.me} started")
-        spec = next(r for r in self.partition.resolvers if r.name == resolver)
+        spec = next(r for r in self.partition.resolvers if r.name == resolver)  # a finite
+        # lease always comes from a resolver that counts (lease() names it)
         reached = self.partition.reached_until(self.membership.last_rxs(peer))[0] - \
             self.partition.lease
         answered = (f"{spec.describe} has not answered a probe sent in the last "

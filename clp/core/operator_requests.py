@@ -63,7 +63,10 @@ class OperatorRequests:
                     f"Group {group} was in Offline Failure on {stranded} when its cluster "
                     f"service stopped: a resource may still be active there. Release it, then "
                     f"start the group with -f."))
-            del self.stranded[group]
+            answer = handler[op](spec, server)
+            if answer.ok:  # the operator released it: the group may start again
+                del self.stranded[group]
+            return answer
         return handler[op](spec, server)
 
     def _req_start(self, spec: GroupSpec, server: str | None) -> Answer:

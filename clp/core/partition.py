@@ -64,15 +64,22 @@ that answers decides in a millisecond, one that does not only after its timeout)
   alone that is cut off later (it has no peer to lose, so it probed nothing, and a peer that
   starts meanwhile takes over). Its price: a server holding groups while a peer is down (or
   unheard for longer than the lease) stops when its targets stop answering for the lease, as
-  it cannot tell that from being cut off; background probes run at least twice per lease.
+  it cannot tell that from being cut off; background probes go every half interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 VERDICT_KINDS = ("down", "isolated", "yield")
+
+
+class Fence(Protocol):
+    """A server's watchdog, as a takeover from it waits for it."""
+
+    def wait(self, ratio: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,9 @@ class Partition:
     servers: tuple[str, ...]  # priority order
     resolvers: tuple[ResolverSpec, ...]
     interval: float
-    # server -> (seconds its watchdog fires after its heartbeat timeout, scaled by the timeout
-    # ratio; seconds of margin): a takeover from it waits for its reset (clp.config.fencing)
-    fence: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # server -> how long a takeover from it waits for its watchdog's reset, at a timeout ratio
+    # (clp.config.fencing.WatchdogWait)
+    fence: Mapping[str, Fence] = field(default_factory=dict)
     ratio: float = 1.0  # the clptoratio ratio now (set by the liveness layer)
     _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
     _failing_at_loss: frozenset[str] = frozenset()
@@ -138,8 +145,7 @@ class Partition:
     def grace(self, lost: tuple[str, ...]) -> float:
         """How long the groups of ``lost`` wait before moving (see the module): for the probes
         the lost servers could be running, and for their watchdogs to reset them."""
-        waits = [max(0.0, beyond * self.ratio + margin)
-                 for beyond, margin in (self.fence[s] for s in lost if s in self.fence)]
+        waits = [self.fence[s].wait(self.ratio) for s in lost if s in self.fence]
         if self.resolvers:
             budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
             waits.append(max(budgets, default=0.0) + 2 * self.interval)

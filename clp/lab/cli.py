@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 import click
 
 from clp.config.lab import ROUTER_USES
-from clp.lab import com_cable, hb_disk, shared_disk
+from clp.lab import chaos, com_cable, hb_disk, shared_disk
 from clp.lab.lab import MAX_DISKS, Lab
 from clp.lab.netns import LINKS, LabError
 
@@ -282,6 +283,27 @@ def duplicate(ctx: click.Context, address: str, remove: bool) -> None:
     else:
         lab.duplicate_address(address)
     click.echo(f"client: {address} {'removed' if remove else 'added'}")
+
+
+@main.command("chaos")
+@_name_option
+@click.option("--seed", type=int, default=None, help="Replay this schedule (default: a new one).")
+@click.option("--faults", type=click.IntRange(0, 1000), default=10, show_default=True)
+@click.option("--span", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Seconds the faults are spread over (then everything is repaired).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(chaos.KINDS),
+              help="Only these fault kinds (repeatable; default: all).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def chaos_command(ctx: click.Context, seed: int | None, faults: int, span: float,
+                  kinds: tuple[str, ...], as_json: bool) -> None:
+    """Run a seeded schedule of faults against the lab while watching that no floating IP or
+    shared disk is active on two servers; at the end every group must run once. Exit 1 if not;
+    the report names the seed that replays it."""
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    report = chaos.run(Lab.load(_name(ctx)), seed, faults, span, kinds or chaos.KINDS)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.text())
+    ctx.exit(0 if report.ok else 1)
 
 
 @main.command("disk-path")

@@ -75,8 +75,10 @@ class Faults:
         ns = nx.pidns_of(pid)
         nx.signal_all(self._server_pids(server), signal.SIGSTOP)
         nx.set_ports(self.name, self.index(server), LINKS, up=False)
-        self._cut_disk_paths(server)
-        nx.kill_all([pid])
+        try:
+            self._cut_disk_paths(server)
+        finally:  # the power goes whatever the path daemon says
+            nx.kill_all([pid])
         nx.signal_all(nx.lab_pids(self.name, server), signal.SIGCONT)
 
         def only_blocked_left() -> bool:  # so no live process of it ever sees the EIO

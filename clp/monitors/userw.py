@@ -114,7 +114,9 @@ class UserSpaceMonitor(MonitorType):
         super().__init__(params, ctx)
         self.last: float | None = None
         self.watchdog: int | None = None
-        self.device_timeout = 0  # what the device was set to (0: not set)
+        self.asked = 0  # the device timeout last asked for
+        self.device_timeout = 0  # what the device answered it runs with (0: unknown)
+        self.wrong = ""  # why that is not what was asked
         self.missing = ""
 
     def begin(self) -> None:
@@ -147,12 +149,26 @@ class UserSpaceMonitor(MonitorType):
             or self.params["create_thread"])
 
     def _set_timeout(self) -> None:
-        """The device's timeout: the check's, in whole seconds (it follows clptoratio)."""
+        """The device's timeout: the check's, in whole seconds (it follows clptoratio). The
+        driver answers with the timeout it took (some round it, some have a fixed one): when
+        that is not the one asked, the peers' takeover wait (clp.config.fencing) does not cover
+        it, and the monitor says so (Caution)."""
         want = device_timeout(self.ctx.limit())
-        if self.watchdog is not None and want != self.device_timeout:
-            with contextlib.suppress(OSError):  # drivers with a fixed timeout refuse it
-                fcntl.ioctl(self.watchdog, WDIOC_SETTIMEOUT, struct.pack("i", want))
-            self.device_timeout = want
+        if self.watchdog is None or want == self.asked:
+            return
+        self.asked = want
+        buf = bytearray(struct.pack("i", want))
+        try:
+            fcntl.ioctl(self.watchdog, WDIOC_SETTIMEOUT, buf)
+            self.device_timeout = struct.unpack("i", buf)[0]
+        except OSError as e:
+            self.device_timeout = 0
+            self.wrong = (f"the device refused the timeout of {want} s ({e.strerror}): the "
+                          f"peers' takeover wait may not cover it")
+            return
+        self.wrong = "" if self.device_timeout == want else (
+            f"the device runs with a timeout of {self.device_timeout} s, not {want} s: the "
+            f"peers' takeover wait may not cover it")
 
     def loop_stalled(self, now: float) -> float | None:
         """How long the cluster service's heartbeat loop has not run, when that is longer than
@@ -180,8 +196,8 @@ class UserSpaceMonitor(MonitorType):
             return caution(f"the cluster service's heartbeat loop has not run for "
                            f"{stalled:.1f} s: the watchdog is not fed (it resets this server "
                            f"{self.device_timeout} s after the last feed)")
-        if self.missing:
-            return caution(f"{self.params['method']}: {self.missing}")
+        if self.missing or self.wrong:
+            return caution(f"{self.params['method']}: {self.missing or self.wrong}")
         return normal()
 
     def _probes(self) -> None:

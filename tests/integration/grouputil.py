@@ -4,8 +4,6 @@ watcher that fails the test if a group is ever active on two servers at once."""
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 import yaml
 
 from clp.lab import Lab
+from clp.lab.chaos import Watcher
 from clp.lab.samples import write_sample_config
 from tests.integration.labutil import INTERVAL, TIMEOUT, status, wait_for
 
@@ -86,47 +85,13 @@ def clp(lab: Lab, server: str, *argv: str, ok: bool = True, timeout: float = 120
     return r
 
 
-class ExclusivityWatch:
-    """Samples every running server's addresses and mounts; records when the floating IP or the
-    shared disk is on two servers in two consecutive samples. A hung server is frozen (its links
-    are down) and is not counted while hung; the one-sample tolerance covers the few milliseconds
-    between a hung server's wake-up and its self-fence (it still holds the address it had when it
-    froze, as a real server would)."""
-
-    def __init__(self, lab: Lab, period: float = 0.2) -> None:
-        self.lab = lab
-        self.period = period
-        self.violations: list[str] = []
-        self.samples = 0
-        self._doubled: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ExclusivityWatch:
-        self._thread.start()
-        return self
+class ExclusivityWatch(Watcher):
+    """The lab's watcher (clp.lab.chaos.Watcher: every floating IP and disk resource of the
+    configuration, never on two servers in two consecutive samples) around a test: it fails
+    the test on any double activation."""
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__exit__(*exc)
         assert not self.violations, "active on two servers:\n" + "\n".join(self.violations[:10])
         assert self.samples > 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            try:
-                states = self.lab.status()["servers"]
-                live = [s for s, v in states.items() if v["state"] == "running"]
-                fip = [s for s in live if FIP in self.lab.addresses_on(s)]
-                disk = [s for s in live if any(src == DISK or tgt == "/mnt/disk1"
-                                               for src, tgt in self.lab.mounts_of(s))]
-            except Exception:  # a server changing state under us: next sample
-                continue
-            self.samples += 1
-            doubled = {what: holders for what, holders in (("fip " + FIP, fip),
-                                                            ("disk " + DISK, disk))
-                       if len(holders) > 1}
-            for what in doubled.keys() & self._doubled:
-                self.violations.append(f"{time.strftime('%T')} {what} on {doubled[what]}")
-            self._doubled = set(doubled)
 

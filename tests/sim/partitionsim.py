@@ -10,8 +10,8 @@ The model (the paths, resolvers and faults are in :mod:`tests.sim.partitionworld
   delay in ``[0, max_delay)``.
 - When a Step names probes, each result is the world's reachability of that target at probe
   time; they arrive together after 0.01 if every target answered, else after the budget of the
-  slowest silent one (``resolved``). A background round per resolver every 3 intervals, or
-  twice per lease if that is more often.
+  slowest silent one (``resolved``). A background probe per resolver at start and every half
+  interval, send to send, answered the same way.
 - ``hang``: the server sends, ticks and processes nothing; at resume the service's fence: rounds
   more than ``timeout`` apart, it panics, holding nothing from then on. With ``watchdog``
   (userw feeding a kernel watchdog, its device timeout the heartbeat timeout), a server hung
@@ -42,7 +42,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from clp.config.fencing import FEED_LAG
+from clp.config.fencing import FEED_LAG, WatchdogWait
 from clp.core.liveness import Liveness, Step
 from clp.core.partition import ResolverSpec, Verdict
 from tests.sim.partitionworld import INF, INTERVAL, LAN, Config, Fault, Scenario, World
@@ -50,8 +50,8 @@ from tests.sim.partitionworld import INF, INTERVAL, LAN, Config, Fault, Scenario
 __all__ = ["INTERVAL", "Config", "Fault", "PartitionSim", "Scenario", "Unsafe"]
 
 ACTIVATE, STOP, ANSWER, SLACK = 0.1, 0.2, 0.01, 0.001
+BACKGROUND = INTERVAL / 2  # background probes, send to send (clp.clusterd.resolution.period)
 SETTLE = 2 * INTERVAL  # the coordinator's settle, as the service configures it
-BACKGROUND = 3 * INTERVAL
 EPS = 1e-9
 ROUND, DELIVER, OTHER, CHECK = 0, 1, 2, 3  # order of events at the same time
 NO_RESOLVER = "no network partition resolution is used by"
@@ -156,23 +156,16 @@ class PartitionSim:
     def log(self, t: float, who: str, text: str) -> None:
         self.timeline.append((t, who, text))
 
-    @staticmethod
-    def background_period(n: Node) -> float:
-        """As the service: every ``BACKGROUND``, and at least twice per lease (so that a server
-        holding G renews its proof of reach before the lease runs out)."""
-        lease = n.live.partition.lease
-        return min(BACKGROUND, lease / 2) if lease else BACKGROUND
 
     def _boot(self, s: str, t: float, inc: int) -> None:
-        fence = {x: (0.0, (FEED_LAG + 1) * INTERVAL) for x in self.servers} \
-            if self.cfg.watchdog else None  # device timeout = heartbeat timeout
+        fence = {x: WatchdogWait(self.cfg.timeout, self.cfg.timeout, (FEED_LAG + 1) * INTERVAL)
+                 for x in self.servers} if self.cfg.watchdog else None  # device = heartbeat
         live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t,
                         fence)
         self.nodes[s] = Node(s, live, inc, last_round=t)  # the service's loop starts timed
         self._push(t + self.rng.uniform(0, INTERVAL), ROUND, ("round", s, inc))
-        for r in live.partition.mine():
-            self._push(t + self.rng.uniform(0, self.background_period(self.nodes[s])), OTHER,
-                       ("background", s, inc, r))
+        for r in live.partition.mine():  # the service probes at once when it starts
+            self._push(t, OTHER, ("background", s, inc, r))
 
     def _node(self, s: str, inc: int, t: float, what: tuple | None = None) -> Node | None:
         """The node if this event is still for it and it runs; a hung node gets ``what`` again
@@ -191,7 +184,11 @@ class PartitionSim:
         who = f.who or f.path or "network"
         self.log(t, who, f"fault {edge}: {f}")
         if f.kind == "hang" and edge == "begins" and self.cfg.watchdog:
-            self._push(t + self.cfg.timeout, OTHER, ("watchdog", f.who, self.nodes[f.who].inc, t))
+            # fed at the latest FEED_LAG intervals after the last round (userw's rule), then
+            # the device's timeout: the latest it fires
+            n = self.nodes[f.who]
+            fed = (n.last_round if n.last_round is not None else t) + FEED_LAG * INTERVAL
+            self._push(max(t, fed) + self.cfg.timeout, OTHER, ("watchdog", f.who, n.inc, t))
         if f.kind != "crash":
             return
         n = self.nodes[f.who]
@@ -205,7 +202,8 @@ class PartitionSim:
             self.log(t, f.who, "restarted: a fresh Liveness, holding nothing")
 
     def _on_watchdog(self, t: float, s: str, inc: int, since: float) -> None:
-        """Hung since ``since`` without a break: the kernel's watchdog resets the server."""
+        """Hung since ``since`` without a break, not fed since: the kernel's watchdog resets
+        the server."""
         n = self.nodes[s]
         if n.inc != inc or n.state not in ("running", "stopping") or \
                 self.world.hang_end(s, since) < t - EPS:
@@ -276,12 +274,20 @@ class PartitionSim:
             n.probed = None
 
     def _on_background(self, t: float, s: str, inc: int, r: ResolverSpec) -> None:
+        """A background probe sent now: its answer after ``ANSWER``, or no answer after its
+        budget; the next one a period after this send, and never before this one ends."""
+        ok = self.world.reach(s, r.type, t)
+        took = ANSWER if ok else r.budget
         if self.nodes[s].inc == inc and self.nodes[s].state in ("running", "stopping"):
-            self._push(t + self.background_period(self.nodes[s]), OTHER,
-                       ("background", s, inc, r))
-        n = self._node(s, inc, t)
+            self._push(t + max(took, BACKGROUND), OTHER, ("background", s, inc, r))
+        if self._node(s, inc, t) is not None:
+            self._push(t + took, OTHER, ("probe_result", s, inc, r, ok, t))
+
+    def _on_probe_result(self, t: float, s: str, inc: int, r: ResolverSpec, ok: bool,
+                         sent: float) -> None:
+        n = self._node(s, inc, t, ("probe_result", s, inc, r, ok, sent))
         if n is not None:
-            alert = n.live.background(r.name, self.world.reach(s, r.type, t), t)
+            alert = n.live.background(r.name, ok, sent)
             if alert:
                 self.log(t, s, alert)
 

@@ -345,11 +345,13 @@ def test_a_hung_owner_is_reset_by_its_watchdog_before_its_group_starts_elsewhere
     for resolvers in ((), ("ping",)):
         sim = sim_of([Fault("hang", 5.0, 20.0, who="s1")], n=2, timeout=3.0, watchdog=True,
                      resolvers=resolvers)
+        # the latest it fires: fed up to 2 intervals after its last round (in (4, 5]), then
+        # the device's 3 s
         reset = [t for t, who, text in sim.timeline if who == "s1" and "watchdog" in text]
-        assert reset == [8.0], sim.story()
+        assert len(reset) == 1 and 9.0 < reset[0] <= 10.0, sim.story()
         released, = sim.changes("s1", False)
         activated, = sim.changes("s2", True)
-        assert released == 8.0 < activated, sim.story()
+        assert released == reset[0] < activated, sim.story()
         assert sim.allowed == [] and sim.holders(29.0) == ["s2"]
 
 

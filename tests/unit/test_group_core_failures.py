@@ -71,6 +71,28 @@ def test_offline_failure_left_by_a_stopping_service_strands_the_group() -> None:
     assert (cmd.kind, cmd.server) == ("activate", "s1") and c.stranded == {}
 
 
+def test_a_group_released_by_the_stop_after_all_is_not_stranded() -> None:
+    """The stop deactivates an Offline Failure group again; when that works, the report sent
+    while still leaving says Offline, and the group moves on as after any stop."""
+    c = coord([make_group("g", S2)])
+    c.decide(1, S2, {"s1": rep(g=G.OFFLINE), "s2": rep(g=G.ONLINE)})
+    c.decide(2, S2, {"s1": rep(g=G.OFFLINE),
+                     "s2": ServerReport({"g": G.OFFLINE_FAILURE}, leaving=True)})
+    assert c.stranded == {"g": "s2"}
+    cmds = c.decide(3, S2, {"s1": rep(g=G.OFFLINE),
+                            "s2": ServerReport({"g": G.OFFLINE}, leaving=True)})
+    assert c.stranded == {}
+    cmds += c.decide(4, ["s1"], {"s1": rep(g=G.OFFLINE)})
+    assert [(cmd.kind, cmd.server) for cmd in cmds] == [("activate", "s1")]
+
+
+def test_a_follower_takes_the_masters_stranded_groups_as_they_are() -> None:
+    follower = Coordinator("s2", S2, [make_group("g", S2)], 10, now=0.0)
+    follower.stranded = {"g": "s1"}  # it saw s1 stop with g in Offline Failure
+    follower.import_intents({"stranded": {}})  # the operator forced g on at the master
+    assert follower.stranded == {}
+
+
 def test_a_stranded_group_is_decided_as_usual_once_its_server_reports_again() -> None:
     c = coord([make_group("g", S2)])
     c.decide(1, S2, {"s1": rep(g=G.OFFLINE), "s2": rep(g=G.ONLINE)})

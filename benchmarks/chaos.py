@@ -1,0 +1,80 @@
+"""Long chaos runs: ``clplab chaos`` schedules on the seed's sample cluster, each in a fresh lab.
+
+Every schedule: a 2-server lab from the sample configuration (LAN, disk and COM heartbeats, ping
+resolution, failover1 with a floating IP, a shared disk and an application, and the
+ManagementGroup), ``--faults`` faults of every kind spread over ``--span`` seconds
+(:func:`clp.lab.chaos.plan`), then every fault repaired and every group waited for. The table:
+schedules run, faults injected, steps the lab refused (a server already off: the cluster's own
+fence or final action got there first), double activations (must be 0), groups not running at
+the end (must be 0), and the time per schedule. Each failed schedule is printed with its seed.
+
+Usage: python benchmarks/chaos.py [--schedules 200] [--faults 20] [--span 120] [--seed 1]
+       (root; own labs, removed after)
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.benchlib import machine, median, table  # noqa: E402
+from clp.lab import Lab, chaos  # noqa: E402
+from clp.lab.samples import write_sample_config  # noqa: E402
+from tests.integration.grouputil import wait_group  # noqa: E402
+
+
+def one(seed: int, faults: int, span: float) -> chaos.Report:
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "conf"
+        write_sample_config(conf, n_servers=2)
+        name = "x" + secrets.token_hex(2)
+        lab = None
+        try:
+            lab = Lab.up(name=name, n=2, config_dir=conf)
+            wait_group(lab, "failover1", "Online", "server1", timeout=120)
+            return chaos.run(lab, seed, faults, span)
+        finally:
+            if lab is not None:
+                lab.down()
+            Lab.cleanup_all(name)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schedules", type=int, default=200)
+    ap.add_argument("--faults", type=int, default=20)
+    ap.add_argument("--span", type=float, default=120.0)
+    ap.add_argument("--seed", type=int, default=1, help="The first schedule's seed (then +1).")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    reports = []
+    for k in range(args.schedules):
+        started = time.monotonic()
+        report = one(args.seed + k, args.faults, args.span)
+        reports.append((report, time.monotonic() - started))
+        state = "ok" if report.ok else "FAILED"
+        print(f"schedule {k + 1}/{args.schedules} seed {report.seed}: {state}, "
+              f"{len(report.errors)} steps refused, {report.seconds:.0f} s", flush=True)
+        if not report.ok:
+            print(report.text(), flush=True)
+    faults = sum(len([s for s in r.steps if s.action in chaos.KINDS]) for r, _ in reports)
+    rows = [[str(len(reports)), str(faults), str(sum(len(r.errors) for r, _ in reports)),
+             str(sum(len(r.violations) for r, _ in reports)),
+             str(sum(len(r.not_running) for r, _ in reports)),
+             f"{median([t for _, t in reports]):.0f}"]]
+    print(table(f"clplab chaos on the sample, {args.faults} faults over {args.span:g} s per "
+                f"schedule, seeds {args.seed}..{args.seed + len(reports) - 1}",
+                ["schedules", "faults", "steps refused", "double activations",
+                 "groups not running at the end", "s per schedule (median, lab included)"],
+                rows))
+    return 0 if all(r.ok for r, _ in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
