@@ -12,9 +12,10 @@ group active on two servers.
   mount point) is on two servers in two consecutive samples. A hung server is not counted while
   hung: the lab's hang darkens its cables, so its kernel answers nothing (the one-sample
   tolerance covers the moment between its wake-up and its self-fence).
-- :func:`run` plays a schedule on a lab with the watcher on, repairs whatever is left, waits
-  for every group that starts by itself (``start: auto``) to run (once: the watcher sees to
-  that), and returns a :class:`Report` (the seed replays it).
+- :func:`run` plays a schedule on a lab with the watcher on, repairs whatever is left (and
+  starts the cluster services that stopped themselves, as an operator would), waits for every
+  group that starts by itself (``start: auto``) to run (once: the watcher sees to that), and
+  returns a :class:`Report` (the seed replays it).
 
 The partition simulation proves the decision rules; this runs the real services, commands and
 kernel, with what the lab can break.
@@ -165,6 +166,10 @@ class Report:
     violations: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # steps the lab refused, with why
     not_running: list[str] = field(default_factory=list)  # groups not on exactly one server
+    # servers whose cluster service had stopped itself (a network-partition action, a final
+    # action): it stays stopped until the operator starts it, as in the product; the repair at
+    # the end does (clpcl -s), as an operator would once the faults are gone
+    stopped: list[str] = field(default_factory=list)
     samples: int = 0
     seconds: float = 0.0
 
@@ -179,6 +184,8 @@ class Report:
         lines += [f"double activation: {v}" for v in self.violations]
         lines += [f"step refused: {e}" for e in self.errors]
         lines += [f"group not running on exactly one server: {g}" for g in self.not_running]
+        lines += [f"{s}: its cluster service had stopped itself (network-partition or final "
+                  f"action); the repair started it (clpcl -s)" for s in self.stopped]
         if not self.samples:
             lines.append("the watcher could not take a single sample")
         lines.append("OK: never active on two servers, every group running once" if self.ok
@@ -188,7 +195,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "steps": [str(s).strip() for s in self.steps],
                 "violations": self.violations, "errors": self.errors,
-                "not_running": self.not_running, "samples": self.samples,
+                "not_running": self.not_running, "stopped": self.stopped,
+                "samples": self.samples,
                 "seconds": round(self.seconds, 1), "ok": self.ok}
 
 
@@ -216,8 +224,10 @@ def lab_links(lab: Lab) -> list[str]:
             *[d["name"] for d in lab.doc.get("disks", [])]]
 
 
-def repair_all(lab: Lab) -> None:
-    """Whatever a refused step left: every cable in, no partition, nobody hung or off."""
+def repair_all(lab: Lab) -> list[str]:
+    """Whatever a refused step left: every cable in, no partition, nobody hung or off; then,
+    as an operator does once the faults are gone, every cluster service that stopped itself is
+    started again (``clpcl -s``). Returns those servers."""
     with contextlib.suppress(LabError):
         lab.heal()
     for server in lab.servers:
@@ -230,17 +240,27 @@ def repair_all(lab: Lab) -> None:
                 lab.resume(server)
             elif state != "running":
                 lab.restart(server)
+    started = []
+    for server in lab.servers:
+        if lab.state_of(server) == "running" and \
+                lab.exec(server, ["clpstat", "--local"], timeout=20).returncode != 0:
+            lab.exec(server, ["clpcl", "-s"], timeout=60)
+            started.append(server)
+    return started
 
 
 def groups_not_running(lab: Lab, groups: set[str]) -> list[str]:
-    """Of ``groups``, those not Online on a server, as the first running server's clpstat sees
-    it (LabError when none runs or its clpstat fails)."""
-    observer = next((s for s in lab.servers if lab.state_of(s) == "running"), None)
-    if observer is None:
-        raise LabError("no server runs")
-    r = lab.exec(observer, ["clpstat", "--json"], timeout=20)
-    if r.returncode != 0:
-        raise LabError(f"clpstat on {observer} failed ({r.returncode}): {r.stderr.strip()}")
+    """Of ``groups``, those not Online on a server, as the first server whose cluster service
+    runs sees it (a server that took the network-partition action keeps its service stopped,
+    as the product does, until the operator starts it). LabError when no clpstat answers."""
+    why = "no server runs"
+    for observer in [s for s in lab.servers if lab.state_of(s) == "running"]:
+        r = lab.exec(observer, ["clpstat", "--json"], timeout=20)
+        if r.returncode == 0:
+            break
+        why = f"clpstat on {observer} failed ({r.returncode}): {r.stdout.strip()}"
+    else:
+        raise LabError(why)
     seen = json.loads(r.stdout)["groups"]
     return [f"{g}: {v['state']} on {v.get('server')}" for g, v in seen.items()
             if g in groups and (v["state"] != "Online" or not v.get("server"))]
@@ -267,7 +287,7 @@ def run(lab: Lab, seed: int, faults: int, span: float,
                 apply(lab, step)
             except LabError as e:
                 report.errors.append(f"{step}: {e}")
-        repair_all(lab)
+        report.stopped = repair_all(lab)
         deadline = time.monotonic() + CONVERGE
         while time.monotonic() < deadline:  # bounded by CONVERGE
             try:
