@@ -65,11 +65,34 @@ class Liveness:
         frozen as it was, the lost servers included: a stopping server takes nothing over."""
         if self._frozen is not None:
             return list(self._frozen)
+        return self._view(now, proofs=True)
+
+    def _view(self, now: float, proofs: bool) -> list[str]:
         keep = (set(self.online()) - self.partition.keeping) | set(self.partition.pending)
         keep |= {s for s, at in self.down.items() if at > now}
         if self.partition.marked_by and not self.settled(now):
             keep.discard(self.me)  # a peer counts it down: see the module
+        if proofs and not self.holding and not self.may_hold(now):
+            keep.discard(self.me)  # it would stop as isolated at once: it takes nothing
         return [s for s in self.servers if s in keep]
+
+    def may_hold(self, now: float) -> bool:
+        """Whether this server has the proofs to hold groups and keep them (:meth:`lease`): for
+        every peer, a heartbeat saying it hears this server, or every resolver that counts
+        against it answering (its last probe too, or the proof lapses soon). A server whose
+        target stopped answering while a peer is down must not start a group only to stop at
+        once; it starts it when its target answers again."""
+        span = self.partition.lease
+        if not span or self.verdict is not None or self.membership.suspended:
+            return True
+        for peer in self.servers:
+            if peer == self.me or self._proof.get(peer, self.started) + span > now:
+                continue
+            for r in self.partition.counting(self.membership.last_rxs(peer)):
+                if not self.partition.answering(r.name) or \
+                        self.partition.reached(r.name) + span <= now:
+                    return False
+        return True
 
     def settled(self, now: float) -> bool:
         """Whether this server has run long enough for a peer's Offline mark to be current."""
@@ -252,7 +275,7 @@ class Liveness:
         step.verdicts.append(Verdict("down", lost, verdict.reason, verdict.takeover_at))
 
     def _stop(self, now: float, step: Step, verdict: Verdict) -> None:
-        view = set(self.group_online(now)) | set(verdict.servers)
+        view = set(self._view(now, proofs=False)) | set(verdict.servers)
         self._frozen = tuple(s for s in self.servers if s in view)
         self.verdict = verdict
         step.verdicts.append(verdict)

@@ -166,14 +166,25 @@ class Partition:
         was already failing while the peer was still heard does not count, as at a loss (see
         :meth:`already_failing`)."""
         until, which = float("inf"), None
-        rx = list(server_rx)
-        for r in self.mine():
-            if self.already_failing(r.name, rx):
-                continue
-            at = self._reached.get(r.name, float("-inf")) + self.lease
+        for r in self.counting(server_rx):
+            at = self.reached(r.name) + self.lease
             if at < until:
                 until, which = at, r.name
         return until, which
+
+    def counting(self, server_rx: Iterable[float]) -> list[ResolverSpec]:
+        """This server's resolvers that count against a peer last heard on its paths at
+        ``server_rx``: all but a ping resolver that failed independently of its loss."""
+        rx = list(server_rx)
+        return [r for r in self.mine() if not self.already_failing(r.name, rx)]
+
+    def reached(self, name: str) -> float:
+        """When the last answered probe of resolver ``name`` was sent (-inf: none yet)."""
+        return self._reached.get(name, float("-inf"))
+
+    def answering(self, name: str) -> bool:
+        """Whether the last background probe of resolver ``name`` was answered."""
+        return name not in self._unanswered
 
     def hears_me(self, server: str) -> bool:
         """Whether the last heartbeat taken from ``server`` said it counts this server Online."""

@@ -227,7 +227,8 @@ def _fault(action: str, doc: str) -> None:
         click.echo(f"{server}: {action} done")
 
 
-_fault("crash", "Power off SERVER: SIGKILL every process of it, drop its floating IPs.")
+_fault("crash", "Power off SERVER: SIGKILL every process of it, drop its floating IPs, cut "
+                "its shared-disk writes at once (its paths fail until restart).")
 _fault("hang", "Freeze SERVER: SIGSTOP every process of it, its cables go dark.")
 _fault("resume", "Unfreeze a hung SERVER (SIGCONT, cables back).")
 _fault("restart", "Boot a crashed or shut down SERVER again.")

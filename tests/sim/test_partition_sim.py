@@ -383,6 +383,16 @@ def test_a_target_lost_while_a_peer_is_down_stops_the_server_alone_the_price():
     assert sim.holders(29.0) == ["s2"]
 
 
+def test_a_server_without_proofs_takes_no_group_until_its_target_answers_again():
+    # s2 resolved the crashed s1 down, then its target stopped answering before the takeover:
+    # holding G it would stop at once (no proof of reach, none from s1), so it waits instead
+    sim = sim_of([Fault("crash", 3.0, who="s1"), Fault("target", 6.0, 12.0, who="ping")],
+                 n=2, timeout=2.0, resolvers=("ping",), retry=1)
+    activated, = sim.changes("s2", True)
+    assert 12.0 <= activated < 13.0, sim.story()
+    assert sim.verdicts_of("s2", "isolated") == [] and sim.holders(29.0) == ["s2"]
+
+
 def test_a_ping_target_failing_before_the_peer_was_lost_stops_nothing():
     # the seed's "already failing": resolution is impossible, every server goes on
     sim = sim_of([Fault("target", 2.0, who="ping"), Fault("crash", 8.0, who="s2")], n=2,
