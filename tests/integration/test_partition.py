@@ -1,7 +1,8 @@
 """Every heartbeat path and network-partition resolution in the lab, with the seed's sample
 (lanhb1, lanhb2, diskhb1 on the lab's heartbeat disk, comhb1 on its serial cable, ping resolution
 to the lab's router): paths lost alone change nothing but raise alerts; an isolated server stops
-and the other takes over; clptoratio reaches every server. A watcher fails any test in which the
+and the other takes over; a server running alone that is cut off stops before a restarted peer
+takes over; clptoratio reaches every server. A watcher fails any test in which the
 floating IP or the shared disk is active on two servers."""
 
 from __future__ import annotations
@@ -153,3 +154,26 @@ def test_clptoratio_sets_shows_and_resets_on_every_server(tmp_path):
         clp(lab, "server1", "clptoratio", "-i")
         for server in lab.servers:
             assert status(lab, server)["membership"]["ratio"] == 1
+
+
+def test_a_server_alone_then_cut_off_stops_before_a_restarted_peer_takes_over(tmp_path):
+    """The second former limit, in the lab: server1 runs alone (server2 crashed), then every
+    cable of it is pulled. It has no peer to lose, so the loss-time resolution never runs; its
+    proofs (no peer heard, no answer from the router) run out a lease later and it stops. Then
+    server2 boots, finds it down and takes over: never both."""
+    with sample_cluster(tmp_path) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        lab.crash("server2")
+        wait_for("server1 to see server2 down", lambda: status(lab, "server1")["membership"][
+            "servers"]["server2"]["state"] == "Offline", timeout=TIMEOUT + 10)
+        for link in (*LANS, "diskhb", "comhb"):
+            lab.unplug("server1", link)
+        wait_for("server1's cluster service to stop", lambda: clp(
+            lab, "server1", "clpstat", ok=False).returncode != 0, timeout=30)
+        text = alerts(lab, "server1")
+        assert "server1 is isolated from the network: server2 has not shown" in text
+        assert "ping 198.18.1.254 has not answered a probe sent in the last" in text
+        lab.restart("server2")
+        wait_group(lab, "failover1", "Online", "server2", observer="server2",
+                   timeout=TIMEOUT + 60)
+        assert running(lab, "server1")  # the OS goes on (action: stop the cluster service)
