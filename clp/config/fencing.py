@@ -37,6 +37,11 @@ class WatchdogWait:
     heartbeat_timeout: float
     margin: float  # the feeding lag and the reset: fixed
 
+    @classmethod
+    def of(cls, monitor_timeout: float, hb_interval: float, hb_timeout: float) -> WatchdogWait:
+        """The wait for a userw of ``monitor_timeout`` on a heartbeat of that timing."""
+        return cls(monitor_timeout, hb_timeout, (FEED_LAG + 1) * hb_interval)
+
     def wait(self, ratio: float = 1.0) -> float:
         """With the ``clptoratio`` ratio in force: userw sets the device to its timeout times
         the ratio (in whole seconds), the peers time out after the heartbeat timeout times it."""
@@ -56,7 +61,7 @@ def watchdog_waits(config: ClusterConfig) -> dict[str, WatchdogWait]:
     for mc in config.monitors:
         if mc.type != "userw" or mc.params.get("method") not in WATCHDOG_METHODS:
             continue
-        w = WatchdogWait(mc.timeout, hb_timeout, (FEED_LAG + 1) * hb_interval)
+        w = WatchdogWait.of(mc.timeout, hb_interval, hb_timeout)
         for server in mc.servers:
             if server not in out or w.wait() > out[server].wait():
                 out[server] = w

@@ -88,10 +88,10 @@ class Liveness:
         for peer in self.servers:
             if peer == self.me or self._proof.get(peer, self.started) + span > now:
                 continue
-            for r in self.partition.counting(self.membership.last_rxs(peer)):
-                if not self.partition.answering(r.name) or \
-                        self.partition.reached(r.name) + span <= now:
-                    return False
+            rx = self.membership.last_rxs(peer)
+            if self.partition.reached_until(rx)[0] <= now or not all(
+                    self.partition.answering(r.name) for r in self.partition.counting(rx)):
+                return False
         return True
 
     def settled(self, now: float) -> bool:
@@ -165,7 +165,7 @@ class Liveness:
         if order > self._newest.get(server, ()):
             self._newest[server] = order
             if self.partition.hears_me(server):  # its bitmaps are those of the newest taken
-                self._proof[server] = max(first, self._proof.get(server, first))
+                self._proved(server, first)
         return True
 
     def heartbeat(self, now: float, server: str, path: str, heard: int = 0,
@@ -189,9 +189,8 @@ class Liveness:
                 return step
             self._newest[server] = order
         verdict = self.partition.heartbeat(server, heard, offline, was_down, self.settled(now))
-        if self.partition.hears_me(server) and server in self.membership.servers:
-            at = now if first is None else first
-            self._proof[server] = max(at, self._proof.get(server, at))
+        if self.partition.hears_me(server):
+            self._proved(server, now if first is None else first)
         if (self.membership.server_state(server) == ServerState.ONLINE
                 and server not in self.partition.keeping):
             self.down.pop(server, None)
@@ -229,6 +228,10 @@ class Liveness:
         if lease is not None and lease[0] <= now:
             self._stop(now, step, self._lapsed(now, lease[1], lease[2]))
         return step
+
+    def _proved(self, server: str, at: float) -> None:
+        """A heartbeat of ``server`` first arrived at ``at`` says it hears this server."""
+        self._proof[server] = max(at, self._proof.get(server, at))
 
     def _lapsed(self, now: float, peer: str, resolver: str | None) -> Verdict:
         """The isolated verdict of a lease that ran out (see :meth:`lease`)."""

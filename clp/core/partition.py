@@ -182,6 +182,10 @@ class Partition:
         """When the last answered probe of resolver ``name`` was sent (-inf: none yet)."""
         return self._reached.get(name, float("-inf"))
 
+    def _answered(self, name: str, sent: float) -> None:
+        """A probe of resolver ``name`` sent at ``sent`` was answered: reach proved since."""
+        self._reached[name] = max(sent, self.reached(name))
+
     def answering(self, name: str) -> bool:
         """Whether the last background probe of resolver ``name`` was answered."""
         return name not in self._unanswered
@@ -206,7 +210,7 @@ class Partition:
         even if the web server was down before)."""
         if self._spec(name).type != "ping" or not self.failing(name):
             return False
-        answered = self._reached.get(name, float("-inf"))
+        answered = self.reached(name)
         after = self._unanswered.get(name, answered) + 2 * self.interval
         alive = [rx for rx in server_rx if rx >= answered - 2 * self.interval]
         return bool(alive) and all(rx >= after for rx in alive)
@@ -238,7 +242,7 @@ class Partition:
         before = self.failing(name)
         self._fails[name] = 0 if ok else self._fails.get(name, 0) + 1
         if ok:
-            self._reached[name] = max(at, self._reached.get(name, at))
+            self._answered(name, at)
             self._unanswered.pop(name, None)
         else:
             self._unanswered.setdefault(name, at)
@@ -291,7 +295,7 @@ class Partition:
         for name in pending.resolvers:
             spec = self._spec(name)
             if results[name]:
-                self._reached[name] = max(pending.since, self._reached.get(name, pending.since))
+                self._answered(name, pending.since)
                 reached.append(f"{spec.describe} answered")
             elif spec.type == "ping" and name in self._failing_at_loss:
                 ignored.append(f"{spec.describe} was already failing before the loss")

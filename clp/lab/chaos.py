@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from clp.config import load_config
+from clp.config import ClusterConfig, load_config
 from clp.lab import com_cable, hb_disk
 from clp.lab.lab import Lab
 from clp.lab.netns import LINKS, LabError
@@ -92,11 +92,16 @@ def plan(seed: int, servers: list[str], faults: int, span: float,
     # first at one moment: a fault may start as another on that server ends
 
 
+def installed_config(lab: Lab) -> ClusterConfig:
+    """The configuration the lab's servers run (server1's copy: every server has the same)."""
+    return load_config(InstallRoot(lab.root_of(lab.servers[0])).config_dir)
+
+
 def exclusive_resources(lab: Lab) -> dict[str, tuple[str, frozenset[str]]]:
     """What may be active on one server only, from the lab's installed configuration:
     name -> ("address", {ip}) for a floating IP, ("mount", {device, mount point}) for a disk
     resource (either one mounted counts)."""
-    config = load_config(InstallRoot(lab.root_of(lab.servers[0])).config_dir)
+    config = installed_config(lab)
     out: dict[str, tuple[str, frozenset[str]]] = {}
     for g in config.groups:
         for rc in g.resources:
@@ -269,8 +274,7 @@ def groups_not_running(lab: Lab, groups: set[str]) -> list[str]:
 def auto_start_groups(lab: Lab) -> set[str]:
     """The groups that run by themselves (``start: auto``): every one must run at the end; a
     manual one runs only when the operator starts it."""
-    config = load_config(InstallRoot(lab.root_of(lab.servers[0])).config_dir)
-    return {g.name for g in config.groups if g.start == "auto"}
+    return {g.name for g in installed_config(lab).groups if g.start == "auto"}
 
 
 def run(lab: Lab, seed: int, faults: int, span: float,

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from clp.clusterd.marks import ServiceMarks
-from clp.config.fencing import FEED_LAG, WATCHDOG_METHODS, device_timeout
+from clp.config.fencing import FEED_LAG, WATCHDOG_METHODS, WatchdogWait, device_timeout
 from clp.config.issues import ConfigIssue
 from clp.monitors.base import Check, MonitorType, caution, failed, normal
 
@@ -101,13 +101,12 @@ class UserSpaceMonitor(MonitorType):
                                     f"({interval * FEED_LAG:g} s), or it resets a healthy "
                                     f"server")
         elif dev > float(heartbeat["timeout"]):
-            wait = dev - float(heartbeat["timeout"]) + (FEED_LAG + 1) * float(
-                heartbeat["interval"])
+            w = WatchdogWait.of(timeout, float(heartbeat["interval"]),
+                                float(heartbeat["timeout"]))
             yield ConfigIssue(path, f"{name}: the watchdog ({dev} s) is slower than the "
-                                    f"heartbeat timeout ({float(heartbeat['timeout']):g} s): "
-                                    f"every failover from its servers waits {wait:g} s for it "
-                                    f"(use the heartbeat's timing to wait "
-                                    f"{(FEED_LAG + 1) * float(heartbeat['interval']):g} s)",
+                                    f"heartbeat timeout ({w.heartbeat_timeout:g} s): "
+                                    f"every failover from its servers waits {w.wait():g} s for "
+                                    f"it (use the heartbeat's timing to wait {w.margin:g} s)",
                               severity="warning")
 
     def __init__(self, params: Any, ctx: Any) -> None:
