@@ -157,16 +157,25 @@ def test_clpdown_moves_the_groups_then_powers_the_server_off(tmp_path):
         assert app_call(lab, "after-clpdown").startswith("server2 ")
 
 
-def test_failing_start_script_retries_fails_over_then_takes_the_final_action(tmp_path):
-    def failing_exec(conf, conf_dir):
-        res = conf["groups"]["failover1"]["resources"]["exec1"]
-        res["activation"] = {"retry": 1, "failover_threshold": 1, "final_action": "stop_group"}
-        script = conf_dir / "scripts" / "failover1" / "exec1" / "start.sh"
-        script.write_text("#!/bin/sh\n"
-                          "echo \"$(hostname) $CLP_EVENT\" >> /opt/nec/clusterpro/work/starts\n"
-                          "exit 3\n")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+def failing_exec1(script: str, recovery: str, settings: dict, record: str, line: str,
+                  code: int):
+    """A clp.conf edit for sample_cluster: exec1's ``script`` (start.sh, stop.sh) appends
+    ``line`` to the work file ``record`` and exits ``code``; exec1's ``recovery``
+    (activation, deactivation) is ``settings``."""
+    def edit(conf, conf_dir):
+        conf["groups"]["failover1"]["resources"]["exec1"][recovery] = settings
+        path = conf_dir / "scripts" / "failover1" / "exec1" / script
+        path.write_text(f"#!/bin/sh\necho \"{line}\" >> /opt/nec/clusterpro/work/{record}\n"
+                        f"exit {code}\n")
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return edit
 
+
+def test_failing_start_script_retries_fails_over_then_takes_the_final_action(tmp_path):
+    failing_exec = failing_exec1(
+        "start.sh", "activation",
+        {"retry": 1, "failover_threshold": 1, "final_action": "stop_group"},
+        "starts", "$(hostname) $CLP_EVENT", 3)
     with sample_cluster(tmp_path, failing_exec) as lab, ExclusivityWatch(lab):
         wait_all_online(lab)
 
@@ -201,15 +210,8 @@ def test_a_group_left_in_offline_failure_by_a_stopping_service_is_not_taken_over
     """exec1's stop fails (final action: none), so failover1 ends Offline Failure with its disk
     and address still up. Stopping server1's cluster service deactivates it once more (it fails
     again); server2 must not take the group over as if server1 had powered off."""
-    def failing_stop(conf, conf_dir):
-        res = conf["groups"]["failover1"]["resources"]["exec1"]
-        res["deactivation"] = {"retry": 0, "final_action": "none"}
-        script = conf_dir / "scripts" / "failover1" / "exec1" / "stop.sh"
-        script.write_text("#!/bin/sh\n"
-                          "echo \"$CLP_EVENT\" >> /opt/nec/clusterpro/work/stops\n"
-                          "exit 5\n")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-
+    failing_stop = failing_exec1("stop.sh", "deactivation",
+                                 {"retry": 0, "final_action": "none"}, "stops", "$CLP_EVENT", 5)
     with sample_cluster(tmp_path, failing_stop) as lab, ExclusivityWatch(lab):
         wait_group(lab, "failover1", "Online", "server1")
         clp(lab, "server1", "clpgrp", "-t", "failover1", ok=False)
