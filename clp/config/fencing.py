@@ -17,6 +17,11 @@ at least 0. With the product's defaults (userw on the heartbeat's timing) that i
 intervals, paid on every failover from that server: the price of never running a group beside a
 frozen owner. A server without a watchdog (``keepalive``) is fenced only when it runs again
 (the service's hang fence), so nothing waits for it (docs/monitors.md).
+
+That counts from a loss the hang caused. Witness arbitration also takes over a server lost for
+another reason (cut off, or never heard), which may hang at any time until its lease runs out,
+and then holds its groups until its watchdog fires, the device timeout plus the same margin
+after the hang began (:meth:`WatchdogWait.after_hang`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ class WatchdogWait:
         the ratio (in whole seconds), the peers time out after the heartbeat timeout times it."""
         return max(0.0, device_timeout(self.monitor_timeout * ratio)
                    - self.heartbeat_timeout * ratio + self.margin)
+
+
+    def after_hang(self, ratio: float = 1.0) -> float:
+        """Seconds from the start of a hang to the reset, at the latest: the last feed comes
+        at most ``FEED_LAG`` intervals after the last round, then the device's timeout."""
+        return device_timeout(self.monitor_timeout * ratio) + self.margin
 
 
 def device_timeout(limit: float) -> int:

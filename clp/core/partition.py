@@ -81,6 +81,8 @@ class Fence(Protocol):
 
     def wait(self, ratio: float) -> float: ...
 
+    def after_hang(self, ratio: float) -> float: ...
+
 
 @dataclass(frozen=True)
 class ResolverSpec:
@@ -144,19 +146,28 @@ class Partition:
 
     def grace(self, lost: tuple[str, ...]) -> float:
         """How long the groups of ``lost`` wait before moving (see the module): for the probes
-        the lost servers could be running, and for their watchdogs to reset them."""
+        the lost servers could be running, and for their watchdogs to reset them. Won at the
+        witness, the loss need not come from a hang, which may then begin until the lost
+        server's lease runs out (clp.config.fencing)."""
         waits = [self.fence[s].wait(self.ratio) for s in lost if s in self.fence]
         if self.resolvers:
             budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
             waits.append(max(budgets, default=0.0) + 2 * self.interval)
+        waits += [self.lease_of(s) + self.fence[s].after_hang(self.ratio) for s in lost
+                  if s in self.fence and any(r.type == "witness" and s in r.servers
+                                             for r in self.resolvers)]
         return max(waits, default=0.0)
 
     @property
     def lease(self) -> float:
         """How long this server may hold groups on one proof (see "Holding needs proof" in the
         module): the longest probe of its own resolvers plus an interval; 0 with none."""
-        mine = self.mine()
-        return max(r.budget for r in mine) + self.interval if mine else 0.0
+        return self.lease_of(self.me)
+
+    def lease_of(self, server: str) -> float:
+        """:attr:`lease` of ``server``."""
+        budgets = [r.budget for r in self.resolvers if server in r.servers]
+        return max(budgets) + self.interval if budgets else 0.0
 
     def reached_until(self, server_rx: Iterable[float]) -> tuple[float, str | None]:
         """Until when this server's resolvers prove it is not isolated, as far as a peer

@@ -11,7 +11,10 @@ The model (the paths, resolvers and faults are in :mod:`tests.sim.partitionworld
 - When a Step names probes, each result is the world's reachability of that target at probe
   time; they arrive together after 0.01 if every target answered, else after the budget of the
   slowest silent one (``resolved``). A background probe per resolver at start and every half
-  interval, send to send, answered the same way.
+  interval, send to send, answered the same way. A ``witness`` resolver's target is one
+  :class:`Arbiter` for the cluster: reached, it answers a probe at a loss with a claim against
+  the lost servers and a background probe with a renewal naming the servers the node counts
+  Online (a hung node sends none), both at send time.
 - ``hang``: the server sends, ticks and processes nothing; at resume the service's fence: rounds
   more than ``timeout`` apart, it panics, holding nothing from then on. With ``watchdog``
   (userw feeding a kernel watchdog, its device timeout the heartbeat timeout), a server hung
@@ -43,6 +46,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from clp.config.fencing import FEED_LAG, WatchdogWait
+from clp.core.arbiter import Arbiter
 from clp.core.liveness import Liveness, Step
 from clp.core.partition import ResolverSpec, Verdict
 from tests.sim.partitionworld import INF, INTERVAL, LAN, Config, Fault, Scenario, World
@@ -109,6 +113,7 @@ class PartitionSim:
         self.verdicts: list[tuple[float, str, Verdict]] = []
         self.episodes: dict[tuple, str] = {}
         self.rx: dict[tuple[str, str], list[tuple[float, float, bool]]] = defaultdict(list)
+        self.arbiter = Arbiter(started=-100.0, hold=100.0)  # up long before the cluster
         for s in self.servers:
             self._boot(s, 0.0, 0)
         first = self.nodes["s1"]
@@ -276,11 +281,15 @@ class PartitionSim:
     def _on_background(self, t: float, s: str, inc: int, r: ResolverSpec) -> None:
         """A background probe sent now: its answer after ``ANSWER``, or no answer after its
         budget; the next one a period after this send, and never before this one ends."""
+        n = self._node(s, inc, t)
         ok = self.world.reach(s, r.type, t)
+        if r.type == "witness":  # a hung node sends nothing; a renewal may be refused
+            ok = n is not None and ok and self.arbiter.renew(
+                s, n.live.online(), n.live.partition.lease, t).granted
         took = ANSWER if ok else r.budget
         if self.nodes[s].inc == inc and self.nodes[s].state in ("running", "stopping"):
             self._push(t + max(took, BACKGROUND), OTHER, ("background", s, inc, r))
-        if self._node(s, inc, t) is not None:
+        if n is not None:
             self._push(t + took, OTHER, ("probe_result", s, inc, r, ok, t))
 
     def _on_probe_result(self, t: float, s: str, inc: int, r: ResolverSpec, ok: bool,
@@ -323,7 +332,7 @@ class PartitionSim:
             self._verdict(n, t, v)
         if step.probe:
             specs = [r for r in self.specs if r.name in step.probe]
-            results = {r.name: self.world.reach(n.name, r.type, t) for r in specs}
+            results = {r.name: self._probe(n, r, t) for r in specs}
             wait = max([ANSWER] + [r.budget for r in specs if not results[r.name]])
             n.probed = self._snapshot(t, specs)
             self.log(t, n.name, f"probes {', '.join(step.probe)}: {results}")
@@ -336,6 +345,14 @@ class PartitionSim:
         if d is not None and max(d, t) + SLACK < n.wake_at - EPS:
             n.wake_at = max(d, t) + SLACK
             self._push(n.wake_at, OTHER, ("wake", n.name, n.inc))
+
+    def _probe(self, n: Node, r: ResolverSpec, t: float) -> bool:
+        """A probe at a loss: the world's reach, and with a witness its grant of the claim."""
+        ok = self.world.reach(n.name, r.type, t)
+        if r.type == "witness" and ok:
+            ok = self.arbiter.claim(n.name, n.live.partition.pending, n.live.partition.lease,
+                                    t).granted
+        return ok
 
     def _snapshot(self, t: float, specs: list[ResolverSpec]) -> dict[str, tuple[int, bool, bool]]:
         """Each server's incarnation, whether it runs (hung, only if its hang ends before it

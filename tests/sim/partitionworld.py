@@ -4,8 +4,10 @@ what its faults do to heartbeats and to the resolvers' targets.
 - Paths: ``lan1``, ``lan2`` (every server, through the network), optionally ``disk`` (every
   server, a medium of its own), ``com`` (s1-s2 only, a cable) and ``witness`` (every server; a
   heartbeat goes through the witness server, so both ends must reach that target).
-- Resolvers: ``ping`` (budget ``0.3 * (retry + 1)``: timeout 0.3, ``retry`` retries) and ``http``
-  (budget 0.5), used by every server or by all but ``nonuser``.
+- Resolvers: ``ping`` (budget ``0.3 * (retry + 1)``: timeout 0.3, ``retry`` retries), ``http``
+  (budget 0.5) and ``witness`` (arbitration through the witness server, budget 0.5: the
+  simulation asks a real :class:`clp.core.arbiter.Arbiter`), used by every server or by all but
+  ``nonuser``.
 - Faults, each a window ``[start, end)``: ``cut`` (a path, or ``*`` every path, dead), ``oneway``
   (dead from ``who`` to ``to`` only: asymmetric loss), ``isolate`` (``who``'s network paths dead
   and no target reachable from it; with ``disk``, its disk path too), ``split`` (the network in
@@ -33,7 +35,7 @@ class Config:
     disk: bool = False
     com: bool = False
     witness: bool = False
-    resolvers: tuple[str, ...] = ("ping",)  # "ping", "http"
+    resolvers: tuple[str, ...] = ("ping",)  # "ping", "http", "witness"
     retry: int = 1  # ping
     nonuser: str | None = None  # a server that uses no resolver
     max_delay: float = 0.0
@@ -54,7 +56,7 @@ class Config:
 
     def specs(self) -> tuple[ResolverSpec, ...]:
         users = frozenset(s for s in self.servers if s != self.nonuser)
-        budget = {"ping": 0.3 * (self.retry + 1), "http": 0.5}
+        budget = {"ping": 0.3 * (self.retry + 1), "http": 0.5, "witness": 0.5}
         return tuple(ResolverSpec(f"{r}np1", r, users, budget[r], self.retry if r == "ping" else 0,
                                   f"{r} target") for r in self.resolvers)
 

@@ -398,3 +398,101 @@ def test_a_ping_target_failing_before_the_peer_was_lost_stops_nothing():
     sim = sim_of([Fault("target", 2.0, who="ping"), Fault("crash", 8.0, who="s2")], n=2,
                  resolvers=("ping",), retry=1)
     assert sim.verdicts_of("s1", "isolated") == [] and sim.holders(29.0) == ["s1"], sim.story()
+
+
+# --- witness arbitration: a resolution that allows nothing ----------------------------------
+
+@st.composite
+def arbitration_configs(draw: st.DrawFn) -> Config:
+    """Every server uses the witness arbiter (maybe a ping or http resolver besides), and
+    userw feeds a kernel watchdog: a hung holder counts as active."""
+    cfg = draw(configs())
+    extra = draw(st.sampled_from([(), (), ("ping",), ("http",)]))
+    return Config(**{**cfg.__dict__, "resolvers": ("witness", *extra), "nonuser": None,
+                     "watchdog": True})
+
+
+@st.composite
+def arbitration_scenarios(draw: st.DrawFn, kinds: tuple[str, ...] = KINDS,
+                          most: int = 4) -> Scenario:
+    cfg = draw(arbitration_configs())
+    faults = tuple(draw(st.lists(fault(cfg, kinds), min_size=1, max_size=most)))
+    return Scenario(cfg, faults, HORIZON, draw(st.integers(0, 2**32 - 1)))
+
+
+@st.composite
+def arbitration_schedules(draw: st.DrawFn) -> Scenario:
+    """The schedules of the generators above (lossy last paths, restarts in any order, hangs),
+    with witness arbitration."""
+    sc = draw(st.one_of(lossy_last_paths(), restarts_in_any_order(), watchdog_scenarios()))
+    cfg = draw(arbitration_configs())
+    cfg = Config(**{**sc.cfg.__dict__, "resolvers": cfg.resolvers, "nonuser": None,
+                    "watchdog": True})
+    return Scenario(cfg, sc.faults, sc.horizon, sc.seed)
+
+
+def no_double_activation(sc: Scenario) -> PartitionSim:
+    sim = run(sc)
+    assert sim.allowed == [], sim.story()
+    return sim
+
+
+@settings(max_examples=160, **SETTINGS)
+@given(arbitration_scenarios())
+def test_witness_arbitration_allows_no_double_activation_under_any_faults(sc: Scenario):
+    no_double_activation(sc)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(arbitration_scenarios(("split", "isolate", "target", "oneway", "cut"), most=3))
+def test_witness_arbitration_allows_no_double_activation_under_partitions(sc: Scenario):
+    no_double_activation(sc)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(arbitration_schedules())
+def test_witness_arbitration_allows_no_double_activation_in_the_hard_schedules(sc: Scenario):
+    no_double_activation(sc)
+
+
+def test_with_a_witness_a_partition_where_both_sides_reach_it_has_one_winner():
+    # class (b) with ping: both sides reach the target; the witness grants one claim only
+    for n in (2, 3):
+        sim = sim_of([Fault("split", 5.0, side=frozenset({"s1"}))], n=n,
+                     resolvers=("witness",), watchdog=True)
+        assert sim.allowed == [], sim.story()
+        assert len(sim.holders(29.0)) == 1, sim.story()
+        losers = [w for _, w, v in sim.verdicts if v.kind == "isolated"]
+        assert losers and all("won the witness" not in w for w in losers)
+
+
+def test_with_a_witness_and_a_ping_target_failing_before_the_loss_one_side_still_wins():
+    # class (c): the ping target is ignored as "already failing"; the witness still decides
+    faults = [Fault("target", 2.0, who="ping"), Fault("split", 8.0, side=frozenset({"s1"}))]
+    sim = sim_of(faults, n=2, resolvers=("witness", "ping"), watchdog=True)
+    assert sim.allowed == [] and len(sim.holders(29.0)) == 1, sim.story()
+
+
+def test_with_a_witness_down_a_crash_moves_nothing_and_a_partition_stops_the_holder():
+    # the price: with no witness to win, nobody takes over a crashed server; the holder whose
+    # peer is unheard stops a lease after the witness went (safe, not available)
+    sim = sim_of([Fault("target", 2.0, who="witness"), Fault("crash", 6.0, who="s1")], n=2,
+                 resolvers=("witness",), watchdog=True)
+    assert sim.holders(29.0) == [] and sim.allowed == [], sim.story()
+    assert [v.kind for _, v in sim.verdicts_of("s2")] == ["isolated"]
+
+
+def test_with_a_witness_a_crash_fails_over_after_the_same_wait_as_ping():
+    sims = {r: sim_of([Fault("crash", 6.0, who="s1")], n=2, resolvers=(r,), watchdog=False)
+            for r in ("witness", "http")}
+    moved = {r: sim.changes("s2", True) for r, sim in sims.items()}
+    assert moved["witness"] == moved["http"] and len(moved["witness"]) == 1, moved
+
+
+def test_a_server_restarted_after_losing_the_witness_is_freed_once_the_winner_hears_it():
+    # s2 wins against s1 (cut off), runs G; s1 restarts healed: s2 hears it and renews with s1
+    # among the servers it hears, which ends its claim; then s2 crashes and s1 takes over
+    sim = sim_of([Fault("isolate", 3.0, 8.0, who="s1"), Fault("crash", 14.0, who="s2"),
+                  Fault("crash", 9.0, 9.5, who="s1")], n=2, resolvers=("witness",),
+                 watchdog=True, horizon=40.0)
+    assert sim.allowed == [] and sim.holders(39.0) == ["s1"], sim.story()
