@@ -16,6 +16,7 @@ from pathlib import Path
 
 KEY_BYTES = 32
 REXEC_PREFIX = "rexec:"
+ARBITER_PREFIX = "arbiter:"
 
 
 class KeyFileError(Exception):
@@ -48,6 +49,8 @@ def load_key(path: Path) -> bytes:
                            f"--new-key {path.parent}' and copy it to every server)")
     if _is_rexec_file(path):
         raise KeyFileError(f"{path} is a clprexec key, not the cluster key")
+    if _has_prefix(path, ARBITER_PREFIX):
+        raise KeyFileError(f"{path} is an arbiter key, not the cluster key")
     return _read_hex(path, "cluster key")
 
 
@@ -67,15 +70,42 @@ def load_rexec_key(path: Path) -> bytes:
 
 
 def write_rexec_key(path: Path, cluster_key: bytes) -> None:
+    _write_derived(path, REXEC_PREFIX, rexec_key(cluster_key))
+
+
+def arbiter_key(cluster_key: bytes) -> bytes:
+    """The key of witness arbitration (clp.witness.arbitration), derived from the cluster
+    key: the witness holds this one only, which lets it grant and refuse claims of this
+    cluster and nothing else (it cannot forge heartbeats or cluster requests)."""
+    return hmac.new(cluster_key, b"clp arbiter key v1", hashlib.sha256).digest()
+
+
+def write_arbiter_key(path: Path, cluster_key: bytes) -> None:
+    _write_derived(path, ARBITER_PREFIX, arbiter_key(cluster_key))
+
+
+def load_arbiter_key(path: Path) -> bytes:
+    """An arbiter key file (``arbiter:<hex>``, made by ``clpcfchk --arbiter-key``)."""
+    if not (path.exists() and _has_prefix(path, ARBITER_PREFIX)):
+        raise KeyFileError(f"{path} is not an arbiter key (make one on a cluster server with "
+                           f"'clpcfchk --arbiter-key FILE DIRECTORY')")
+    return _read_hex(path, "arbiter key", ARBITER_PREFIX)
+
+
+def _write_derived(path: Path, prefix: str, key: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(REXEC_PREFIX + rexec_key(cluster_key).hex() + "\n")
+        f.write(prefix + key.hex() + "\n")
 
 
 def _is_rexec_file(path: Path) -> bool:
+    return _has_prefix(path, REXEC_PREFIX)
+
+
+def _has_prefix(path: Path, prefix: str) -> bool:
     try:
         with open(path) as f:
-            return f.read(len(REXEC_PREFIX)) == REXEC_PREFIX
+            return f.read(len(prefix)) == prefix
     except (OSError, UnicodeDecodeError):
         return False
 

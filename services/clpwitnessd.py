@@ -2,6 +2,8 @@
 
 It needs no configuration and no key: it relays heartbeat records between the servers of any
 number of clusters and answers ``GET /`` so it can also be an ``http`` network partition target.
+Given a cluster's arbiter key (``--arbiter CLUSTER=FILE``), it also arbitrates that cluster's
+partitions (``witness`` resolvers, docs/network-partition.md).
 The default port 29005 sits next to the product's 29001-29003 and is unprivileged, so the
 witness runs as any user. SIGTERM or SIGINT stops it cleanly. It logs to stderr (its supervisor,
 systemd or the lab, keeps the log).
@@ -13,13 +15,17 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from pathlib import Path
 
 import click
 
+from clp.keys import KeyFileError, load_arbiter_key
 from clp.net.hostport import split_host_port
+from clp.witness.arbitration import DEFAULT_HOLD, Arbitration
 from clp.witness.limits import FD_MARGIN, MAX_CONNECTIONS, MAX_PER_CLIENT, raise_open_file_limit
 from clp.witness.store import DEFAULT_EXPIRY, DEFAULT_MAX_CLUSTERS, Store
-from clp.witness.wire import DEFAULT_PORT
+from clp.witness.wire import CLUSTER_RE, DEFAULT_PORT
 from clp.witness.witness_server import WitnessServer
 
 log = logging.getLogger("clp.witness")
@@ -34,10 +40,26 @@ def parse_listen(ctx: click.Context | None, param: click.Parameter | None,
         raise click.BadParameter(str(e)) from None
 
 
+def parse_arbiters(ctx: click.Context | None, param: click.Parameter | None,
+                   values: tuple[str, ...]) -> dict[str, Path]:
+    """``CLUSTER=FILE`` options -> {cluster: key file}; click.BadParameter with the reason."""
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not CLUSTER_RE.match(name) or not path:
+            raise click.BadParameter(f"{value!r} is not CLUSTER=FILE (a cluster name of 1 to 31 "
+                                     f"of A-Z a-z 0-9 _ -, then the arbiter key file)")
+        if name in out:
+            raise click.BadParameter(f"cluster {name!r} is given twice")
+        out[name] = Path(path)
+    return out
+
+
 async def _serve(host: str, port: int, store: Store, max_connections: int,
-                 max_per_client: int) -> int:
+                 max_per_client: int, arbitration: Arbitration) -> int:
     open_files = raise_open_file_limit(max_connections + FD_MARGIN)
-    server = WitnessServer(store, max_connections=max_connections, max_per_client=max_per_client)
+    server = WitnessServer(store, max_connections=max_connections, max_per_client=max_per_client,
+                           arbitration=arbitration)
     try:
         await server.start(host, port)
     except OSError as e:
@@ -45,6 +67,9 @@ async def _serve(host: str, port: int, store: Store, max_connections: int,
         return 2
     log.info("witness listening on %s port %d (records expire after %g s, at most %d "
              "clusters)", host, server.port, store.expiry, store.max_clusters)
+    if arbitration.keys:
+        log.info("arbitrating %s; granting nothing for %g s (epoch %s)",
+                 ", ".join(sorted(arbitration.keys)), arbitration.hold, arbitration.epoch)
     if server.max_connections < max_connections:
         log.info("at most %d connections, not %d: the open-file limit is %d (raise the hard "
                  "limit, e.g. LimitNOFILE= in the systemd unit)", server.max_connections,
@@ -73,14 +98,28 @@ async def _serve(host: str, port: int, store: Store, max_connections: int,
               help="Connections held at most (fewer if the open-file limit is lower).")
 @click.option("--max-per-client", type=click.IntRange(min=1), default=MAX_PER_CLIENT,
               show_default=True, help="Connections held at most per client address (IPv6: /64).")
+@click.option("--arbiter", "arbiters", multiple=True, metavar="CLUSTER=FILE",
+              callback=parse_arbiters,
+              help="Arbitrate the partitions of CLUSTER, with the arbiter key in FILE (from "
+                   "'clpcfchk --arbiter-key'); repeat for more clusters.")
+@click.option("--arbiter-hold", type=click.FloatRange(min=0.1), default=DEFAULT_HOLD,
+              show_default=True,
+              help="Seconds after its start the witness grants nothing (it forgot every claim): "
+                   "longer than every cluster's lease.")
 def main(listen: tuple[str, int], expiry: float, max_clusters: int, max_connections: int,
-         max_per_client: int) -> None:
-    """Relay heartbeat records between the servers of clp clusters."""
+         max_per_client: int, arbiters: dict[str, Path], arbiter_hold: float) -> None:
+    """Relay heartbeat records between the servers of clp clusters, and arbitrate the
+    partitions of those whose arbiter key it holds."""
     host, port = listen
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s clpwitnessd %(levelname)s %(message)s")
+    try:
+        keys = {name: load_arbiter_key(path) for name, path in arbiters.items()}
+    except KeyFileError as e:
+        raise click.BadParameter(str(e), param_hint="'--arbiter'") from None
+    arbitration = Arbitration(keys, arbiter_hold, time.monotonic)
     sys.exit(asyncio.run(_serve(host, port, Store(expiry, max_clusters), max_connections,
-                                max_per_client)))
+                                max_per_client, arbitration)))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from clp.cli.common import Code
 from clp.cli.options import Command
 from clp.config import ConfigError, ConfigIssue, load_config
 from clp.config.script_template import create_missing
-from clp.keys import write_new_key
+from clp.keys import KeyFileError, load_key, write_arbiter_key, write_new_key
 
 
 def _report(directory: Path) -> tuple[list[ConfigIssue], list[ConfigIssue]]:
@@ -39,6 +39,19 @@ def _create_key(path: Path) -> None:
     click.echo(f"Created the cluster key {path} (mode 0600).")
 
 
+def _create_arbiter_key(path: Path, directory: Path) -> None:
+    try:
+        write_arbiter_key(path, load_key(directory / "cluster.key"))
+    except KeyFileError as e:
+        raise click.ClickException(str(e)) from None
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists: choose a new file") from None
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}") from None
+    click.echo(f"Created the arbiter key {path} (mode 0600): give it to the witness with "
+               f"'clpwitnessd --arbiter CLUSTER={path}'.")
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
@@ -52,10 +65,16 @@ def _plural(count: int, word: str) -> str:
 @click.option("--new-key", is_flag=True,
               help="Also create DIRECTORY/cluster.key, the cluster's authentication key "
                    "(refused if one exists). Copy the directory to every server.")
-def main(directory: Path, as_json: bool, scripts: bool, new_key: bool) -> None:
+@click.option("--arbiter-key", "arbiter_key", metavar="FILE", type=click.Path(path_type=Path),
+              help="Also write FILE, the key of witness arbitration derived from "
+                   "DIRECTORY/cluster.key (refused if FILE exists), for clpwitnessd --arbiter.")
+def main(directory: Path, as_json: bool, scripts: bool, new_key: bool,
+         arbiter_key: Path | None) -> None:
     """Check the cluster configuration in DIRECTORY (clp.conf and scripts/)."""
     if new_key:
         _create_key(directory / "cluster.key")
+    if arbiter_key is not None:
+        _create_arbiter_key(arbiter_key, directory)
     if scripts:
         for path in create_missing(directory):
             if not as_json:

@@ -10,6 +10,10 @@ module only runs the probes of :mod:`clp.np` on the event loop and feeds their r
   keeps its proof that it is not cut off.
 - At a loss (membership declared servers Offline), the resolvers named by the core are probed
   at once, all in parallel, and the results decide (:meth:`Liveness.resolved`).
+- A ``witness`` resolver's probe is a question to the witness's arbiter (:mod:`clp.np.witness`):
+  a renewal naming the servers this one hears in the background, a claim against the lost
+  servers at a loss; granted counts as answered. Why one was not granted is logged when it
+  changes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from clp.config import ClusterConfig
 from clp.config.model import Resolver
 from clp.core.liveness import Liveness, Step
 from clp.core.partition import ResolverSpec
+from clp.keys import arbiter_key
 
 log = logging.getLogger("clp.np")
 
@@ -32,6 +37,8 @@ log = logging.getLogger("clp.np")
 def describe(r: Resolver) -> str:
     if r.type == "ping":
         return "ping " + ", ".join(r.targets)
+    if r.type == "witness":
+        return f"witness {r.target}"
     return f"HTTP HEAD http://{r.target}{r.path}"
 
 
@@ -40,6 +47,9 @@ def budget(r: Resolver) -> float:
     if r.type == "ping":
         from clp.np import ping
         return ping.budget(r.timeout, r.retry)
+    if r.type == "witness":
+        from clp.np import witness
+        return witness.budget(r.timeout)
     from clp.np import http
     return http.budget(r.timeout)
 
@@ -62,9 +72,15 @@ async def probe(r: Resolver) -> bool:
 
 class Resolution:
     def __init__(self, config: ClusterConfig, me: str, liveness: Liveness,
-                 on_step: Callable[[Step], None], catch_up: Callable[[], None]) -> None:
+                 on_step: Callable[[Step], None], catch_up: Callable[[], None],
+                 key: bytes) -> None:
         """``catch_up``: gives liveness the heartbeats received so far, before a result goes
-        in (a resolver's state is compared with the one when each server was last heard)."""
+        in (a resolver's state is compared with the one when each server was last heard).
+        ``key``: the cluster key (a witness resolver's requests are sealed with the arbiter
+        key derived from it)."""
+        from clp.np.witness import WitnessArbiter
+
+        self.me = me
         self.liveness = liveness
         self.on_step = on_step
         self.catch_up = catch_up
@@ -72,6 +88,10 @@ class Resolution:
         self.last: dict[str, dict[str, Any]] = {}  # name -> {"ok", "at"} of the last probe
         self._tasks: set[asyncio.Task[None]] = set()
         self._cannot: set[str] = set()  # resolvers whose probe could not be sent (logged once)
+        self.arbiters = {r.name: WitnessArbiter(r.target or "", config.name, arbiter_key(key), me,
+                                                r.timeout)
+                         for r in self.mine.values() if r.type == "witness"}
+        self._refusal: dict[str, str] = {}  # witness resolver -> why last not granted
 
     def start(self) -> None:
         for r in self.mine.values():
@@ -84,19 +104,46 @@ class Resolution:
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        for arbiter in self.arbiters.values():
+            arbiter.close()
 
     def snapshot(self) -> dict[str, Any]:
         return {name: {"type": r.type, "target": describe(r),
                        "failing": self.liveness.partition.failing(name),
-                       **self.last.get(name, {})} for name, r in self.mine.items()}
+                       **self.last.get(name, {}),
+                       **({"refused": self._refusal[name]} if name in self._refusal else {})}
+                for name, r in self.mine.items()}
 
-    async def _probe(self, r: Resolver) -> bool:
+    async def _ask(self, r: Resolver, at_loss: bool) -> bool:
+        """The witness's grant: a claim against the lost servers at a loss, else a renewal
+        naming the servers heard; why it was not granted is logged when that changes."""
+        partition = self.liveness.partition
+        arbiter = self.arbiters[r.name]
+        if at_loss:
+            answer = await arbiter.claim(partition.pending, partition.lease)
+        else:
+            heard = tuple(s for s in self.liveness.online() if s != self.me)
+            answer = await arbiter.renew(heard, partition.lease)
+        if at_loss:
+            log.log(logging.INFO if answer.granted else logging.WARNING, "%s: claim %s: %s",
+                    describe(r), "granted" if answer.granted else "not granted", answer.reason,
+                    extra={"alert": True})
+        elif answer.granted:
+            if self._refusal.pop(r.name, None) is not None:
+                log.info("%s: renewals granted again", describe(r), extra={"alert": True})
+        elif self._refusal.get(r.name) != answer.reason:
+            self._refusal[r.name] = answer.reason
+            log.warning("%s: renewal not granted: %s", describe(r), answer.reason,
+                        extra={"alert": True})
+        return answer.granted
+
+    async def _probe(self, r: Resolver, at_loss: bool = False) -> bool:
         """A probe that cannot be sent counts as no answer (this server cannot reach the
         target); logged with an alert when it starts and when it ends. Any other failure of the
         probe counts the same way: a resolution left waiting would keep the lost servers'
         groups where they are for ever."""
         try:
-            ok = await probe(r)
+            ok = await (self._ask(r, at_loss) if r.type == "witness" else probe(r))
         except Exception as e:  # noqa: BLE001 - see the docstring
             if r.name not in self._cannot:
                 self._cannot.add(r.name)
@@ -132,7 +179,7 @@ class Resolution:
 
     async def _at_loss(self, names: tuple[str, ...]) -> None:
         rs = [self.mine[n] for n in names]
-        results = await asyncio.gather(*(self._probe(r) for r in rs))
+        results = await asyncio.gather(*(self._probe(r, at_loss=True) for r in rs))
         for r, ok in zip(rs, results, strict=True):
             log.info("%s: %s", describe(r), "answered" if ok else "did not answer")
         self.catch_up()

@@ -109,12 +109,28 @@ HTTP = _typed(
     },
 )
 
+# clp/np/witness.py: arbitration by the witness server: of two sides that lost each other, the
+# first to claim the other wins, the other is isolated (docs/network-partition.md).
+WITNESS_NP = _typed(
+    "witness",
+    ["target", "servers"],
+    {
+        "target": {**_HOST_PORT, "x-apply": "suspend_cluster"},
+        "servers": _NP,
+        # renewals every half heartbeat interval at least (clp.clusterd.resolution.period);
+        # 3 s for a claim's whole exchange, as a ping try
+        "interval": _seconds(5),
+        "timeout": _seconds(3),
+    },
+)
+
 register_type("interconnect", "lan", LAN)
 register_type("interconnect", "disk", DISK)
 register_type("interconnect", "com", COM)
 register_type("interconnect", "witness", WITNESS)
 register_type("resolver", "ping", PING)
 register_type("resolver", "http", HTTP)
+register_type("resolver", "witness", WITNESS_NP)
 
 # Group resources register themselves from clp/resources/<type>.py (one file per type).
 # Monitor types register themselves from clp/monitors/<type>.py (one file per type).

@@ -15,12 +15,13 @@ MAX_SERVERS = 32
 
 def generate_lab_config(n: int, interval: float, timeout: float, diskhb: bool = False,
                         com: bool = False, witness: bool = False,
-                        ping: bool = False, http: bool = False) -> str:
+                        ping: bool = False, http: bool = False, arbiter: bool = False) -> str:
     """YAML text for servers server1..serverN with lanhb1 (interconnect) and lanhb2 (public);
     ``diskhb``: and diskhb1 on the lab's heartbeat disk (clp.lab.hb_disk); ``com``: and comhb1
     on the lab's serial cable between server1 and server2 (clp.lab.com_cable).
     ``witness``: and witnesshb1 through the lab router's witness; ``ping`` / ``http``: network
-    partition resolvers pinging the router / sending HEAD to its witness (clp.lab.router)."""
+    partition resolvers pinging the router / sending HEAD to its witness; ``arbiter``: witness
+    arbitration by the router's witness (clp.lab.router)."""
     if not MIN_SERVERS <= n <= MAX_SERVERS:
         raise ValueError(f"a lab cluster has {MIN_SERVERS} to {MAX_SERVERS} servers, not {n}")
     names = [f"server{i}" for i in range(1, n + 1)]
@@ -47,7 +48,7 @@ def generate_lab_config(n: int, interval: float, timeout: float, diskhb: bool = 
         + (_witnesshb(names) if witness else "") +
         "network_partition:\n"
         "  action: stop_cluster_service\n"
-        + _resolvers(names, ping, http)
+        + _resolvers(names, ping, http, arbiter)
     )
 
 
@@ -74,7 +75,7 @@ def _comhb() -> str:
 ROUTER_ADDRESS = "198.18.0.254"
 ROUTER_ADDRESS_IC = "198.18.1.254"  # the router on the interconnect LAN
 WITNESS_TARGET = f"{ROUTER_ADDRESS}:29005"
-ROUTER_USES = ("witness", "ping", "http")
+ROUTER_USES = ("witness", "ping", "http", "arbiter")
 
 
 def _witnesshb(names: list[str]) -> str:
@@ -83,8 +84,9 @@ def _witnesshb(names: list[str]) -> str:
             f"    servers: [{', '.join(names)}]\n")
 
 
-def _resolvers(names: list[str], ping: bool, http: bool) -> str:
-    """Probes fast enough for lab tests: ping budget 0.2 s x 2 tries, HEAD within 0.5 s."""
+def _resolvers(names: list[str], ping: bool, http: bool, arbiter: bool) -> str:
+    """Probes fast enough for lab tests: ping budget 0.2 s x 2 tries, HEAD and the witness's
+    answer within 0.5 s."""
     servers = f"servers: [{', '.join(names)}]"
     items = []
     if ping:
@@ -92,6 +94,9 @@ def _resolvers(names: list[str], ping: bool, http: bool) -> str:
                      "timeout: 0.2, retry: 1}\n")
     if http:
         items.append(f"    - {{type: http, target: {WITNESS_TARGET}, {servers}, interval: 1, "
+                     "timeout: 0.5}\n")
+    if arbiter:
+        items.append(f"    - {{type: witness, target: {WITNESS_TARGET}, {servers}, interval: 1, "
                      "timeout: 0.5}\n")
     return "  resolvers:\n" + "".join(items) if items else ""
 

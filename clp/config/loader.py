@@ -178,7 +178,7 @@ def build_model(
             servers=members(item),
             interval=float(item.get("interval", 5)),
             timeout=float(item.get("timeout", 10 if item["type"] == "http" else 3)),
-            retry=int(item.get("retry", 0 if item["type"] == "http" else 3)),
+            retry=int(item.get("retry", 3 if item["type"] == "ping" else 0)),
             path=item.get("path", "/"),
         )
         for name, item in zip(

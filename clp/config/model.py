@@ -50,15 +50,15 @@ class Interconnect:
 
 @dataclass(frozen=True)
 class Resolver:
-    """One network partition resolver (pingnp1, httpnp1)."""
+    """One network partition resolver (pingnp1, httpnp1, witnessnp1)."""
 
     name: str
-    type: str  # ping | http
+    type: str  # ping | http | witness
     targets: tuple[str, ...] = ()
     target: str | None = None
     servers: tuple[str, ...] = ()
     interval: float = 5.0  # seconds between background probes
-    timeout: float = 3.0  # ping: per try; http: the whole request (schema default 10)
+    timeout: float = 3.0  # ping: per try; http (schema default 10), witness: the whole exchange
     retry: int = 3  # ping: tries after the first, and failed rounds that make it "failing"
     path: str = "/"  # http: the HEAD request's path
 

@@ -12,6 +12,13 @@ to each other when only the network breaks; the cases below are about servers it
 - no resolution, with groups holding a shared disk: losing every LAN path activates the disk on
   two servers.
 - some servers use a resolver and others none: an isolated server without one goes on alone.
+
+``witness`` resolution (arbitration) allows none of these, on its conditions, which are errors
+when broken: one witness resolver, used by every server (a server outside it would not stop
+when cut off, and two arbiters could each pick a side). A ping or HTTP resolver beside it is
+allowed (a server then stops when either says it is cut off) and needs no warning. Without a
+kernel watchdog (userw ``softdog`` / ``ipmi``) a hung holder is not fenced before a takeover:
+a warning.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from clp.config.fencing import WATCHDOG_METHODS
 from clp.config.issues import ConfigIssue
 from clp.config.rawdata import as_dict, as_list, interconnect_servers
 
@@ -45,10 +53,48 @@ def _shared_groups(data: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _watched(data: Mapping[str, Any], servers: list[str]) -> set[str]:
+    """Servers a userw monitor with a kernel watchdog runs on (all, when it names none)."""
+    out: set[str] = set()
+    for m in map(as_dict, as_dict(data.get("monitors")).values()):
+        if m.get("type") == "userw" and m.get("method") in WATCHDOG_METHODS:
+            named = [str(s) for s in as_list(m.get("servers"))]
+            out |= set(named or servers)
+    return out
+
+
+def _check_arbitration(data: Mapping[str, Any], servers: list[str],
+                       resolvers: list[dict[str, Any]]) -> Iterator[ConfigIssue]:
+    witnesses = [i for i, r in enumerate(resolvers) if r.get("type") == "witness"]
+    if len(witnesses) > 1:
+        yield ConfigIssue(
+            f"network_partition.resolvers.{witnesses[1]}",
+            "witness arbitration takes one witness resolver: with two, each witness could "
+            "pick another side and both sides would stop")
+    used = set(interconnect_servers(resolvers[witnesses[0]]))
+    outside = [s for s in servers if s not in used]
+    if outside:
+        yield ConfigIssue(
+            f"network_partition.resolvers.{witnesses[0]}.servers",
+            f"witness arbitration needs every server: {', '.join(outside)} would go on "
+            f"running its groups when cut off")
+    unwatched = [s for s in servers if s not in _watched(data, servers)]
+    if unwatched:
+        yield ConfigIssue(
+            f"network_partition.resolvers.{witnesses[0]}",
+            f"{', '.join(unwatched)} run{'s' if len(unwatched) == 1 else ''} no userw monitor "
+            f"with a kernel watchdog (method softdog or ipmi): a hung server keeps its "
+            f"addresses and disks while its groups start elsewhere, which arbitration cannot "
+            f"prevent", severity="warning")
+
+
 def check_partition(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     servers = [str(s) for s in as_dict(data.get("servers"))]
     np = as_dict(data.get("network_partition"))
     resolvers = [as_dict(r) for r in as_list(np.get("resolvers"))]
+    if any(r.get("type") == "witness" for r in resolvers):
+        yield from _check_arbitration(data, servers, resolvers)
+        return
     pairs = _off_network_pairs(data)
     unjoined = [(a, b) for i, a in enumerate(servers) for b in servers[i + 1:]
                 if frozenset((a, b)) not in pairs]

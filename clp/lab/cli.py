@@ -83,7 +83,8 @@ def main(ctx: click.Context, name: str | None) -> None:
                    "witness / HTTP target on port 29005.")
 @click.option("--use", "router_uses", multiple=True, type=click.Choice(ROUTER_USES),
               help="A generated config uses the router (implies --router): witness (witnesshb1),"
-                   " ping or http (network partition resolvers); repeatable.")
+                   " ping, http or arbiter (network partition resolvers; arbiter: witness "
+                   "arbitration); repeatable.")
 @click.pass_context
 def up(ctx: click.Context, servers: int, config_dir: str | None, interval: float,
        timeout: float, services: tuple[str, ...], disks: int, client: bool,

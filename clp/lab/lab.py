@@ -34,7 +34,7 @@ import yaml
 import clp
 from clp.config.lab import MAX_SERVERS, MIN_SERVERS, ROUTER_USES, generate_lab_config, lab_needs
 from clp.evt.sender import MAX_MESSAGE
-from clp.keys import write_new_key
+from clp.keys import write_arbiter_key, write_new_key
 from clp.lab import com_cable, hb_disk, shared_disk, teardown
 from clp.lab import netns as nx
 from clp.lab import router as lab_router
@@ -193,7 +193,13 @@ class Lab(Faults, Probes):
     # building
     def _install(self, conf: str, config_dir: Path | None, services: list[str] | None) -> None:
         key = VAR_DIR / self.name / "cluster.key"
-        write_new_key(key)
+        write_arbiter_key(lab_router.arbiter_key_path(self.name), write_new_key(key))
+        try:
+            cluster = (yaml.safe_load(conf) or {}).get("cluster", {}).get("name")
+        except (yaml.YAMLError, AttributeError):
+            cluster = None  # clpcfchk reports a broken file
+        self.doc["cluster"] = cluster if isinstance(cluster, str) else None
+        self._save()
         for server in self.servers:
             root = InstallRoot(self.root_of(server))
             root.ensure_dirs()

@@ -28,6 +28,8 @@ ROUTER = nx.ROUTER  # the name faults and clplab use: unplug router pub
 HOST = 254
 PORT_INDEX = "r"  # host ends of its cables: <lab>-rp, <lab>-ri
 WITNESS_PORT = DEFAULT_PORT
+ARBITER_HOLD = 10.0  # seconds the lab's witness grants nothing after it starts (longer than
+# the leases of the lab's configurations; the default of 60 s would slow every lab test)
 START_WAIT = 10.0
 STOP_WAIT = 5.0
 _CHILDREN: list[subprocess.Popen] = []  # witnesses started here, reaped once ended
@@ -78,8 +80,16 @@ def witness_pid(lab: _Lab) -> int | None:
     return int(pid)
 
 
+def arbiter_key_path(lab: str) -> Path:
+    """The lab cluster's arbiter key, which the lab's witness is given."""
+    return VAR_DIR / lab / "arbiter.key"
+
+
 def _argv(doc: dict[str, Any]) -> list[str]:
     listen = ["--listen", f"0.0.0.0:{WITNESS_PORT}"]
+    if doc.get("cluster"):  # the lab's witness arbitrates the lab's cluster
+        listen += ["--arbiter", f"{doc['cluster']}={arbiter_key_path(doc['name'])}",
+                   "--arbiter-hold", f"{ARBITER_HOLD:g}"]
     installed = Path(doc["bin"]) / "clpwitnessd"
     if installed.exists():
         return [str(installed), *listen]

@@ -3,7 +3,9 @@
 Routes (docs/witness.md):
 
 - ``POST /v1/heartbeat/<cluster>``: store the posted record, answer every record of the cluster.
-- ``GET /v1/clusters``: JSON for operators (clusters, senders, ages).
+- ``POST /v1/arbiter/<cluster>``: witness arbitration (:mod:`clp.witness.arbitration`), for the
+  clusters whose arbiter key it was given.
+- ``GET /v1/clusters``: JSON for operators (clusters, senders, ages, claims in force).
 - ``GET /`` and ``HEAD /``: 200, so the witness doubles as the target of an ``http`` network
   partition resolver.
 
@@ -28,6 +30,7 @@ from collections.abc import Callable
 
 from clp.net import http11
 from clp.net.http11 import Closed, HttpError
+from clp.witness.arbitration import ARBITER_PREFIX, Arbitration
 from clp.witness.limits import (
     MAX_CONNECTIONS,
     MAX_PER_CLIENT,
@@ -53,8 +56,10 @@ class WitnessServer:
                  request_timeout: float = REQUEST_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS, max_per_client: int = MAX_PER_CLIENT,
                  clock: Callable[[], float] = time.monotonic,
-                 open_files: Callable[[], int] = open_file_limit) -> None:
+                 open_files: Callable[[], int] = open_file_limit,
+                 arbitration: Arbitration | None = None) -> None:
         self.store = store or Store()
+        self.arbitration = arbitration or Arbitration({}, clock=clock)
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
         self.max_connections = max_connections  # lowered by start() to fit the open-file limit
@@ -205,13 +210,22 @@ class WitnessServer:
             status, data = self._heartbeat(path.removeprefix(HEARTBEAT_PREFIX), body, client)
             ctype = "application/octet-stream" if status == 200 else "text/plain; charset=utf-8"
             return answer(status, data, ctype)
+        if path.startswith(ARBITER_PREFIX):
+            if method != "POST":
+                return allow("POST")
+            cluster = path.removeprefix(ARBITER_PREFIX)
+            status, data = self.arbitration.handle(cluster, body)
+            if status != 200:
+                self._error(client, "arbiter", data.decode(errors="replace").strip())
+            return answer(status, data)
         if path == CLUSTERS_PATH:
             if method not in ("GET", "HEAD"):
                 return allow("GET, HEAD")
             now = self.clock()
             self.store.expire(now)
             doc = self.store.summary(now)
-            doc.update(connections=self.connections, max_connections=self.max_connections,
+            doc.update(arbitration=self.arbitration.summary(), connections=self.connections,
+                       max_connections=self.max_connections,
                        max_per_client=self.max_per_client, requests=self.requests,
                        errors=self.errors)
             return answer(200, json.dumps(doc, indent=1).encode() + b"\n", "application/json")

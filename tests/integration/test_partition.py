@@ -177,3 +177,44 @@ def test_a_server_alone_then_cut_off_stops_before_a_restarted_peer_takes_over(tm
         wait_group(lab, "failover1", "Online", "server2", observer="server2",
                    timeout=TIMEOUT + 60)
         assert running(lab, "server1")  # the OS goes on (action: stop the cluster service)
+
+
+def witness_arbitration(conf: dict, conf_dir) -> None:
+    """LAN heartbeats only (a split of the LANs loses every path) and witness arbitration by
+    the lab router's witness instead of ping."""
+    from clp.config.lab import WITNESS_TARGET
+
+    conf["interconnects"] = [i for i in conf["interconnects"] if i["type"] == "lan"]
+    conf["network_partition"]["resolvers"] = [{
+        "type": "witness", "target": WITNESS_TARGET, "servers": list(conf["servers"]),
+        "interval": 1, "timeout": 0.5}]
+
+
+def test_with_witness_arbitration_a_split_both_sides_see_the_witness_through_has_one_winner(
+        tmp_path):
+    """The partition ping resolution cannot resolve (each side still reaches the target, so
+    each finds the other down and both run the groups: the seed's rule, class (b) in
+    docs/network-partition.md): with witness arbitration one side wins the witness, the
+    other is refused and stops, and the groups run on the winner only."""
+    with sample_cluster(tmp_path, edit=witness_arbitration) as lab, ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        wait_for("the witness to grant renewals (after its hold)", lambda: all(
+            status(lab, s)["partition"]["resolvers"]["witnessnp1"].get("ok")
+            for s in lab.servers), timeout=30)
+        lab.partition([["server1"], ["server2"]])  # the router sees both
+        stopped = wait_for("one server's cluster service to stop", lambda: [
+            s for s in lab.servers if clp(lab, s, "clpstat", ok=False).returncode != 0],
+            timeout=TIMEOUT + 30)
+        (loser,) = stopped
+        (winner,) = set(lab.servers) - {loser}
+        assert f"{winner} won the witness against {loser}" in alerts(lab, loser)
+        assert f"{loser} is isolated from the network" in alerts(lab, loser)
+        assert f"witness {WITNESS}: claim granted: {winner} won the witness against " \
+            f"{loser}" in alerts(lab, winner)
+        wait_group(lab, "failover1", "Online", winner, observer=winner, timeout=TIMEOUT + 30)
+        stays(lab, 2 * TIMEOUT, lambda: clp(lab, loser, "clpstat", ok=False).returncode != 0)
+        lab.heal()
+        assert app_call(lab, "after").startswith(f"{winner} ")
+
+
+WITNESS = "198.18.0.254:29005"

@@ -383,3 +383,34 @@ def test_a_slow_client_gets_408_and_an_idle_one_is_closed() -> None:
             await server.close()
 
     asyncio.run(main())
+
+
+def test_the_daemon_arbitrates_the_clusters_it_has_a_key_of(tmp_path: Path) -> None:
+    from clp.keys import write_arbiter_key
+    from clp.np.witness import WitnessArbiter
+
+    key = tmp_path / "arbiter.key"
+    write_arbiter_key(key, bytes(range(32)))
+    w = Witness(free_port(), tmp_path / "clpwitnessd.log",
+                ("--arbiter", f"cluster={key}", "--arbiter-hold", "0.2"))
+    w.start()
+    try:
+        time.sleep(0.3)
+
+        async def ask() -> tuple[bool, bool]:
+            derived = bytes.fromhex(key.read_text().removeprefix("arbiter:"))
+            s1, s2 = (WitnessArbiter(w.target, "cluster", derived, s, 2.0) for s in SERVERS)
+            won, lost = await s2.claim(("server1",), 0.2), await s1.claim(("server2",), 0.2)
+            s1.close()
+            s2.close()
+            return won.granted, lost.granted
+
+        assert asyncio.run(ask()) == (True, False)
+    finally:
+        w.stop()
+    assert "arbitrating cluster; granting nothing for 0.2 s" in w.log.read_text()
+    argv = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "services.clpwitnessd"]
+    for bad, says in ((f"cluster{key}", "is not CLUSTER=FILE"),
+                      (f"cluster={tmp_path / 'none'}", "is not an arbiter key")):
+        r = subprocess.run([*argv, "--arbiter", bad], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and says in r.stderr, r.stderr

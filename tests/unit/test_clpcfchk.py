@@ -7,10 +7,11 @@ import shutil
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from clp.cli.clpcfchk import main
-from clp.keys import load_key
+from clp.keys import KeyFileError, arbiter_key, load_arbiter_key, load_key
 
 SAMPLE = Path(__file__).resolve().parents[2] / "clp" / "samples" / "lab2"
 
@@ -137,3 +138,23 @@ def test_new_key_creates_a_root_only_key_once(tmp_path):
     assert len(load_key(key_file)) == 32
     again = CliRunner().invoke(main, [str(conf), "--new-key"])
     assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_arbiter_key_is_derived_from_the_cluster_key_and_never_overwritten(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "clp" / "samples" / "lab2", conf)
+    out = tmp_path / "arbiter.key"
+    r = CliRunner().invoke(main, [str(conf), "--arbiter-key", str(out)])
+    assert r.exit_code != 0 and "cluster key" in r.output and "does not exist" in r.output
+    assert not out.exists()
+    assert CliRunner().invoke(main, [str(conf), "--new-key"]).exit_code == 0
+    r = CliRunner().invoke(main, [str(conf), "--arbiter-key", str(out)])
+    assert r.exit_code == 0 and "clpwitnessd --arbiter CLUSTER=" in r.output, r.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert load_arbiter_key(out) == arbiter_key(load_key(conf / "cluster.key"))
+    again = CliRunner().invoke(main, [str(conf), "--arbiter-key", str(out)])
+    assert again.exit_code != 0 and "exists" in again.output
+    with pytest.raises(KeyFileError, match="is an arbiter key, not the cluster key"):
+        load_key(out)
+    with pytest.raises(KeyFileError, match="is not an arbiter key"):
+        load_arbiter_key(conf / "cluster.key")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.test_config_schema import BASE, load
+from tests.unit.test_config_schema import BASE, errors, load
 
 DISK_GROUP = """groups:
   failover1:
@@ -51,3 +51,35 @@ def test_a_server_without_a_resolver_while_others_have_one_warns(tmp_path: Path)
     text = BASE + DISKHB + PING.replace("[server1, server2]", "[server1]")
     (w,) = warnings(tmp_path, text)
     assert w.startswith("server2 uses no network partition resolution")
+
+
+# --- witness arbitration -----------------------------------------------------------------
+
+WITNESS = ("network_partition:\n  resolvers:\n"
+           "    - {type: witness, target: '198.18.0.254:29005', servers: [server1, server2]}\n")
+SOFTDOG = "monitors:\n  userw: {type: userw, method: softdog}\n"
+
+
+def test_witness_arbitration_with_a_watchdog_needs_no_warning(tmp_path: Path) -> None:
+    # neither the ping/http warning (one side wins) nor the shared-disk one
+    assert warnings(tmp_path, BASE + WITNESS + SOFTDOG + DISK_GROUP) == []
+    both = WITNESS + "    - {type: ping, targets: [198.18.0.254], servers: [server1, server2]}\n"
+    assert warnings(tmp_path, BASE + both + SOFTDOG) == []
+
+
+def test_witness_arbitration_without_a_watchdog_warns_about_hung_servers(tmp_path: Path) -> None:
+    (w,) = warnings(tmp_path, BASE + WITNESS)
+    assert w.startswith("server1, server2 run no userw monitor with a kernel watchdog")
+    half = SOFTDOG.replace("softdog}", "softdog, servers: [server1]}")
+    (w,) = warnings(tmp_path, BASE + WITNESS + half)
+    assert w.startswith("server2 runs no userw monitor")
+
+
+def test_witness_arbitration_needs_every_server_and_one_witness(tmp_path: Path) -> None:
+    (e,) = errors(tmp_path, BASE + WITNESS.replace("[server1, server2]", "[server1]") + SOFTDOG)
+    assert e.path == "network_partition.resolvers.0.servers"
+    assert "needs every server: server2 would go on" in e.message
+    two = WITNESS + "    - {type: witness, target: '198.18.1.254:29005', servers: [server1, " \
+                    "server2]}\n"
+    (e,) = errors(tmp_path, BASE + two + SOFTDOG)
+    assert e.path == "network_partition.resolvers.1" and "one witness resolver" in e.message

@@ -33,7 +33,8 @@ def test_a_probe_that_raises_anything_is_no_answer_and_the_loss_is_resolved(
     monkeypatch.setattr(resolution, "probe", broken)
 
     async def scenario() -> None:
-        res = resolution.Resolution(config, "server1", live, steps.append, lambda: None)
+        res = resolution.Resolution(config, "server1", live, steps.append, lambda: None,
+                                    bytes(32))
         res.probe_now(("pingnp1",))
         for _ in range(100):
             if steps:

@@ -1,0 +1,112 @@
+"""``witness`` network partition resolver: arbitration by the witness server, which only one side
+of a partition can win (docs/network-partition.md, "Witness arbitration").
+
+At a loss this server *claims* the lost servers; in the background it *renews*, naming the
+servers it hears (:mod:`clp.core.arbiter` decides, :mod:`clp.witness.arbitration` carries it).
+An exchange not answered within the resolver's ``timeout``, refused, or whose answer is not
+sealed with this cluster's arbiter key counts as not granted: isolated at a loss, no proof in the
+background. One exchange at a time on a kept connection, in order: a claim waits for a renewal
+in flight (within its own timeout), so the witness sees this server's requests in the order of
+their sequence numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from clp.core.arbiter import Answer
+from clp.net import http11
+from clp.net.hostport import host_header, split_host_port
+from clp.net.http11 import Closed, HttpError
+from clp.witness.arbitration import ARBITER_PREFIX, MAX_BODY, Request, seal, unseal
+from clp.witness.wire import WireError
+
+DEFAULT_INTERVAL = 5.0
+DEFAULT_TIMEOUT = 3.0
+
+
+def budget(timeout: float) -> float:
+    """Worst-case seconds of one claim: one exchange (and the one it waited for) within
+    ``timeout``."""
+    return timeout
+
+
+class WitnessArbiter:
+    def __init__(self, target: str, cluster: str, key: bytes, me: str, timeout: float) -> None:
+        self.host, self.port = split_host_port(target)
+        self.cluster, self.key, self.me, self.timeout = cluster, key, me, timeout
+        self.epoch = ""
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._head = (f"POST {ARBITER_PREFIX}{cluster} HTTP/1.1\r\n"
+                      f"Host: {host_header(self.host, self.port)}\r\n"
+                      "User-Agent: clp-np\r\nContent-Type: text/plain\r\n").encode()
+
+    async def claim(self, lost: tuple[str, ...], lease: float) -> Answer:
+        return await self._ask("claim", lost, lease)
+
+    async def renew(self, heard: tuple[str, ...], lease: float) -> Answer:
+        return await self._ask("renew", heard, lease)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn[1].close()
+            self._conn = None
+
+    async def _ask(self, op: str, names: tuple[str, ...], lease: float) -> Answer:
+        try:
+            async with asyncio.timeout(self.timeout), self._lock:
+                answer = await self._exchange(op, names, lease)
+                if answer is None:  # the witness restarted: once more with its epoch
+                    answer = await self._exchange(op, names, lease)
+                return answer or Answer(False, "the witness's epoch changed twice in a row")
+        except TimeoutError:
+            self.close()
+            return Answer(False, f"the witness did not answer within {self.timeout:g} s")
+        except (OSError, HttpError, Closed, WireError) as e:
+            self.close()
+            return Answer(False, f"the witness could not be asked: {e}")
+
+    async def _exchange(self, op: str, names: tuple[str, ...], lease: float) -> Answer | None:
+        """One request; None when it was refused for an old epoch (the new one is kept). A
+        kept connection the witness closed meanwhile gets one fresh try, as a new request (the
+        first may have been granted; a claim or a renewal granted twice is granted once)."""
+        for fresh in (self._conn is None, True):
+            if self._conn is None:
+                self._conn = await asyncio.open_connection(self.host, self.port,
+                                                           limit=http11.LINE_LIMIT)
+            self._seq = max(self._seq + 1, time.time_ns())
+            req = Request(op, self.me, names, lease, self.epoch, self._seq)
+            try:
+                body = await self._post(seal(self.key, self.cluster, "req", req.doc()))
+                break
+            except (ConnectionError, Closed):
+                self.close()
+                if fresh:
+                    raise
+        doc = unseal(self.key, self.cluster, "ans", body)
+        if doc.get("seq") != req.seq or not isinstance(doc.get("granted"), bool):
+            raise WireError("the answer is not the answer to this request")
+        if doc.get("epoch") != self.epoch:
+            self.epoch = str(doc.get("epoch"))
+            return None
+        return Answer(doc["granted"], str(doc.get("reason", "")))
+
+    async def _post(self, data: bytes) -> bytes:
+        assert self._conn is not None
+        reader, writer = self._conn
+        writer.write(self._head + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        await writer.drain()
+        version, status = await http11.read_status_line(reader)
+        headers = await http11.read_headers(reader)
+        body = await http11.read_body(reader, http11.content_length(headers, MAX_BODY))
+        if not http11.keep_alive(version, headers):
+            self.close()
+        if status != 200:
+            detail = body[:200].decode("utf-8", "replace").strip()
+            raise HttpError(status, f"the witness answered {status}: {detail}")
+        return body
