@@ -11,7 +11,11 @@ an isolated server's network-partition action, a final action; as in the product
 the operator, and the repair does what the operator would), and the time per schedule. Each
 failed schedule is printed with its seed.
 
+With ``--arbitration`` the sample resolves partitions by witness arbitration (the lab router's
+witness, docs/network-partition.md) instead of ping.
+
 Usage: python benchmarks/chaos.py [--schedules 200] [--faults 20] [--span 120] [--seed 1]
+                                  [--arbitration]
        (root; own labs, removed after)
 """
 
@@ -24,23 +28,33 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.benchlib import machine, median, table  # noqa: E402
 from clp.lab import Lab, chaos  # noqa: E402
-from clp.lab.samples import write_sample_config  # noqa: E402
+from clp.lab.samples import witness_arbitration, write_sample_config  # noqa: E402
 from tests.integration.grouputil import wait_group  # noqa: E402
+from tests.integration.labutil import status, wait_for  # noqa: E402
 
 
-def one(seed: int, faults: int, span: float) -> chaos.Report:
+def one(seed: int, faults: int, span: float, arbitration: bool) -> chaos.Report:
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "conf"
-        write_sample_config(conf, n_servers=2)
+        path = write_sample_config(conf, n_servers=2)
+        if arbitration:
+            path.write_text(yaml.safe_dump(witness_arbitration(yaml.safe_load(
+                path.read_text())), sort_keys=False))
         name = "x" + secrets.token_hex(2)
         lab = None
         try:
             lab = Lab.up(name=name, n=2, config_dir=conf)
             wait_group(lab, "failover1", "Online", "server1", timeout=120)
+            if arbitration:  # the lab's witness grants nothing for a while after it starts
+                wait_for("witness renewals granted", lambda: all(
+                    status(lab, s)["partition"]["resolvers"]["witnessnp1"].get("ok")
+                    for s in lab.servers), timeout=60)
             return chaos.run(lab, seed, faults, span)
         finally:
             if lab is not None:
@@ -54,12 +68,14 @@ def main() -> int:
     ap.add_argument("--faults", type=int, default=20)
     ap.add_argument("--span", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1, help="The first schedule's seed (then +1).")
+    ap.add_argument("--arbitration", action="store_true",
+                    help="Witness arbitration instead of the sample's ping resolution.")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     reports = []
     for k in range(args.schedules):
         started = time.monotonic()
-        report = one(args.seed + k, args.faults, args.span)
+        report = one(args.seed + k, args.faults, args.span, args.arbitration)
         reports.append((report, time.monotonic() - started))
         state = "ok" if report.ok else "FAILED"
         print(f"schedule {k + 1}/{args.schedules} seed {report.seed}: {state}, "
@@ -72,7 +88,8 @@ def main() -> int:
              str(sum(len(r.not_running) for r, _ in reports)),
              str(sum(len(r.stopped) for r, _ in reports)),
              f"{median([t for _, t in reports]):.0f}"]]
-    print(table(f"clplab chaos on the sample, {args.faults} faults over {args.span:g} s per "
+    how = ", witness arbitration" if args.arbitration else ""
+    print(table(f"clplab chaos on the sample{how}, {args.faults} faults over {args.span:g} s per "
                 f"schedule, seeds {args.seed}..{args.seed + len(reports) - 1}",
                 ["schedules", "faults", "steps refused", "double activations",
                  "groups not running at the end", "services restarted by the repair",

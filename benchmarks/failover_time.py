@@ -10,8 +10,8 @@ so is clp with the address alone in its group ("address only").
 With ``--stress`` the whole run is repeated under a CPU load (stress-ng, one worker per core)
 and every failover that happened without a crash is counted as a false failover.
 
-With ``--resolution-only``, clp alone without and with ping network-partition resolution: the
-price of the takeover wait (docs/network-partition.md) on a crash.
+With ``--resolution-only``, clp alone without network-partition resolution, with ping and with
+witness arbitration: the price of the takeover wait (docs/network-partition.md) on a crash.
 
 Usage: python benchmarks/failover_time.py [--runs 20] [--stress] [--resolution-only]
                                           [--only ROW ...]
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import pacemaker_lab  # noqa: E402
 from benchmarks.benchlib import machine, median, pct, table  # noqa: E402
 from clp.lab import Lab  # noqa: E402
-from clp.lab.samples import write_sample_config  # noqa: E402
+from clp.lab.samples import witness_arbitration, write_sample_config  # noqa: E402
 from tests.integration.labutil import status, wait_all_online, wait_for  # noqa: E402
 
 VIP, PORT = "198.18.0.12", 8080
@@ -179,16 +179,20 @@ def owner_clp(lab: Lab, observer: str) -> str | None:
 
 
 def clp_config(dest: Path, interval: float, timeout: float, ping_check: bool = True,
-               resolution: bool = False, app_in_group: bool = True,
+               resolution: str | None = None, app_in_group: bool = True,
                check_timeout: float | None = None) -> None:
     """The sample (LANs, disk and COM heartbeats) with one group; without network-partition
-    resolution unless asked (keepalived has none: its rows compare detection and takeover).
+    resolution unless asked (keepalived has none: its rows compare detection and takeover):
+    ``resolution`` "ping" keeps the sample's ping resolver (budget 1 s), "witness" replaces it
+    with witness arbitration by the lab router's witness with the same budget.
     ``app_in_group`` False: the group holds the floating IP alone and the service runs on every
     server, as keepalived's does."""
     write_sample_config(dest, n_servers=2, interval=interval, timeout=timeout)
     conf = yaml.safe_load((dest / "clp.conf").read_text())
-    if not resolution:
+    if resolution is None:
         conf["network_partition"]["resolvers"] = []
+    elif resolution == "witness":
+        witness_arbitration(conf)
     fip = {"type": "fip", "ip": VIP, "ping_check": ping_check}
     if check_timeout is not None:
         fip["check_timeout"] = check_timeout
@@ -218,6 +222,7 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
     on_every_server = not options.get("app_in_group", True)
     try:
         wait_all_online(lab)
+        granted(lab, options.get("resolution"))
         if on_every_server:
             for s in lab.servers:
                 _start_app(lab, s)
@@ -237,6 +242,7 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
                      timeout=30)
             lab.restart(owner)
             wait_all_online(lab)
+            granted(lab, options.get("resolution"))
             if on_every_server:
                 _start_app(lab, owner)
             owner = other
@@ -244,6 +250,15 @@ def run_clp(runs: int, interval: float, timeout: float, workdir: Path,
         lab.down()
         Lab.cleanup_all(name)
     return times, false_failovers
+
+
+def granted(lab: Lab, resolution: str | None) -> None:
+    """With witness arbitration, until every server's renewals are granted (the lab's witness
+    grants nothing for a while after it starts, and a restarted server renews first)."""
+    if resolution == "witness":
+        wait_for("witness renewals granted", lambda: all(
+            status(lab, s)["partition"]["resolvers"]["witnessnp1"].get("ok")
+            for s in lab.servers), timeout=60)
 
 
 def log_tail(lab: Lab, server: str, lines: int = 60) -> str:
@@ -344,11 +359,13 @@ def row(label: str, detect: str, times: list[float], false: int) -> list[str]:
 
 
 def measure_resolution(runs: int, workdir: Path) -> list[list[str]]:
-    """The cost of ping resolution's takeover wait: the same crash, without and with it."""
+    """The cost of resolution's takeover wait: the same crash, without it, with ping and with
+    witness arbitration."""
     rows = []
-    for resolution in (False, True):
+    for resolution in (None, "ping", "witness"):
         times, false = run_clp(runs, 0.1, 0.3, workdir, resolution=resolution)
-        label = "clp, ping resolution" if resolution else "clp"
+        label = {None: "clp", "ping": "clp, ping resolution",
+                 "witness": "clp, witness arbitration"}[resolution]
         rows.append(row(label, "interval 0.1 s / timeout 0.3 s", times, false))
     return rows
 
@@ -414,7 +431,8 @@ def main() -> None:
     ap.add_argument("--stress", action="store_true", help="Run again under a full CPU load.")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/clp-failover-bench"))
     ap.add_argument("--resolution-only", action="store_true",
-                    help="Only clp without and with ping resolution (its takeover wait).")
+                    help="Only clp without resolution, with ping and with witness arbitration "
+                         "(their takeover wait).")
     ap.add_argument("--only", action="append", choices=[k for k, _, _ in ROWS],
                     help="Only this row (repeatable; default: every row).")
     args = ap.parse_args()

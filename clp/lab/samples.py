@@ -51,3 +51,15 @@ def _for_servers(ic: dict, names: list[str]) -> dict | None:
         device = next(iter(ic["devices"].values()))
         return {**ic, "devices": {name: device for name in names}}
     return ic
+
+
+def witness_arbitration(conf: dict, timeout: float = 1.0) -> dict:
+    """``conf`` (clp.conf as data) with witness arbitration by the lab router's witness in
+    place of its resolvers, for every server; ``timeout``: the witness's, the ping budget of
+    the sample (0.5 s x 2 tries) by default, so both resolve as fast."""
+    from clp.config.lab import WITNESS_TARGET
+
+    conf.setdefault("network_partition", {})["resolvers"] = [{
+        "type": "witness", "target": WITNESS_TARGET, "servers": list(conf["servers"]),
+        "interval": 1, "timeout": timeout}]
+    return conf

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from clp.lab.samples import witness_arbitration
 from tests.integration.grouputil import (
     ExclusivityWatch,
     app_call,
@@ -179,15 +180,11 @@ def test_a_server_alone_then_cut_off_stops_before_a_restarted_peer_takes_over(tm
         assert running(lab, "server1")  # the OS goes on (action: stop the cluster service)
 
 
-def witness_arbitration(conf: dict, conf_dir) -> None:
+def lan_only_witness_arbitration(conf: dict, conf_dir) -> None:
     """LAN heartbeats only (a split of the LANs loses every path) and witness arbitration by
     the lab router's witness instead of ping."""
-    from clp.config.lab import WITNESS_TARGET
-
     conf["interconnects"] = [i for i in conf["interconnects"] if i["type"] == "lan"]
-    conf["network_partition"]["resolvers"] = [{
-        "type": "witness", "target": WITNESS_TARGET, "servers": list(conf["servers"]),
-        "interval": 1, "timeout": 0.5}]
+    witness_arbitration(conf, timeout=0.5)
 
 
 def test_with_witness_arbitration_a_split_both_sides_see_the_witness_through_has_one_winner(
@@ -196,7 +193,7 @@ def test_with_witness_arbitration_a_split_both_sides_see_the_witness_through_has
     each finds the other down and both run the groups: the seed's rule, class (b) in
     docs/network-partition.md): with witness arbitration one side wins the witness, the
     other is refused and stops, and the groups run on the winner only."""
-    with sample_cluster(tmp_path, edit=witness_arbitration) as lab, ExclusivityWatch(lab):
+    with sample_cluster(tmp_path, edit=lan_only_witness_arbitration) as lab, ExclusivityWatch(lab):
         wait_group(lab, "failover1", "Online", "server1")
         wait_for("the witness to grant renewals (after its hold)", lambda: all(
             status(lab, s)["partition"]["resolvers"]["witnessnp1"].get("ok")
