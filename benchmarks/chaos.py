@@ -12,10 +12,13 @@ the operator, and the repair does what the operator would), and the time per sch
 failed schedule is printed with its seed.
 
 With ``--arbitration`` the sample resolves partitions by witness arbitration (the lab router's
-witness, docs/network-partition.md) instead of ping.
+witness, docs/network-partition.md) instead of ping; with ``--watchdog`` its userw feeds each
+server's lab watchdog (clp.lab.watchdog) instead of the keepalive method. A hung server's
+resources count; a double activation with a hung server that feeds no watchdog is *allowed*
+(the keepalive limit, its own column), any other is a double activation.
 
 Usage: python benchmarks/chaos.py [--schedules 200] [--faults 20] [--span 120] [--seed 1]
-                                  [--arbitration]
+                                  [--arbitration] [--watchdog]
        (root; own labs, removed after)
 """
 
@@ -35,17 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.benchlib import machine, median, table  # noqa: E402
 from clp.lab import Lab, chaos  # noqa: E402
 from clp.lab.samples import witness_arbitration, write_sample_config  # noqa: E402
-from tests.integration.grouputil import wait_group  # noqa: E402
+from tests.integration.grouputil import lab_softdog, wait_group  # noqa: E402
 from tests.integration.labutil import status, wait_for  # noqa: E402
 
 
-def one(seed: int, faults: int, span: float, arbitration: bool) -> chaos.Report:
+def one(seed: int, faults: int, span: float, arbitration: bool,
+        watchdog: bool) -> chaos.Report:
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "conf"
         path = write_sample_config(conf, n_servers=2)
+        doc = yaml.safe_load(path.read_text())
         if arbitration:
-            path.write_text(yaml.safe_dump(witness_arbitration(yaml.safe_load(
-                path.read_text())), sort_keys=False))
+            witness_arbitration(doc)
+        if watchdog:
+            lab_softdog(doc, conf)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
         name = "x" + secrets.token_hex(2)
         lab = None
         try:
@@ -70,12 +77,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1, help="The first schedule's seed (then +1).")
     ap.add_argument("--arbitration", action="store_true",
                     help="Witness arbitration instead of the sample's ping resolution.")
+    ap.add_argument("--watchdog", action="store_true",
+                    help="userw feeds the lab's watchdog instead of the keepalive method.")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     reports = []
     for k in range(args.schedules):
         started = time.monotonic()
-        report = one(args.seed + k, args.faults, args.span, args.arbitration)
+        report = one(args.seed + k, args.faults, args.span, args.arbitration, args.watchdog)
         reports.append((report, time.monotonic() - started))
         state = "ok" if report.ok else "FAILED"
         print(f"schedule {k + 1}/{args.schedules} seed {report.seed}: {state}, "
@@ -85,13 +94,16 @@ def main() -> int:
     faults = sum(len([s for s in r.steps if s.action in chaos.KINDS]) for r, _ in reports)
     rows = [[str(len(reports)), str(faults), str(sum(len(r.errors) for r, _ in reports)),
              str(sum(len(r.violations) for r, _ in reports)),
+             str(sum(len(r.allowed) for r, _ in reports)),
              str(sum(len(r.not_running) for r, _ in reports)),
              str(sum(len(r.stopped) for r, _ in reports)),
              f"{median([t for _, t in reports]):.0f}"]]
-    how = ", witness arbitration" if args.arbitration else ""
+    how = (", witness arbitration" if args.arbitration else "") + \
+        (", lab watchdog" if args.watchdog else "")
     print(table(f"clplab chaos on the sample{how}, {args.faults} faults over {args.span:g} s per "
                 f"schedule, seeds {args.seed}..{args.seed + len(reports) - 1}",
                 ["schedules", "faults", "steps refused", "double activations",
+                 "allowed (keepalive limit)",
                  "groups not running at the end", "services restarted by the repair",
                  "s per schedule (median, lab included)"],
                 rows))

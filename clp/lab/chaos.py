@@ -7,11 +7,14 @@ group active on two servers.
   ``hang`` (then resume), ``unplug`` of a cable (pub, ic1, the heartbeat disk path, the serial
   cable, a shared-disk path; then plug), ``partition`` (the network split in two, the router on
   one side; then heal).
-- :class:`Watcher` samples every running server's addresses and mounts and records every time an
-  exclusive resource of the lab's configuration (a floating IP, a disk resource's device or
-  mount point) is on two servers in two consecutive samples. A hung server is not counted while
-  hung: the lab's hang darkens its cables, so its kernel answers nothing (the one-sample
-  tolerance covers the moment between its wake-up and its self-fence).
+- :class:`Watcher` samples every running or hung server's addresses and mounts and records every
+  time an exclusive resource of the lab's configuration (a floating IP, a disk resource's
+  device or mount point) is on two servers in two consecutive samples. A hung server counts:
+  its kernel still holds the address and the mount (and writes its dirty pages to the disk),
+  dark cables or not. Such a sample is *allowed* (reported, not a failure) only when the hung
+  server (hung then, or at the sample before: the moment between its wake-up and its
+  self-fence) feeds no kernel watchdog: the keepalive method's known limit (docs/monitors.md),
+  it is fenced only when it runs again. Everything else is a violation.
 - :func:`run` plays a schedule on a lab with the watcher on, repairs whatever is left (and
   starts the cluster services that stopped themselves, as an operator would), waits for every
   group that starts by itself (``start: auto``) to run (once: the watcher sees to that), and
@@ -32,13 +35,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clp.config import ClusterConfig, load_config
+from clp.config.fencing import watchdog_waits
 from clp.lab import com_cable, hb_disk
 from clp.lab.lab import Lab
 from clp.lab.netns import LINKS, LabError
 from clp.paths import InstallRoot
 
-KINDS = ("crash", "hang", "unplug", "partition")
-REPAIR = {"crash": "restart", "hang": "resume", "unplug": "plug", "partition": "heal"}
+KINDS = ("crash", "hang", "freeze", "unplug", "partition")
+REPAIR = {"crash": "restart", "hang": "resume", "freeze": "resume", "unplug": "plug",
+          "partition": "heal"}
+KEEPALIVE_LIMIT = ("on a hung server without a kernel watchdog (the keepalive method's limit, "
+                   "docs/monitors.md: fenced only when it runs again)")
 DURATION = (2.0, 12.0)  # seconds a fault lasts, drawn uniformly
 SAMPLE = 0.2  # seconds between two samples of the watcher
 CONVERGE = 120.0  # seconds the end waits for every group to run once
@@ -121,9 +128,13 @@ class Watcher:
         self.lab = lab
         self.period = period
         self.resources = exclusive_resources(lab)
+        self.watchdogs = set(watchdog_waits(installed_config(lab)))  # servers fenced when hung
         self.violations: list[str] = []
+        self.allowed: list[str] = []  # doubled, with a hung server the keepalive limit allows
         self.samples = 0
         self._doubled: set[str] = set()
+        self.hung: set[str] = set()  # hung at the last sample
+        self._was_hung: set[str] = set()  # at the one before
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="clplab-watch", daemon=True)
 
@@ -136,9 +147,11 @@ class Watcher:
         self._thread.join(timeout=10)
 
     def holders(self) -> dict[str, list[str]]:
-        """Resource -> the running servers it is active on, now."""
+        """Resource -> the running or hung servers it is active on, now."""
         states = self.lab.status()["servers"]
-        live = [s for s, v in states.items() if v["state"] == "running"]
+        self._was_hung, self.hung = self.hung, {s for s, v in states.items()
+                                                if v["state"] == "hung"}
+        live = [s for s, v in states.items() if v["state"] in ("running", "hung")]
         addresses = {s: self.lab.addresses_on(s) for s in live}
         mounts = {s: self.lab.mounts_of(s) for s in live}
         out: dict[str, list[str]] = {}
@@ -158,9 +171,13 @@ class Watcher:
                 continue
             self.samples += 1
             doubled = {name for name, servers in held.items() if len(servers) > 1}
-            for name in sorted(doubled & self._doubled):
-                self.violations.append(f"{time.strftime('%T')} {name} on "
-                                       f"{', '.join(held[name])}")
+            for name in sorted(doubled & self._doubled):  # hung, or woken since the last
+                hung = [s for s in held[name] if s in self.hung | self._was_hung]  # sample
+                text = f"{time.strftime('%T')} {name} on {', '.join(held[name])}"
+                if hung and not set(hung) & self.watchdogs:
+                    self.allowed.append(f"{text}, {', '.join(hung)} hung {KEEPALIVE_LIMIT}")
+                else:
+                    self.violations.append(text + (f" ({', '.join(hung)} hung)" if hung else ""))
             self._doubled = doubled
 
 
@@ -169,6 +186,7 @@ class Report:
     seed: int
     steps: list[Step]
     violations: list[str] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)  # the keepalive limit (Watcher)
     errors: list[str] = field(default_factory=list)  # steps the lab refused, with why
     not_running: list[str] = field(default_factory=list)  # groups not on exactly one server
     # servers whose cluster service had stopped itself (a network-partition action, a final
@@ -187,6 +205,7 @@ class Report:
                  f"{self.samples} samples",
                  *(f"  {s}" for s in self.steps)]
         lines += [f"double activation: {v}" for v in self.violations]
+        lines += [f"allowed: {v}" for v in self.allowed]
         lines += [f"step refused: {e}" for e in self.errors]
         lines += [f"group not running on exactly one server: {g}" for g in self.not_running]
         lines += [f"{s}: its cluster service had stopped itself (network-partition or final "
@@ -199,7 +218,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "steps": [str(s).strip() for s in self.steps],
-                "violations": self.violations, "errors": self.errors,
+                "violations": self.violations, "allowed": self.allowed, "errors": self.errors,
                 "not_running": self.not_running, "stopped": self.stopped,
                 "samples": self.samples,
                 "seconds": round(self.seconds, 1), "ok": self.ok}
@@ -214,6 +233,9 @@ def apply(lab: Lab, step: Step) -> None:
             lab.partition([side.split(",") for side in step.args])
         return
     server, *rest = step.args
+    if step.action == "freeze":
+        lab.hang(server, live=True)
+        return
     state = lab.state_of(server)
     if (step.action == "restart" and state in ("running", "hung")) or \
             (step.action == "resume" and state != "hung"):
@@ -303,5 +325,6 @@ def run(lab: Lab, seed: int, faults: int, span: float,
             time.sleep(1.0)
         time.sleep(2 * SAMPLE)  # the last samples see the end state
     report.violations, report.samples = watcher.violations, watcher.samples
+    report.allowed = watcher.allowed
     report.seconds = time.monotonic() - started
     return report

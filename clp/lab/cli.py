@@ -230,7 +230,17 @@ def _fault(action: str, doc: str) -> None:
 
 _fault("crash", "Power off SERVER: SIGKILL every process of it, drop its floating IPs, cut "
                 "its shared-disk writes at once (its paths fail until restart).")
-_fault("hang", "Freeze SERVER: SIGSTOP every process of it, its cables go dark.")
+@main.command("hang", help="Freeze SERVER: SIGSTOP every process of it, its cables go dark "
+                           "(--live: they stay up, its kernel goes on answering).")
+@_name_option
+@click.argument("server")
+@click.option("--live", is_flag=True, help="Keep its cables up: only user space hangs.")
+@click.pass_context
+def hang(ctx: click.Context, server: str, live: bool) -> None:
+    Lab.load(_name(ctx)).hang(server, live=live)
+    click.echo(f"{server}: hang{' (cables live)' if live else ''} done")
+
+
 _fault("resume", "Unfreeze a hung SERVER (SIGCONT, cables back).")
 _fault("restart", "Boot a crashed or shut down SERVER again.")
 

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clp.lab import com_cable, hb_disk, shared_disk
+from clp.lab import com_cable, hb_disk, shared_disk, watchdog
 from clp.lab import netns as nx
 from clp.lab import router as lab_router
 from clp.lab.netns import LINKS, LabError
@@ -90,20 +90,18 @@ class Faults:
         self._release_hung_paths(server)
         nx.poll(f"every process of {server} to die",
                 lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
+        watchdog.disarm(self.doc, server)  # powered off: its watchdog stops with it
         self._reset_addresses(server)
         self._thaw_ports(server)
 
     def _cut_disk_paths(self, server: str) -> None:
         """The server's working disk paths fail from now on (its writes stop with its power);
-        :meth:`restart` gives them back."""
+        :meth:`restart` gives them back (the daemon keeps them as ``cut``)."""
         prefix = f"{server}-"
         working = [n for n, m in shared_disk.modes(self.name).items()
                    if n.startswith(prefix) and m == "ok"]
         if working:
-            shared_disk.set_mode(self.name, working, "eio")
-            cut = self.doc.setdefault("cut_paths", [])
-            cut.extend(n for n in working if n not in cut)
-            self._save()
+            shared_disk.set_mode(self.name, working, shared_disk.CUT)
 
     def _release_hung_paths(self, server: str) -> None:
         prefix = f"{server}-"
@@ -112,11 +110,14 @@ class Faults:
         if hung:
             shared_disk.set_mode(self.name, hung, "eio")
 
-    def hang(self, server: str) -> None:
-        """A frozen machine: every process gets SIGSTOP, and the host ends of its cables go down,
-        so it answers neither ARP nor ping (a stopped process cannot, but the kernel would)."""
+    def hang(self, server: str, live: bool = False) -> None:
+        """A frozen machine: every process gets SIGSTOP. Its cables go dark too, so it answers
+        neither ARP nor ping; ``live``: they stay up, as when only user space hangs, and its
+        kernel goes on answering ARP for its addresses and writing to its disks (the danger a
+        watchdog is for)."""
         pids = self._server_pids(server)
-        nx.set_ports(self.name, self.index(server), LINKS, up=False)
+        if not live:
+            nx.set_ports(self.name, self.index(server), LINKS, up=False)
         if server not in self.doc.setdefault("hung", []):
             self.doc["hung"].append(server)
         self._save()
@@ -144,11 +145,10 @@ class Faults:
         self._reset_addresses(server)
         self._thaw_ports(server)
         prefix = f"{server}-"
-        cut = [n for n in self.doc.get("cut_paths", []) if n.startswith(prefix)]
+        cut = [n for n, m in shared_disk.modes(self.name).items()
+               if n.startswith(prefix) and m == shared_disk.CUT]
         if cut:  # powered on again: its disk paths work again (not those hung or unplugged)
             shared_disk.set_mode(self.name, cut, "ok")
-            self.doc["cut_paths"] = [n for n in self.doc["cut_paths"] if n not in cut]
-            self._save()
         self._boot(server)
         self._wait_ready(server)
 

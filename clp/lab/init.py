@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import errno
 import os
 import shutil
 import signal
@@ -50,6 +51,7 @@ HIDDEN_DEVICES = ("/dev/watchdog", "/dev/watchdog0", "/dev/watchdog1")
 # administrator raises it the same way (sysctl fs.mqueue.msg_max), and clusterpro_evt uses it.
 # The lab passes a smaller depth when its servers must share one user's RLIMIT_MSGQUEUE.
 MQUEUE_MSG_MAX = 256
+WATCHDOG_LINK = "/dev/lab/watchdog"  # clp.lab.watchdog.DEVICE
 MAX_BOOTS = 10_000  # reboots of one init; each needs a SIGUSR1, this only bounds the loop
 KILL_WAIT = 5.0
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -189,9 +191,33 @@ def mount_ids() -> list[tuple[int, str]]:
     return found
 
 
+def reset_watchdog() -> None:
+    """The lab's watchdog device of this server, if it has one, stops (a reset machine has no
+    running watchdog): opened, the magic character, closed. Its last opener is gone, but the
+    lab's daemon may not have heard of the close yet (busy): a few tries."""
+    for _ in range(50):
+        try:
+            fd = os.open(WATCHDOG_LINK, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                log("watchdog", f"cannot reset {WATCHDOG_LINK}: {e}")
+                return
+            time.sleep(0.02)
+            continue
+        try:
+            os.write(fd, b"V")
+        finally:
+            os.close(fd)
+        return
+
+
 def power_cycle(baseline: set[int]) -> None:
-    """What a reboot clears: processes, mounts made since boot, /dev/shm, message queues."""
+    """What a reboot clears: processes, mounts made since boot, /dev/shm, message queues, a
+    running watchdog."""
     kill_the_rest()
+    reset_watchdog()
     for mount_id, point in reversed(mount_ids()):
         if mount_id not in baseline:
             with contextlib.suppress(OSError):

@@ -35,7 +35,7 @@ import clp
 from clp.config.lab import MAX_SERVERS, MIN_SERVERS, ROUTER_USES, generate_lab_config, lab_needs
 from clp.evt.sender import MAX_MESSAGE
 from clp.keys import write_arbiter_key, write_new_key
-from clp.lab import com_cable, hb_disk, shared_disk, teardown
+from clp.lab import com_cable, hb_disk, shared_disk, teardown, watchdog
 from clp.lab import netns as nx
 from clp.lab import router as lab_router
 from clp.lab.faults import Faults
@@ -138,6 +138,9 @@ class Lab(Faults, Probes):
                 com_cable.install(lab)
             if doc["router"]:  # <lab>-router: 198.18.0.254 / 198.18.1.254, clpwitnessd :29005
                 lab_router.install(lab)
+            if watchdog.wanted(conf):  # a watchdog per server, kept outside it
+                doc["watchdog"] = {"pid": watchdog.start(doc)}
+                lab._save()
             for server in lab.servers:
                 lab._boot(server)
             for server in lab.servers:
@@ -256,10 +259,7 @@ class Lab(Faults, Probes):
         A hung path is released with ``eio`` (``ok`` would let the held I/O through)."""
         self.index(server)
         path = shared_disk.path_name(server, self._disk(disk)["name"])
-        shared_disk.set_mode(self.name, [path], mode)
-        if path in self.doc.get("cut_paths", []):  # set by hand now: a restart leaves it so
-            self.doc["cut_paths"].remove(path)
-            self._save()
+        shared_disk.set_mode(self.name, [path], mode)  # by hand: a restart leaves it so
 
     def disk_paths(self) -> dict[str, dict[str, dict[str, str]]]:
         """disk -> server -> {"loop", "mode"}; the modes as the daemon reports them now
@@ -303,6 +303,8 @@ class Lab(Faults, Probes):
                  for d in self.doc.get("disks", []) if server in d.get("paths", {})]
         argv += hb_disk.init_args(self.doc, server)
         argv += com_cable.init_args(self.doc, server)
+        argv += watchdog.init_args(self.doc, server)
+        watchdog.disarm(self.doc, server)  # a machine powered on has no running watchdog
         argv += [f"--mq-depth={mq_depth(len(self.servers))}"]
         argv += [f"--base={i}={a}" for i, a in nx.base_addresses(self.index(server)).items()]
         (root.parent / "power").unlink(missing_ok=True)
@@ -406,7 +408,8 @@ class Lab(Faults, Probes):
                  for d in self.doc.get("disks", [])}
         return {"lab": self.name, "servers": servers, "partition": self.doc["partition"],
                 "disks": disks, "client": bool(self.doc.get("client")),
-                "router": lab_router.status(self)}
+                "router": lab_router.status(self),
+                "watchdogs": watchdog.state(self.name) if self.doc.get("watchdog") else {}}
 
     # teardown
     def down(self) -> None:

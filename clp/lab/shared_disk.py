@@ -9,7 +9,9 @@ numbers (see :mod:`clp.lab.init`). Every read and write of every path reaches th
 the host's page cache, so what server2 writes through its path server1 reads through its own.
 
 A path's mode (:data:`MODES`) is ``ok``, ``hang`` (its I/O blocks in the daemon) or ``eio``
-(its I/O fails); the daemon's control socket ``/run/clplab/<lab>/diskpaths.sock`` sets and
+(its I/O fails), or ``cut`` (fails, set by the lab's power-off of its server and given back
+by its restart: kept by the daemon, so no other process's view of lab.json can lose it); the
+daemon's control socket ``/run/clplab/<lab>/diskpaths.sock`` sets and
 reports them, answering once a mode is applied.
 
 Teardown finds everything from the system, without lab.json: the daemon by its environment
@@ -24,37 +26,32 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
+from clp.lab import labdaemon
 from clp.lab import netns as nx
 from clp.lab.netns import RUN_DIR, VAR_DIR, LabError, run
 
 DISK_SIZE = 256 * 1024 * 1024
 LAB_DEV_DIR = Path("/dev/lab")  # an empty mount point on the host; each server mounts over it
-MODES = ("ok", "hang", "eio")
+MODES = ("ok", "hang", "eio")  # what an operator sets
+CUT = "cut"
 DAEMON = "diskpaths"  # the daemon's CLPLAB_SERVER, its mount point and socket names
-START_WAIT = 10.0
-STOP_WAIT = 5.0
 CONTROL_TIMEOUT = 10.0
-_CHILDREN: list[subprocess.Popen] = []  # daemons started here, reaped once ended
 
 
 def image_path(lab: str, n: int) -> Path:
     return VAR_DIR / lab / f"disk{n}.img"
 
 
+def control_path(lab: str) -> Path:
+    return labdaemon.control_path(lab, DAEMON)
+
+
 def paths_dir(lab: str) -> Path:
     """The FUSE mount point on the host: one file per (server, disk)."""
-    return RUN_DIR / lab / DAEMON
-
-
-def control_path(lab: str) -> Path:
-    return RUN_DIR / lab / f"{DAEMON}.sock"
+    return labdaemon.mount_dir(lab, DAEMON)
 
 
 def path_name(server: str, disk: str) -> str:
@@ -79,61 +76,22 @@ def make_image(lab: str, n: int) -> dict[str, Any]:
 def start_daemon(lab: str, python: str, repo: str, disks: list[dict[str, Any]],
                  servers: list[str]) -> int:
     """Mount the lab's paths (every server to every disk); returns once the daemon answers."""
-    if not os.path.exists("/dev/fuse"):
-        run(["modprobe", "fuse"], check=False)
-        if not os.path.exists("/dev/fuse"):
-            raise LabError("the lab's shared disks need FUSE: no /dev/fuse (modprobe fuse)")
-    mount = paths_dir(lab)
-    mount.mkdir(parents=True, exist_ok=True)
-    argv = [python, "-m", "clp.lab.pathfs", "--mount", str(mount),
-            "--control", str(control_path(lab))]
-    argv += [f"--file={path_name(s, d['name'])}={d['file']}" for d in disks for s in servers]
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": repo, "CLPLAB": lab,
-           "CLPLAB_SERVER": DAEMON, "LANG": "C.UTF-8"}
-    log = VAR_DIR / lab / f"{DAEMON}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
-    _CHILDREN.append(proc)
+    files = [f"--file={path_name(s, d['name'])}={d['file']}" for d in disks for s in servers]
+    return labdaemon.start(lab, DAEMON, _what(lab), python, repo, "clp.lab.pathfs", files)
 
-    def answers() -> bool:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-1000:].strip()
-            raise LabError(f"the disk path daemon of {lab} exited ({proc.returncode}): {tail}")
-        try:
-            return bool(control(lab, {"op": "modes"}, timeout=1.0).get("ok"))
-        except LabError:
-            return False
 
-    nx.poll(f"the disk path daemon of {lab} to answer", answers, START_WAIT)
-    return proc.pid
+def _what(lab: str) -> str:
+    return f"the disk path daemon of {lab}"
 
 
 def control(lab: str, request: dict[str, Any], timeout: float = CONTROL_TIMEOUT) -> dict:
     """One request to the daemon; its answer once applied (LabError if none)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-            s.settimeout(timeout)
-            s.connect(str(control_path(lab)))
-            s.sendall(json.dumps(request).encode() + b"\n")
-            raw = b""
-            for _ in range(1024):  # an answer is a few hundred bytes
-                chunk = s.recv(65536)
-                raw += chunk
-                if not chunk or raw.endswith(b"\n"):
-                    break
-        answer = json.loads(raw)
-    except (OSError, ValueError) as e:
-        raise LabError(f"the disk path daemon of {lab} does not answer ({e})") from None
-    if not answer.get("ok"):
-        raise LabError(f"disk paths of {lab}: {answer.get('error', 'refused')}")
-    return dict(answer)
+    return labdaemon.control(lab, DAEMON, _what(lab), request, timeout)
 
 
 def set_mode(lab: str, names: list[str] | None, mode: str) -> dict[str, str]:
     """``names`` (every path if None) to ``mode``; returns every path's mode once applied."""
-    if mode not in MODES:
+    if mode not in (*MODES, CUT):
         raise LabError(f"disk path mode {mode!r}: one of {', '.join(MODES)}")
     request: dict[str, Any] = {"op": "set", "mode": mode}
     if names is not None:
@@ -187,7 +145,7 @@ def lab_of_file(back: str) -> str | None:
 
 
 def daemon_pids(lab: str) -> list[int]:
-    return [p for p in nx.lab_pids(lab, DAEMON) if nx.alive(p)]
+    return labdaemon.pids(lab, DAEMON)
 
 
 def release_paths(lab: str) -> None:
@@ -200,7 +158,7 @@ def release_paths(lab: str) -> None:
         set_mode(lab, None, "eio")
     except LabError:
         nx.kill_all(pids)
-        _wait_gone(pids, STOP_WAIT)
+        labdaemon.wait_gone(pids, labdaemon.STOP_WAIT)
 
 
 def detach_lab(lab: str) -> None:
@@ -211,37 +169,14 @@ def detach_lab(lab: str) -> None:
 
 
 def unmount_paths(lab: str) -> None:
-    """Detach the lab's FUSE mount (lazily: umount2 never looks into the mounted file system)."""
-    from clp.lab.init import umount  # libc umount2(MNT_DETACH)
-
-    for point in nx.host_mounts_under(paths_dir(lab)):
-        with contextlib.suppress(OSError):
-            umount(point)
+    labdaemon.unmount(lab, DAEMON)
 
 
 def stop_daemon(lab: str) -> None:
-    """SIGTERM (it fails what is parked, unmounts, exits), SIGKILL after STOP_WAIT."""
-    pids = daemon_pids(lab)
-    nx.signal_all(pids, signal.SIGTERM)
-    if not _wait_gone(pids, STOP_WAIT):
-        nx.kill_all(pids)
-        _wait_gone(pids, STOP_WAIT)
+    labdaemon.stop(lab, DAEMON)
 
 
 def remove_images(lab: str) -> None:
     with contextlib.suppress(OSError):
         for path in (VAR_DIR / lab).glob("disk*.img"):
             path.unlink()
-
-
-def _wait_gone(pids: list[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        for proc in list(_CHILDREN):
-            if proc.poll() is not None:
-                _CHILDREN.remove(proc)
-        if not any(nx.alive(p) for p in pids):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)

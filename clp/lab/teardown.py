@@ -18,7 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
-from clp.lab import com_cable, hb_disk, shared_disk
+from clp.lab import com_cable, hb_disk, shared_disk, watchdog
 from clp.lab import netns as nx
 from clp.lab.netns import CREATED_DIRS, RUN_DIR, VAR_DIR
 
@@ -55,6 +55,7 @@ def known_labs() -> list[str]:
 
 
 def cleanup_lab(lab: str) -> None:
+    watchdog.remove(lab)  # first: it would power off the servers as they die
     com_cable.kill_lab(lab)  # its serial cable (socat), found by its command line
     shared_disk.release_paths(lab)  # every disk path to eio: nothing stays blocked on a hang
     namespaces = [ns for ns in nx.netns_list() if ns.startswith(f"{lab}-")]

@@ -5,16 +5,17 @@ timing (``use_heartbeat``, the product's default) the interval and timeout are t
 
 ``method``:
 
-- ``softdog`` / ``ipmi``: the kernel's watchdog device (``/dev/watchdog``, the softdog module or
-  the BMC's watchdog) is opened with the monitor's timeout (whole seconds; it follows the
-  ``clptoratio`` ratio) and fed at every check, but only while the cluster service's heartbeat
-  loop runs: its last round (the ``last_tick`` mark) at most ``FEED_LAG`` heartbeat intervals
-  old. If the service stalls longer than the timeout the kernel resets the machine by itself,
-  with no help from user space: the product's guarantee. The peers wait for that reset before
-  they take its groups over (clp.config.fencing): a hung server's kernel would still answer for
-  its addresses and write to its disks. A machine without the device shows the monitor in
-  Caution with the reason (never a reset loop), and the stall is then caught only as with
-  ``keepalive``.
+- ``softdog`` / ``ipmi``: the kernel's watchdog device (``device``, ``/dev/watchdog`` by default:
+  the softdog module or the BMC's watchdog; ``/dev/watchdog1`` picks the second of two drivers, and
+  the lab's servers have theirs at ``/dev/lab/watchdog``, clp.lab.watchdog) is opened with the
+  monitor's timeout (whole seconds; it follows the ``clptoratio`` ratio) and fed at every check,
+  but only while the cluster service's heartbeat loop runs: its last round (the ``last_tick`` mark)
+  at most ``FEED_LAG`` heartbeat intervals old. If the service stalls longer than the timeout the
+  kernel resets the machine by itself, with no help from user space: the product's guarantee. The
+  peers wait for that reset before they take its groups over (clp.config.fencing): a hung server's
+  kernel would still answer for its addresses and write to its disks. A machine without the device
+  shows the monitor in Caution with the reason (never a reset loop), and the stall is then caught
+  only as with ``keepalive``.
 - ``keepalive`` (the product's default, which uses NEC's own keepalive driver): clp has no such
   driver; the check measures the time since the previous check with ``CLOCK_BOOTTIME`` (a
   suspended or frozen machine counts) and reports an error when it exceeds the timeout, which
@@ -66,6 +67,9 @@ class UserSpaceMonitor(MonitorType):
             "write_size": {"type": "integer", "minimum": 1, "maximum": 9999999,
                            "default": 10000, "x-apply": A},
             "create_thread": {"type": "boolean", "default": False, "x-apply": A},
+            "device": {"type": "string", "pattern": "^/[^\\x00]*$", "default": WATCHDOG,
+                       "x-apply": A,
+                       "x-error": {"pattern": "{value!r} is not an absolute device path"}},
         },
     }
     defaults: ClassVar[dict[str, Any]] = {"interval": 3, "timeout": 90, "retry": 0}
@@ -121,10 +125,11 @@ class UserSpaceMonitor(MonitorType):
     def begin(self) -> None:
         self.last = boottime()
         if self.params["method"] in ("softdog", "ipmi"):
+            device = self.params["device"]
             try:
-                fd = os.open(WATCHDOG, os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
             except OSError as e:
-                self.missing = f"{WATCHDOG} cannot be opened ({e.strerror})"
+                self.missing = f"{device} cannot be opened ({e.strerror})"
                 self.ctx.log.error("userw %s: %s: user-space stalls are detected only when "
                                    "user space runs again", self.ctx.monitor, self.missing)
                 return
@@ -132,7 +137,7 @@ class UserSpaceMonitor(MonitorType):
                 fcntl.ioctl(fd, WDIOC_GETSUPPORT, bytearray(40))
             except OSError as e:
                 os.close(fd)
-                self.missing = f"{WATCHDOG} is not a watchdog device ({e.strerror})"
+                self.missing = f"{device} is not a watchdog device ({e.strerror})"
                 self.ctx.log.error("userw %s: %s", self.ctx.monitor, self.missing)
                 return
             self.watchdog = fd

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from clp.lab import Lab
+from clp.lab import Lab, watchdog
 from clp.lab.chaos import Watcher
 from clp.lab.samples import write_sample_config
 from tests.integration.labutil import INTERVAL, TIMEOUT, status, wait_for
@@ -44,6 +44,12 @@ def sample_cluster(tmp_path: Path, edit=None, n: int = 2, interval: float = INTE
         if lab is not None:
             lab.down()
         Lab.cleanup_all(name)
+
+
+def lab_softdog(conf: dict, conf_dir: Path) -> None:
+    """A ``sample_cluster`` edit: userw feeds each server's lab watchdog (clp.lab.watchdog)."""
+    conf["monitors"]["userw"] = {"type": "userw", "method": "softdog",
+                                 "device": watchdog.DEVICE}
 
 
 def group(lab: Lab, observer: str, name: str) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def test_chapter6_command_check(tmp_path):
         assert app_call(lab, "before-crash").startswith("server1 ")
         before = max((t for t, _ in kernel_log()), default=0.0)
         lab.crash("server1")
-        assert lab.disk_paths()["disk1"]["server1"]["mode"] == "eio"
+        assert lab.disk_paths()["disk1"]["server1"]["mode"] == "cut"  # eio until restart
         wait_group(lab, "failover1", "Online", "server2", observer="server2",
                    timeout=TIMEOUT + 60)
         wait_group(lab, "ManagementGroup", "Online", "server2", observer="server2")
