@@ -1,12 +1,16 @@
 """``clplab chaos``: a seeded, bounded schedule of faults against a running lab, watched for a
 group active on two servers.
 
-- :func:`plan` draws the schedule from a seed (pure: the same seed, servers and links give the
-  same schedule): ``faults`` faults within ``span`` seconds, each with its repair, never two on
-  one server at once, one network partition at a time. The kinds: ``crash`` (then restart),
-  ``hang`` (then resume), ``unplug`` of a cable (pub, ic1, the heartbeat disk path, the serial
-  cable, a shared-disk path; then plug), ``partition`` (the network split in two, the router on
-  one side; then heal).
+- :func:`plan` draws the schedule from a seed (pure: the same seed, servers, links and targets give
+  the same schedule): ``faults`` faults within ``span`` seconds, each with its repair, never two on
+  one server at once, one network partition and one clock step at a time. The kinds: ``crash``
+  (then restart), ``hang`` (then resume; its cables go dark), ``freeze`` (a hang whose cables stay
+  up: its kernel goes on answering for its addresses; then resume), ``unplug`` of a cable (pub,
+  ic1, the heartbeat disk path, the serial cable, a shared-disk path; then plug), ``partition``
+  (the network split in two, the router on one side; then heal), ``kill`` (on a server, the process
+  a ``pidw`` monitor watches: the monitor's recovery is the repair), ``clock`` (the host's
+  real-time clock stepped forward or back by 2 to 30 s, as NTP steps it, for every server at once
+  since they share the host's clock; then stepped back).
 - :class:`Watcher` samples every running or hung server's addresses and mounts and records every
   time an exclusive resource of the lab's configuration (a floating IP, a disk resource's
   device or mount point) is on two servers in two consecutive samples. A hung server counts:
@@ -32,6 +36,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from clp.config import ClusterConfig, load_config
@@ -39,11 +44,13 @@ from clp.config.fencing import watchdog_waits
 from clp.lab import com_cable, hb_disk
 from clp.lab.lab import Lab
 from clp.lab.netns import LINKS, LabError
-from clp.paths import InstallRoot
+from clp.paths import DEFAULT_ROOT, InstallRoot
+from clp.resources.exec import async_pid_file
 
-KINDS = ("crash", "hang", "freeze", "unplug", "partition")
+KINDS = ("crash", "hang", "freeze", "unplug", "partition", "kill", "clock")
 REPAIR = {"crash": "restart", "hang": "resume", "freeze": "resume", "unplug": "plug",
-          "partition": "heal"}
+          "partition": "heal", "clock": "unclock"}  # a kill's repair is its monitor's
+CLOCK_STEP = (2.0, 30.0)  # seconds a clock step moves the host's clock, either way
 KEEPALIVE_LIMIT = ("on a hung server without a kernel watchdog (the keepalive method's limit, "
                    "docs/monitors.md: fenced only when it runs again)")
 DURATION = (2.0, 12.0)  # seconds a fault lasts, drawn uniformly
@@ -63,9 +70,11 @@ class Step:
 
 def plan(seed: int, servers: list[str], faults: int, span: float,
          links: list[str] | None = None, kinds: tuple[str, ...] = KINDS,
-         router: bool = True) -> list[Step]:
+         router: bool = True, targets: list[str] | None = None) -> list[Step]:
     """``faults`` faults (each with its repair) within ``span`` seconds, from ``seed``;
-    ``router``: the lab has one (a partition puts it on one side)."""
+    ``router``: the lab has one (a partition puts it on one side); ``targets``: the processes
+    a kill may hit (``group/resource`` of an exec resource a pidw monitor watches; none: no
+    kill is drawn)."""
     if faults < 0 or span <= 0 or not servers:
         raise ValueError("a plan needs servers, faults >= 0 and a positive span")
     unknown = sorted(set(kinds) - set(KINDS))
@@ -73,9 +82,10 @@ def plan(seed: int, servers: list[str], faults: int, span: float,
         raise ValueError(f"unknown fault kinds {unknown} (kinds: {', '.join(KINDS)})")
     rng = random.Random(seed)
     links = links or list(LINKS)
-    busy: dict[str, list[tuple[float, float]]] = {s: [] for s in [*servers, "network"]}
+    kinds = tuple(k for k in kinds if k != "kill" or targets)
+    busy: dict[str, list[tuple[float, float]]] = {s: [] for s in [*servers, "network", "clock"]}
     steps: list[Step] = []
-    for _ in range(faults):
+    for _ in range(faults if kinds else 0):
         for _try in range(100):  # bounded: a crowded plan has fewer faults than asked
             kind = rng.choice(kinds)
             start = round(rng.uniform(0, span * 0.8), 2)
@@ -87,13 +97,19 @@ def plan(seed: int, servers: list[str], faults: int, span: float,
                 rest = [s for s in servers if s not in side]
                 who, args = "network", (",".join(side),
                                         ",".join([*rest, *(["router"] if router else [])]))
+            elif kind == "clock":
+                step = round(rng.uniform(*CLOCK_STEP), 2) * rng.choice((1, -1))
+                who, args = "clock", (f"{step:+.2f}",)
             else:
                 who = rng.choice(servers)
-                args = (who, rng.choice(links)) if kind == "unplug" else (who,)
+                args = (who, rng.choice(links)) if kind == "unplug" else \
+                    (who, rng.choice(sorted(targets or []))) if kind == "kill" else (who,)
             if any(start < b and a < end for a, b in busy[who]):
-                continue  # one fault at a time per server (and one partition at a time)
+                continue  # one fault at a time per server (one partition, one clock step)
             busy[who].append((start, end))
-            steps += [Step(start, kind, args), Step(end, REPAIR[kind], args)]
+            steps.append(Step(start, kind, args))
+            if kind in REPAIR:
+                steps.append(Step(end, REPAIR[kind], args))
             break
     return sorted(steps, key=lambda s: (s.at, s.action not in REPAIR.values()))  # repairs
     # first at one moment: a fault may start as another on that server ends
@@ -224,8 +240,38 @@ class Report:
                 "seconds": round(self.seconds, 1), "ok": self.ok}
 
 
+def kill_targets(config: ClusterConfig) -> list[str]:
+    """``group/resource`` of every exec resource a pidw monitor watches."""
+    watched = {m.target for m in config.monitors if m.type == "pidw"}
+    return sorted(f"{g.name}/{rc.name}" for g in config.groups for rc in g.resources
+                  if rc.type == "exec" and rc.name in watched)
+
+
+def step_clock(seconds: float) -> None:
+    """The host's real-time clock moves by ``seconds`` (every lab server shares it)."""
+    try:
+        time.clock_settime(time.CLOCK_REALTIME, time.time() + seconds)
+    except OSError as e:
+        raise LabError(f"cannot step the clock: {e}") from None
+
+
+def kill(lab: Lab, server: str, target: str) -> None:
+    """The process group of the exec resource ``group/resource`` on ``server`` gets SIGKILL,
+    found as its pidw monitor finds it (LabError when it does not run there)."""
+    group, resource = target.split("/", 1)
+    pgid = async_pid_file(InstallRoot(Path(DEFAULT_ROOT)), group, resource)
+    r = lab.exec(server, ["sh", "-c", f'pgid=$(cat "{pgid}") && kill -9 "-$pgid"'],
+                 timeout=10)
+    if r.returncode != 0:
+        raise LabError(f"{target} does not run on {server}")
+
+
 def apply(lab: Lab, step: Step) -> None:
     """One step on the lab (LabError when the lab refuses it)."""
+    if step.action in ("clock", "unclock"):
+        seconds = float(step.args[0])
+        step_clock(seconds if step.action == "clock" else -seconds)
+        return
     if step.action in ("partition", "heal"):
         if step.action == "heal":
             lab.heal()
@@ -235,6 +281,9 @@ def apply(lab: Lab, step: Step) -> None:
     server, *rest = step.args
     if step.action == "freeze":
         lab.hang(server, live=True)
+        return
+    if step.action == "kill":
+        kill(lab, server, rest[0])
         return
     state = lab.state_of(server)
     if (step.action == "restart" and state in ("running", "hung")) or \
@@ -302,17 +351,25 @@ def auto_start_groups(lab: Lab) -> set[str]:
 def run(lab: Lab, seed: int, faults: int, span: float,
         kinds: tuple[str, ...] = KINDS) -> Report:
     steps = plan(seed, lab.servers, faults, span, lab_links(lab), kinds,
-                 bool(lab.doc.get("router")))
+                 bool(lab.doc.get("router")), kill_targets(installed_config(lab)))
     groups = auto_start_groups(lab)
     report = Report(seed, steps)
     started = time.monotonic()
+    stepped = 0.0  # the clock's step not undone yet
     with Watcher(lab) as watcher:
-        for step in steps:
-            time.sleep(max(0.0, started + step.at - time.monotonic()))
-            try:
-                apply(lab, step)
-            except LabError as e:
-                report.errors.append(f"{step}: {e}")
+        try:
+            for step in steps:
+                time.sleep(max(0.0, started + step.at - time.monotonic()))
+                try:
+                    apply(lab, step)
+                except LabError as e:
+                    report.errors.append(f"{step}: {e}")
+                else:
+                    if step.action in ("clock", "unclock"):
+                        stepped += float(step.args[0]) * (1 if step.action == "clock" else -1)
+        finally:  # never leave the host's clock stepped
+            if stepped:
+                step_clock(-stepped)
         report.stopped = repair_all(lab)
         deadline = time.monotonic() + CONVERGE
         while time.monotonic() < deadline:  # bounded by CONVERGE
