@@ -34,8 +34,9 @@ that answers decides in a millisecond, one that does not only after its timeout)
   so (a lost server that kept hearing this one longer is covered by "Holding needs proof",
   below). A crashed server costs that much more failover time; without resolvers there is no
   wait (the seed's behaviour, and clpcfchk's warning). A server whose userw feeds a kernel
-  watchdog is also waited for until its watchdog would have reset it, were it hung (``fence``,
-  clp.config.fencing): its kernel would still answer for its addresses and write to its disks.
+  watchdog is also waited for until its watchdog would have reset it, were it hung just before
+  the verdict (``fence``, clp.config.fencing): its kernel would still answer for its addresses
+  and write to its disks.
 - **Declared down.** Every heartbeat carries the sender's ``heard`` bitmap (servers it counts
   Online) and ``offline`` bitmap (servers it *resolved down*: not while still probing, and never
   by an isolated server, which stops instead). A server that hears a peer which had heard it
@@ -80,8 +81,6 @@ class Fence(Protocol):
     """A server's watchdog, as a takeover from it waits for it."""
 
     def wait(self, ratio: float) -> float: ...
-
-    def after_hang(self, ratio: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -149,13 +148,12 @@ class Partition:
         the lost servers could be running, and for their watchdogs to reset them. Won at the
         witness, the loss need not come from a hang, which may then begin until the lost
         server's lease runs out (clp.config.fencing)."""
-        waits = [self.fence[s].wait(self.ratio) for s in lost if s in self.fence]
+        waits = [self.fence[s].wait(self.ratio) + (self.lease_of(s) if any(
+            r.type == "witness" and s in r.servers for r in self.resolvers) else 0.0)
+            for s in lost if s in self.fence]
         if self.resolvers:
             budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
             waits.append(max(budgets, default=0.0) + 2 * self.interval)
-        waits += [self.lease_of(s) + self.fence[s].after_hang(self.ratio) for s in lost
-                  if s in self.fence and any(r.type == "witness" and s in r.servers
-                                             for r in self.resolvers)]
         return max(waits, default=0.0)
 
     @property

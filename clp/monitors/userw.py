@@ -92,8 +92,8 @@ class UserSpaceMonitor(MonitorType):
     @classmethod
     def cross_check(cls, path: str, name: str, item: Mapping[str, Any],
                     data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-        """A watchdog must not fire between two checks; one slower than the heartbeat timeout
-        makes every failover from its servers wait for it (clp.config.fencing): said."""
+        """A watchdog must not fire between two checks; every failover from its servers waits
+        for it (clp.config.fencing): said, with how long."""
         if item.get("method") not in WATCHDOG_METHODS:
             return
         heartbeat = data["cluster"]["heartbeat"]
@@ -104,14 +104,13 @@ class UserSpaceMonitor(MonitorType):
                                     f"seconds) must be longer than {FEED_LAG} check intervals "
                                     f"({interval * FEED_LAG:g} s), or it resets a healthy "
                                     f"server")
-        elif dev > float(heartbeat["timeout"]):
-            w = WatchdogWait.of(timeout, float(heartbeat["interval"]),
-                                float(heartbeat["timeout"]))
-            yield ConfigIssue(path, f"{name}: the watchdog ({dev} s) is slower than the "
-                                    f"heartbeat timeout ({w.heartbeat_timeout:g} s): "
-                                    f"every failover from its servers waits {w.wait():g} s for "
-                                    f"it (use the heartbeat's timing to wait {w.margin:g} s)",
-                              severity="warning")
+        else:
+            w = WatchdogWait.of(timeout, float(heartbeat["interval"]))
+            yield ConfigIssue(path, f"{name}: every failover from its servers waits "
+                                    f"{w.wait():g} s after the server is found down, for its "
+                                    f"watchdog ({dev} s) to have reset it if it hung "
+                                    f"(docs/monitors.md, userw); a shorter userw timeout "
+                                    f"shortens it", severity="warning")
 
     def __init__(self, params: Any, ctx: Any) -> None:
         super().__init__(params, ctx)

@@ -26,8 +26,10 @@ The model (the paths, resolvers and faults are in :mod:`tests.sim.partitionworld
 - The group, as the coordinator: a running server with no verdict that has heard (or declared
   down) every server activates G, after 0.1 s, when it is the first of its ``group_online`` (for
   ``SETTLE`` already, unless alone there: the coordinator's settle) and the owner it knows of is
-  not in it, and it has a report from every other server in it (reports ride on LAN heartbeats:
-  whether the sender holds or is activating G; dropped when the sender is declared down). A
+  not in it, and it has a report from every other server in it, none of them holding or
+  activating G (reports ride on LAN heartbeats: whether the sender holds or is activating G;
+  dropped when the sender is declared down). The owner it knows of is the last sender that
+  said it holds G; the reports keep what each server said, as the coordinator does. A
   verdict (isolated, yield) releases G after 0.2 s and ends the service (no heartbeat after).
   *Active* = holds G and is not hung.
 
@@ -163,7 +165,7 @@ class PartitionSim:
 
 
     def _boot(self, s: str, t: float, inc: int) -> None:
-        fence = {x: WatchdogWait(self.cfg.timeout, self.cfg.timeout, (FEED_LAG + 1) * INTERVAL)
+        fence = {x: WatchdogWait.of(self.cfg.timeout, INTERVAL)
                  for x in self.servers} if self.cfg.watchdog else None  # device = heartbeat
         live = Liveness(s, self.servers, self.paths, self.cfg.timeout, INTERVAL, self.specs, t,
                         fence)
@@ -392,6 +394,8 @@ class PartitionSim:
         if n.master_since is None or (len(up) > 1 and t - n.master_since < SETTLE - EPS):
             return
         if n.owner in up or any(s not in n.reports for s in up[1:]):
+            return
+        if any(n.reports.get(s) for s in up[1:]):  # as the coordinator: running elsewhere
             return
         n.activating, n.act_id = True, n.act_id + 1
         n.basis = {s: n.downs[s] for s in live.down if s in n.downs}

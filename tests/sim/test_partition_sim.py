@@ -355,6 +355,20 @@ def test_a_hung_owner_is_reset_by_its_watchdog_before_its_group_starts_elsewhere
         assert sim.allowed == [] and sim.holders(29.0) == ["s2"]
 
 
+def test_a_one_way_loss_then_a_hang_just_before_the_verdict_is_waited_for():
+    # s2 stopped hearing s1 (one-way: s1 still heard s2, so it held G legitimately) and s1
+    # hung just before s2 declared it down: the takeover counted the watchdog's reset from
+    # s1's last heartbeat, as if the hang had caused the loss, and G ran on s2 while s1's
+    # kernel still held it
+    for resolvers, hang in (((), 7.0), (("ping",), 8.0), (("http",), 7.75)):
+        sim = sim_of([Fault("oneway", 5.0, who="s1", to="s2", path="*"),
+                      Fault("hang", hang, hang + 12.0, who="s1")], n=2, timeout=3.0,
+                     watchdog=True, resolvers=resolvers)
+        reset, = [t for t, who, text in sim.timeline if who == "s1" and "watchdog" in text]
+        activated, = sim.changes("s2", True)
+        assert reset < activated and sim.allowed == [], sim.story()
+
+
 def test_without_a_watchdog_a_hung_owner_keeps_its_group_while_another_runs_it():
     """The keepalive method's limit (docs/monitors.md): the hung server is fenced only when it
     runs again; meanwhile its kernel still holds G, and the other server runs G too."""
