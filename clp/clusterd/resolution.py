@@ -92,6 +92,7 @@ class Resolution:
                                                 r.timeout)
                          for r in self.mine.values() if r.type == "witness"}
         self._refusal: dict[str, str] = {}  # witness resolver -> why last not granted
+        self._left: dict[str, float] | None = None  # the last granted claim's proofs left
 
     def start(self) -> None:
         for r in self.mine.values():
@@ -121,6 +122,7 @@ class Resolution:
         arbiter = self.arbiters[r.name]
         if at_loss:
             answer = await arbiter.claim(partition.pending, partition.lease)
+            self._left = dict(answer.left) if answer.granted else {}
         else:
             heard = tuple(s for s in self.liveness.online() if s != self.me)
             answer = await arbiter.renew(heard, partition.lease)
@@ -179,12 +181,14 @@ class Resolution:
 
     async def _at_loss(self, names: tuple[str, ...]) -> None:
         rs = [self.mine[n] for n in names]
+        self._left = None
         results = await asyncio.gather(*(self._probe(r, at_loss=True) for r in rs))
         for r, ok in zip(rs, results, strict=True):
             log.info("%s: %s", describe(r), "answered" if ok else "did not answer")
         self.catch_up()
         self.on_step(self.liveness.resolved(time.monotonic(), dict(zip(names, results,
-                                                                      strict=True))))
+                                                                      strict=True)),
+                                            self._left))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

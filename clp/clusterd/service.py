@@ -294,7 +294,7 @@ class ClusterService:
                 self.peer.retry()
                 self.toratio.expire(time.time())
                 if not self.suspended:
-                    self.heartbeats.send(self.sender_state, *self.liveness.bitmaps())
+                    self.heartbeats.send(self.sender_state, *self.liveness.bitmaps(now))
                     self._decide(now, always=True)
                 if self.publisher.age() >= self.publish_every:  # else: published on a change
                     self.publisher.publish()

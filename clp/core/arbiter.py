@@ -9,6 +9,8 @@ arbitration") asks the witness two things:
 - **claim** (at a loss, instead of pinging a target): "I lost these servers". Granted only when
   no claim in force names the claimer; the claim then names each lost server. So of two sides
   that lost each other, the first to ask wins and the other is refused: it is isolated and stops.
+  The grant says, per lost server, how long its last granted request still proves it may hold
+  groups (``left``): the winner need not wait for a proof that ran out long ago (a crash).
 - **renew** (in the background, every half heartbeat interval): "I am still here, and these are
   the servers I hear". Granted only when no claim in force names the renewer. A server holding
   groups needs, for every peer, a heartbeat saying the peer hears it or a granted renewal, no
@@ -29,7 +31,7 @@ the witness a longer hold).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 MAX_SERVERS = 32  # servers per cluster the arbiter keeps (a cluster has at most 32)
@@ -39,6 +41,10 @@ MAX_SERVERS = 32  # servers per cluster the arbiter keeps (a cluster has at most
 class Answer:
     granted: bool
     reason: str  # why not, or what was granted, for the server's log
+    # a granted claim: per lost server, how long its last granted request still proves it may
+    # hold groups (its lease from when the witness granted it, less the time since; negative:
+    # ran out that long ago); a lost server not named holds no proof from the witness at all
+    left: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,7 +64,8 @@ class Arbiter:
         self._renewed[me] = (now, lease)
         for s in lost:
             self._claims.setdefault(s, {})[me] = now
-        return Answer(True, f"{me} won the witness against {', '.join(lost)}")
+        left = {s: at + span - now for s, (at, span) in self._renewed.items() if s in lost}
+        return Answer(True, f"{me} won the witness against {', '.join(lost)}", left)
 
     def renew(self, me: str, heard: Iterable[str], lease: float, now: float) -> Answer:
         heard = set(heard) - {me}

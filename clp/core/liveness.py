@@ -43,7 +43,8 @@ class Liveness:
         self.me = me
         self.servers = list(servers)
         self.membership = Membership(me, servers, paths, timeout, now)
-        self.partition = Partition(me, tuple(servers), resolvers, interval, dict(fence or {}))
+        self.partition = Partition(me, tuple(servers), resolvers, interval, dict(fence or {}),
+                                   timeout=timeout)
         self.down: dict[str, float] = {}  # resolved down -> when its groups may move
         self.verdict: Verdict | None = None  # isolated or yield: this server must stop
         self.started = now
@@ -94,6 +95,10 @@ class Liveness:
                 return False
         return True
 
+    def proved(self, peer: str) -> float | None:
+        """When ``peer`` last showed that it hears this server (None: not since it started)."""
+        return self._proof.get(peer)
+
     def settled(self, now: float) -> bool:
         """Whether this server has run long enough for a peer's Offline mark to be current."""
         return now - self.started > self.membership.timeout + self.partition.interval
@@ -102,12 +107,19 @@ class Liveness:
         return frozenset(s for s in self.servers
                          if self.membership.server_state(s) == ServerState.UNKNOWN)
 
-    def bitmaps(self) -> tuple[int, int]:
-        """(heard, offline) for this server's heartbeats."""
+    def bitmaps(self, now: float | None = None) -> tuple[int, int]:
+        """(heard, offline) for this server's heartbeats sent at ``now``: heard, the servers it
+        counts Online, but not a peer with a hearing window silent for longer than that
+        (:meth:`Partition.hear_window`; ``now`` None: no window applies)."""
         heard = sum(1 << i for i, s in enumerate(self.servers)
-                    if self.membership.server_state(s) == ServerState.ONLINE)
+                    if self.membership.server_state(s) == ServerState.ONLINE
+                    and not self._unheard_for(now, s))
         offline = sum(1 << self.servers.index(s) for s in self.down)
         return heard, offline
+
+    def _unheard_for(self, now: float | None, server: str) -> bool:
+        window = None if now is None else self.partition.hear_window(server)
+        return window is not None and now - self.membership.timer_from(server) > window
 
     def next_deadline(self, now: float) -> float | None:
         times = [at for at in self.down.values() if at > now]
@@ -219,7 +231,8 @@ class Liveness:
         step.decisions = self.membership.tick(now)
         lost = tuple(d.server for d in step.decisions if d.kind == "server_down")
         if lost:
-            out = self.partition.lost(now, lost, {s: self.membership.last_rxs(s) for s in lost})
+            out = self.partition.lost(now, lost, {s: self.membership.last_rxs(s) for s in lost},
+                                      {s: self.membership.timer_from(s) for s in lost})
             if isinstance(out, Verdict):
                 self._apply(now, step, out)
             else:
@@ -235,7 +248,7 @@ class Liveness:
 
     def _lapsed(self, now: float, peer: str, resolver: str | None) -> Verdict:
         """The isolated verdict of a lease that ran out (see :meth:`lease`)."""
-        heard = self._proof.get(peer)
+        heard = self.proved(peer)
         hears = (f"{peer} has not shown for {now - heard:.2f} s that it hears {self.me}"
                  if heard is not None else
                  f"{peer} has not shown that it hears {self.me} since {self.me} started")
@@ -251,10 +264,12 @@ class Liveness:
             f"and take over) and {answered}; holding groups needs one of the two within "
             f"{self.partition.lease:.2f} s"))
 
-    def resolved(self, now: float, results: dict[str, bool]) -> Step:
+    def resolved(self, now: float, results: dict[str, bool],
+                 left: Mapping[str, float] | None = None) -> Step:
+        """The probes of a loss answered; ``left``: a witness's grant (Partition.resolved)."""
         step = Step()
         self.partition.ratio = self.membership.ratio
-        verdict = self.partition.resolved(now, results)
+        verdict = self.partition.resolved(now, results, left)
         if self.verdict is None:
             self._apply(now, step, verdict)
         return step

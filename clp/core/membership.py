@@ -156,6 +156,19 @@ class Membership:
             return self._own_rx.get(path)
         return srv.paths[path].last_rx if path in srv.paths else None
 
+    @property
+    def base_timeout(self) -> float:
+        """The configured heartbeat timeout (the effective one is never shorter: ratio >= 1)."""
+        return self._base_timeout
+
+    def timer_from(self, server: str) -> float:
+        """What ``server``'s timeout counts from: when its newest heartbeat was first received
+        on any path, or this server's start or resume if later; it is declared down no sooner
+        than a timeout after it."""
+        srv = self._servers.get(server)
+        return max((p.ref for p in srv.paths.values()), default=float("-inf")) if srv \
+            else float("-inf")
+
     def last_rxs(self, server: str) -> list[float]:
         """When ``server`` was last heard on each of its paths that ever delivered."""
         srv = self._servers.get(server)

@@ -66,6 +66,22 @@ that answers decides in a millisecond, one that does not only after its timeout)
   starts meanwhile takes over). Its price: a server holding groups while a peer is down (or
   unheard for longer than the lease) stops when its targets stop answering for the lease, as
   it cannot tell that from being cut off; background probes go every half interval.
+
+Witness arbitration (``witness`` resolvers, clp.core.arbiter) allows none of the seed's
+double activations: only one side of a partition wins the claim. And it can cut the takeover
+wait, since the witness knows what the other side's proofs are worth:
+
+- **Won at the witness.** A granted claim says, per lost server, how long its last grant from
+  the witness still proves it may hold groups (``left``; none when it holds no proof there).
+  Its other proof is this server's heartbeats saying they hear it: for a peer that uses a
+  witness, this server stops saying so a *hearing window* after the peer's newest heartbeat
+  (:meth:`Partition.hear_window`: the heartbeat timeout less the peer's lease and two
+  intervals, when that leaves at least an interval), so that proof has run out an interval
+  before the peer is declared down. The groups then move once both proofs ran out and an
+  interval passed for the release (or the watchdog's reset after a hang at that moment):
+  a crashed server's groups move at the verdict, a server that is still renewing at the
+  witness is waited for as before (:meth:`Partition.won_wait`). Without a hearing window the
+  usual wait applies.
 """
 
 from __future__ import annotations
@@ -106,6 +122,7 @@ class _Pending:
     servers: tuple[str, ...]
     since: float
     resolvers: tuple[str, ...]
+    timers: dict[str, float] = field(default_factory=dict)  # lost server -> timer_from
 
 
 @dataclass
@@ -118,6 +135,7 @@ class Partition:
     # (clp.config.fencing.WatchdogWait)
     fence: Mapping[str, Fence] = field(default_factory=dict)
     ratio: float = 1.0  # the clptoratio ratio now (set by the liveness layer)
+    timeout: float = 0.0  # the configured heartbeat timeout (0: no hearing window, see below)
     _fails: dict[str, int] = field(default_factory=dict)  # consecutive background failures
     _failing_at_loss: frozenset[str] = frozenset()
     _pending: _Pending | None = None
@@ -166,6 +184,18 @@ class Partition:
         """:attr:`lease` of ``server``."""
         budgets = [r.budget for r in self.resolvers if server in r.servers]
         return max(budgets) + self.interval if budgets else 0.0
+
+    def hear_window(self, server: str) -> float | None:
+        """For a peer that uses witness arbitration: how long after its timer (its newest
+        heartbeat) this server still says it hears it (see "Won at the witness" in the
+        module), so that its proof from this server has run out, and it has released, before
+        it is declared down; None when the timeout leaves no room for that (shorter than its
+        lease and three intervals), or it uses no witness."""
+        if not self.timeout or not any(r.type == "witness" and server in r.servers
+                                       for r in self.resolvers):
+            return None
+        window = self.timeout - self.lease_of(server) - 2 * self.interval
+        return window if window >= self.interval else None
 
     def reached_until(self, server_rx: Iterable[float]) -> tuple[float, str | None]:
         """Until when this server's resolvers prove it is not isolated, as far as a peer
@@ -268,10 +298,13 @@ class Partition:
         return None
 
     def lost(self, now: float, servers: tuple[str, ...],
-             rx: Mapping[str, Iterable[float]] | None = None) -> tuple[str, ...] | Verdict:
+             rx: Mapping[str, Iterable[float]] | None = None,
+             timers: Mapping[str, float] | None = None) -> tuple[str, ...] | Verdict:
         """Membership declared ``servers`` Offline (``rx``: when each was last heard on each of
-        its paths). Returns the names of the resolvers to probe now (then call
-        :meth:`resolved`), or at once the Verdict when this server uses none."""
+        its paths; ``timers``: what each one's timeout counted from). Returns the names of the
+        resolvers to probe now (then call :meth:`resolved`), or at once the Verdict when this
+        server uses none."""
+        timers = dict(timers or {})
         lost = tuple(s for s in servers if s != self.me)
         if not lost:
             raise ValueError("lost() needs at least one server other than this one")
@@ -279,7 +312,8 @@ class Partition:
         if self._pending is not None:  # more servers lost while probing: one decision for all
             merged = tuple(s for s in self.servers
                            if s in self._pending.servers or s in lost)
-            self._pending = _Pending(merged, self._pending.since, self._pending.resolvers)
+            self._pending = _Pending(merged, self._pending.since, self._pending.resolvers,
+                                     {**self._pending.timers, **timers})
             return ()
         if not mine:
             return Verdict("down", lost, self._down_reason(lost, "no network partition "
@@ -288,11 +322,14 @@ class Partition:
         self._failing_at_loss = frozenset(  # never heard: silent since our start
             r.name for r in mine if all(self.already_failing(r.name, rx.get(s, ()))
                                         for s in lost))
-        self._pending = _Pending(lost, now, tuple(r.name for r in mine))
+        self._pending = _Pending(lost, now, tuple(r.name for r in mine), timers)
         return tuple(r.name for r in mine)
 
-    def resolved(self, now: float, results: dict[str, bool]) -> Verdict:
-        """The probes asked by :meth:`lost` answered (True: the target answered)."""
+    def resolved(self, now: float, results: dict[str, bool],
+                 left: Mapping[str, float] | None = None) -> Verdict:
+        """The probes asked by :meth:`lost` answered (True: the target answered); ``left``:
+        a witness's grant, per lost server the seconds its last grant there still proves (a
+        lost server it does not name has no proof from it)."""
         if self._pending is None:
             raise ValueError("resolved() without a pending loss")
         pending, self._pending = self._pending, None
@@ -303,20 +340,46 @@ class Partition:
         isolated, ignored, reached = [], [], []
         for name in pending.resolvers:
             spec = self._spec(name)
+            witness = spec.type == "witness"
             if results[name]:
                 self._answered(name, pending.since)
-                reached.append(f"{spec.describe} answered")
+                reached.append(f"{spec.describe} {'granted the claim' if witness else 'answered'}")
             elif spec.type == "ping" and name in self._failing_at_loss:
                 ignored.append(f"{spec.describe} was already failing before the loss")
             else:
-                isolated.append(f"{spec.describe} did not answer")
+                isolated.append(f"{spec.describe} did not "
+                                f"{'grant the claim' if witness else 'answer'}")
         if isolated:
             return Verdict("isolated", lost, (
                 f"{self.me} is isolated from the network: lost every heartbeat to "
                 f"{', '.join(lost)} and {'; '.join(isolated)}"))
         why = "; ".join(reached + [f"{x} (cannot resolve; failing over as the seed does)"
                                    for x in ignored])
-        return Verdict("down", lost, self._down_reason(lost, why), now + self.grace(lost))
+        won = left is not None and any(self._spec(n).type == "witness" and results[n]
+                                       for n in pending.resolvers)
+        wait = self.won_wait(now, lost, left or {}, pending.timers) if won else None
+        if wait is None:
+            wait = self.grace(lost)
+        return Verdict("down", lost, self._down_reason(lost, why, wait), now + wait)
+
+    def won_wait(self, now: float, lost: tuple[str, ...], left: Mapping[str, float],
+                 timers: Mapping[str, float]) -> float | None:
+        """The takeover wait after a claim granted at ``now`` (see "Won at the witness" in the
+        module): until each lost server's last proof ran out (the witness's ``left``, and this
+        server's heartbeats, which stopped saying it hears that server a hearing window after
+        its timer), then an interval for its release, or its watchdog's reset after a hang at
+        that moment. None when a lost server has no hearing window (:meth:`grace` then)."""
+        waits = [0.0]
+        for s in lost:
+            window = self.hear_window(s)
+            if window is None or s not in timers:
+                return None
+            heard = timers[s] + window + self.interval + self.lease_of(s)  # its last such
+            # heartbeat, first received an interval later at the latest, and its lease
+            end = max(now + left.get(s, float("-inf")), heard)
+            after = self.fence[s].wait(self.ratio) if s in self.fence else self.interval
+            waits.append(end + after - now)
+        return max(waits)
 
     def heartbeat(self, server: str, heard: int, offline: int, was_offline: bool,
                   settled: bool = False) -> Verdict | None:
@@ -348,8 +411,8 @@ class Partition:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _down_reason(self, lost: tuple[str, ...], why: str) -> str:
-        wait = self.grace(lost)
+    def _down_reason(self, lost: tuple[str, ...], why: str, wait: float | None = None) -> str:
+        wait = self.grace(lost) if wait is None else wait
         then = f"; their groups move in {wait:.2f} s" if wait else ""
         return f"{', '.join(lost)} down: {why}{then}"
 

@@ -94,7 +94,13 @@ class WitnessArbiter:
         if doc.get("epoch") != self.epoch:
             self.epoch = str(doc.get("epoch"))
             return None
-        return Answer(doc["granted"], str(doc.get("reason", "")))
+        left = doc.get("left", {})
+        if not isinstance(left, dict) or not all(
+                isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+                for k, v in left.items()):
+            raise WireError(f"left {left!r} is not a map of server names to seconds")
+        return Answer(doc["granted"], str(doc.get("reason", "")),
+                      {k: float(v) for k, v in left.items() if k in names})
 
     async def _post(self, data: bytes) -> bytes:
         assert self._conn is not None

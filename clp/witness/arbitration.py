@@ -11,7 +11,8 @@ request, nor a record of one cluster for another.
 
 - Request: ``{"op": "claim"|"renew", "server", "names", "lease", "epoch", "seq"}``. ``names``:
   the lost servers (claim) or the servers the sender hears (renew); ``lease``: seconds.
-- Answer: ``{"granted", "reason", "epoch", "seq"}``, ``seq`` the request's.
+- Answer: ``{"granted", "reason", "epoch", "seq", "left"}``, ``seq`` the request's, ``left``
+  (a granted claim) per lost server the seconds its last grant still proves.
 
 Replays: ``epoch`` is the witness's, drawn at its start, and ``seq`` grows with every request of
 a server within an epoch; a request with another epoch is answered, not granted, with the
@@ -144,7 +145,9 @@ class Arbitration:
             else:
                 answer = arbiter.renew(req.server, req.names, req.lease, now)
         return 200, seal(key, cluster, "ans", {"granted": answer.granted, "reason": answer.reason,
-                                               "epoch": self.epoch, "seq": req.seq})
+                                               "epoch": self.epoch, "seq": req.seq,
+                                               "left": {s: round(v, 6)
+                                                        for s, v in answer.left.items()}})
 
     def summary(self) -> dict[str, Any]:
         now = self.clock()

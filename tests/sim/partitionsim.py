@@ -233,7 +233,7 @@ class PartitionSim:
             return
         n.last_round = t
         self._push(t + INTERVAL, ROUND, ("round", s, inc))
-        heard, offline = n.live.bitmaps()
+        heard, offline = n.live.bitmaps(t)
         for path, members in self.paths.items():
             for to in sorted(members - {s}) if s in members else ():
                 if self.world.delivers(path, s, to, t):
@@ -274,10 +274,11 @@ class PartitionSim:
             n.wake_at = INF
             self._after(n, t, n.live.tick(t))
 
-    def _on_probed(self, t: float, s: str, inc: int, results: dict[str, bool]) -> None:
-        n = self._node(s, inc, t, ("probed", s, inc, results))
+    def _on_probed(self, t: float, s: str, inc: int, results: dict[str, bool],
+                   left: dict[str, float] | None) -> None:
+        n = self._node(s, inc, t, ("probed", s, inc, results, left))
         if n is not None:
-            self._after(n, t, n.live.resolved(t, results))
+            self._after(n, t, n.live.resolved(t, results, left))
             n.probed = None
 
     def _on_background(self, t: float, s: str, inc: int, r: ResolverSpec) -> None:
@@ -334,11 +335,14 @@ class PartitionSim:
             self._verdict(n, t, v)
         if step.probe:
             specs = [r for r in self.specs if r.name in step.probe]
-            results = {r.name: self._probe(n, r, t) for r in specs}
+            left: dict[str, float] = {}
+            results = {r.name: self._probe(n, r, t, left) for r in specs}
             wait = max([ANSWER] + [r.budget for r in specs if not results[r.name]])
             n.probed = self._snapshot(t, specs)
             self.log(t, n.name, f"probes {', '.join(step.probe)}: {results}")
-            self._push(t + wait, OTHER, ("probed", n.name, n.inc, results))
+            self._push(t + wait, OTHER, ("probed", n.name, n.inc, results,
+                                         left if any(r.type == "witness" for r in specs)
+                                         else None))
         self._consider(n, t)
         n.live.holding = n.holds or n.activating
         d = n.live.next_deadline(t) if self.cfg.wake else None
@@ -348,12 +352,15 @@ class PartitionSim:
             n.wake_at = max(d, t) + SLACK
             self._push(n.wake_at, OTHER, ("wake", n.name, n.inc))
 
-    def _probe(self, n: Node, r: ResolverSpec, t: float) -> bool:
-        """A probe at a loss: the world's reach, and with a witness its grant of the claim."""
+    def _probe(self, n: Node, r: ResolverSpec, t: float, left: dict[str, float]) -> bool:
+        """A probe at a loss: the world's reach, and with a witness its grant of the claim
+        (what the grant says of the lost servers' proofs goes into ``left``)."""
         ok = self.world.reach(n.name, r.type, t)
         if r.type == "witness" and ok:
-            ok = self.arbiter.claim(n.name, n.live.partition.pending, n.live.partition.lease,
-                                    t).granted
+            answer = self.arbiter.claim(n.name, n.live.partition.pending,
+                                        n.live.partition.lease, t)
+            ok = answer.granted
+            left.update(answer.left)
         return ok
 
     def _snapshot(self, t: float, specs: list[ResolverSpec]) -> dict[str, tuple[int, bool, bool]]:
@@ -437,14 +444,17 @@ class PartitionSim:
             ``y`` to give way (``STOP`` before now; not counting those the rule lets ``y`` run
             through: ``y`` had also resolved ``x`` down and has the higher priority, or ``y`` had
             just started and ``x`` had not heard it): nothing could tell the two sides apart;
-        (c) a ping resolver failing before the loss was ignored ("already failing");
+        (c) a ping resolver failing before the loss was ignored ("already failing"); also
+            without a verdict: ``x`` holds G with no proof from ``y`` any more and no resolver
+            counting against ``y``, its ping target having failed independently of ``y``'s
+            loss (the same rule, as "Holding needs proof" applies it);
         (d) ``y`` uses no resolver while ``x`` does (docs/network-partition.md, case 4: cut
             off, ``y`` goes on running its groups), and was running when ``x`` decided."""
         rec = x.downs.get(y.name) if y.name in x.live.down else x.kept.get(y.name)  # in force
         if rec is None and x.act_id and y.name in x.basis:  # heard again since it activated
             rec = x.basis[y.name] if x.basis[y.name].peer_inc == y.inc else None
         if rec is None:
-            return None
+            return self._holding_on_failing(x, y, t)
         why = rec.verdict.reason
         if NO_RESOLVER in why and rec.peer_alive:
             return "a", why
@@ -457,6 +467,21 @@ class PartitionSim:
         if rec.peer_alive and rec.peer_reach and not joined:
             return "b", why
         return None
+
+    def _holding_on_failing(self, x: Node, y: Node, t: float) -> tuple[str, str] | None:
+        """Class (c) without a verdict (see :meth:`classify`)."""
+        live = x.live
+        rx = live.membership.last_rxs(y.name)
+        proved = live.proved(y.name)
+        if (proved is not None and proved + live.partition.lease > t) or \
+                live.partition.reached_until(rx)[1] is not None:
+            return None
+        failing = [r.name for r in live.partition.mine()
+                   if live.partition.already_failing(r.name, rx)]
+        if not failing:
+            return None
+        return "c", (f"{x.name} holds G with no proof from {y.name}: {', '.join(failing)} "
+                     f"already failing")
 
     def story(self, last: int = 30) -> str:
         return "\n".join(f"  {t:8.3f} {who:>8}  {text}" for t, who, text in self.timeline[-last:])

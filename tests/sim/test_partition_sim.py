@@ -20,6 +20,7 @@ both (every loss rate on the last path; restarts in any order), and what that ru
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
@@ -418,12 +419,15 @@ def test_a_ping_target_failing_before_the_peer_was_lost_stops_nothing():
 
 @st.composite
 def arbitration_configs(draw: st.DrawFn) -> Config:
-    """Every server uses the witness arbiter (maybe a ping or http resolver besides), and
-    userw feeds a kernel watchdog: a hung holder counts as active."""
+    """Every server uses the witness arbiter (maybe a ping or http resolver besides), with
+    timeouts long enough for the hearing window of a fast takeover or not, and mostly userw
+    feeding a kernel watchdog: a hung holder then counts as active."""
     cfg = draw(configs())
     extra = draw(st.sampled_from([(), (), ("ping",), ("http",)]))
+    timeout = draw(st.sampled_from([cfg.timeout, 5.0, 8.0]))  # room for a hearing window
     return Config(**{**cfg.__dict__, "resolvers": ("witness", *extra), "nonuser": None,
-                     "watchdog": True})
+                     "watchdog": draw(st.sampled_from([True, True, False])),
+                     "timeout": timeout})
 
 
 @st.composite
@@ -441,7 +445,7 @@ def arbitration_schedules(draw: st.DrawFn) -> Scenario:
     sc = draw(st.one_of(lossy_last_paths(), restarts_in_any_order(), watchdog_scenarios()))
     cfg = draw(arbitration_configs())
     cfg = Config(**{**sc.cfg.__dict__, "resolvers": cfg.resolvers, "nonuser": None,
-                    "watchdog": True})
+                    "watchdog": cfg.watchdog, "timeout": cfg.timeout})
     return Scenario(cfg, sc.faults, sc.horizon, sc.seed)
 
 
@@ -497,10 +501,44 @@ def test_with_a_witness_down_a_crash_moves_nothing_and_a_partition_stops_the_hol
 
 
 def test_with_a_witness_a_crash_fails_over_after_the_same_wait_as_ping():
+    # a timeout of 3 s leaves no hearing window (lease 1.5 + 2 intervals): the usual wait
     sims = {r: sim_of([Fault("crash", 6.0, who="s1")], n=2, resolvers=(r,), watchdog=False)
             for r in ("witness", "http")}
     moved = {r: sim.changes("s2", True) for r, sim in sims.items()}
     assert moved["witness"] == moved["http"] and len(moved["witness"]) == 1, moved
+
+
+def test_won_at_the_witness_a_crash_fails_over_without_the_takeover_wait():
+    # timeout 8 s: s2 stops saying it hears s1 4.5 s after its last heartbeat, so by the
+    # verdict s1's proofs (the witness's, and s2's heartbeats) have run out long ago
+    for watchdog in (False, True):
+        sims = {r: sim_of([Fault("crash", 6.0, who="s1")], n=2, resolvers=(r,), timeout=8.0,
+                          watchdog=watchdog) for r in ("witness", "http")}
+        (t, down), = sims["witness"].verdicts_of("s2", "down")
+        activated, = sims["witness"].changes("s2", True)
+        ping_activated, = sims["http"].changes("s2", True)
+        if watchdog:  # the reset after a hang as late as s1's last proof, which ended an
+            # interval before the verdict: a little sooner than ping's wait for the reset
+            assert "move in" in down.reason and activated < ping_activated
+        else:
+            assert down.takeover_at == t and "move in" not in down.reason, down
+            assert activated == pytest.approx(t + 0.1)  # at once (the activation's 0.1 s)
+            assert ping_activated == pytest.approx(activated + 2.5, abs=0.02)
+
+
+def test_won_at_the_witness_a_holder_that_hears_but_is_not_heard_has_stopped_by_the_verdict():
+    # s1 still hears s2 on the disk but s2 hears nothing of s1, and s1 cannot reach the
+    # witness: s2 stops saying it hears s1 a hearing window after its last heartbeat, so s1's
+    # proof runs out and it stops before s2's verdict, and s2 takes over at once
+    sim = sim_of([Fault("split", 5.0, side=frozenset({"s1"}), reach=(False, True)),
+                  Fault("oneway", 5.0, who="s1", to="s2", path="disk")], n=2, timeout=8.0,
+                 disk=True, resolvers=("witness",))
+    (t_iso, iso), = sim.verdicts_of("s1", "isolated")
+    (t_down, down), = sim.verdicts_of("s2", "down")
+    assert "s2 has not shown" in iso.reason and down.takeover_at == t_down, sim.story()
+    released, = sim.changes("s1", False)
+    activated, = sim.changes("s2", True)
+    assert released < t_down < activated and sim.allowed == []
 
 
 def test_a_server_restarted_after_losing_the_witness_is_freed_once_the_winner_hears_it():

@@ -29,6 +29,18 @@ def test_of_two_servers_that_lost_each_other_the_first_to_claim_wins() -> None:
     assert a.claimed_by("s1", 11.2) == ["s2"] and a.claimed_by("s2", 11.2) == []
 
 
+def test_a_grant_says_how_long_each_lost_servers_last_grant_still_proves() -> None:
+    a = ready()
+    a.renew("s1", [], LEASE, 10.0)
+    a.renew("s3", [], LEASE, 9.0 + 1.0)
+    a.renew("s3", [], LEASE, 10.2)
+    won = a.claim("s2", ["s1", "s3", "s4"], LEASE, 11.0)
+    # s1: granted at 10.0, 0.5 s left; s3: at 10.2, 0.7 s left; s4: never: no proof at all
+    assert won.granted and won.left == pytest.approx({"s1": 0.5, "s3": 0.7})
+    later = a.claim("s2", ["s1"], LEASE, 12.0)  # s1's lease ran out: forgotten, no proof
+    assert later.granted and later.left == {}
+
+
 def test_several_winners_against_one_server_and_none_against_the_claimer() -> None:
     a = ready()
     assert a.claim("s2", ["s1", "s2"], LEASE, 10.0).granted  # its own name is ignored
@@ -105,14 +117,17 @@ def ask(w: Arbitration, op: str, server: str, names: list[str], seq: int,
 def test_the_witness_answers_sealed_and_refuses_replays_and_old_epochs() -> None:
     now = [20.0]
     w = witness(now)
+    assert ask(w, "renew", "server1", [], 4)[1]["granted"]  # at 20: its lease runs to 21.5
+    now[0] = 21.0
     status, ans = ask(w, "claim", "server2", ["server1"], 5)
     assert status == 200 and ans == {"granted": True, "epoch": "0" * 16, "seq": 5,
-                                     "reason": "server2 won the witness against server1"}
+                                     "reason": "server2 won the witness against server1",
+                                     "left": {"server1": 0.5}}
     _, ans = ask(w, "renew", "server2", [], 5)  # a replay of seq 5
     assert not ans["granted"] and "not above the last one of server2" in ans["reason"]
     _, ans = ask(w, "renew", "server1", [], 1, epoch="1" * 16)
     assert not ans["granted"] and ans["epoch"] == "0" * 16 and "epoch changed" in ans["reason"]
-    _, ans = ask(w, "renew", "server1", [], 2)
+    _, ans = ask(w, "renew", "server1", [], 6)
     assert not ans["granted"] and ans["reason"] == "server2 won the witness against server1"
 
 
