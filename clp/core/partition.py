@@ -91,6 +91,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 VERDICT_KINDS = ("down", "isolated", "yield")
+EPSILON = 1e-9  # seconds: sums of configured times are compared with this much slack
 
 
 class Fence(Protocol):
@@ -195,7 +196,7 @@ class Partition:
                                        for r in self.resolvers):
             return None
         window = self.timeout - self.lease_of(server) - 2 * self.interval
-        return window if window >= self.interval else None
+        return window if window >= self.interval - EPSILON else None
 
     def reached_until(self, server_rx: Iterable[float]) -> tuple[float, str | None]:
         """Until when this server's resolvers prove it is not isolated, as far as a peer

@@ -71,3 +71,11 @@ def test_won_at_the_witness_the_wait_adds_the_lost_servers_lease() -> None:
     p = Partition("server1", S, (witness,), 3.0, {"server2": WatchdogWait(90.0, 9.0)})
     assert p.lease_of("server2") == 6.0
     assert p.grace(("server2",)) == 6.0 + 99.0
+
+
+def test_a_hearing_window_of_exactly_an_interval_counts_despite_rounding() -> None:
+    witness = ResolverSpec("witnessnp1", "witness", frozenset(S), budget=0.1,
+                           describe="witness")
+    p = Partition("server1", S, (witness,), 0.1, timeout=0.5)
+    assert p.hear_window("server2") == pytest.approx(0.1)  # 0.5 - 0.2 - 0.2 in floats
+    assert Partition("server1", S, (witness,), 0.1, timeout=0.45).hear_window("server2") is None
