@@ -73,11 +73,11 @@ async def probe(r: Resolver) -> bool:
 class Resolution:
     def __init__(self, config: ClusterConfig, me: str, liveness: Liveness,
                  on_step: Callable[[Step], None], catch_up: Callable[[], None],
-                 key: bytes) -> None:
+                 key: bytes, incarnation: int) -> None:
         """``catch_up``: gives liveness the heartbeats received so far, before a result goes
         in (a resolver's state is compared with the one when each server was last heard).
         ``key``: the cluster key (a witness resolver's requests are sealed with the arbiter
-        key derived from it)."""
+        key derived from it); ``incarnation``: this start's (in a witness's requests)."""
         from clp.np.witness import WitnessArbiter
 
         self.me = me
@@ -89,10 +89,9 @@ class Resolution:
         self._tasks: set[asyncio.Task[None]] = set()
         self._cannot: set[str] = set()  # resolvers whose probe could not be sent (logged once)
         self.arbiters = {r.name: WitnessArbiter(r.target or "", config.name, arbiter_key(key), me,
-                                                r.timeout)
+                                                r.timeout, incarnation)
                          for r in self.mine.values() if r.type == "witness"}
         self._refusal: dict[str, str] = {}  # witness resolver -> why last not granted
-        self._left: dict[str, float] | None = None  # the last granted claim's proofs left
 
     def start(self) -> None:
         for r in self.mine.values():
@@ -115,14 +114,17 @@ class Resolution:
                        **({"refused": self._refusal[name]} if name in self._refusal else {})}
                 for name, r in self.mine.items()}
 
-    async def _ask(self, r: Resolver, at_loss: bool) -> bool:
-        """The witness's grant: a claim against the lost servers at a loss, else a renewal
-        naming the servers heard; why it was not granted is logged when that changes."""
+    async def _ask(self, r: Resolver, left: dict[str, float] | None) -> bool:
+        """The witness's grant: a claim against the lost servers at a loss (``left`` given:
+        what a grant says of their proofs goes into it), else a renewal naming the servers
+        heard; why it was not granted is logged when that changes."""
+        at_loss = left is not None
         partition = self.liveness.partition
         arbiter = self.arbiters[r.name]
         if at_loss:
-            answer = await arbiter.claim(partition.pending, partition.lease)
-            self._left = dict(answer.left) if answer.granted else {}
+            answer = await arbiter.claim(partition.claiming, partition.lease)
+            if answer.granted and left is not None:
+                left.update(answer.left)
         else:
             heard = tuple(s for s in self.liveness.online() if s != self.me)
             answer = await arbiter.renew(heard, partition.lease)
@@ -139,13 +141,13 @@ class Resolution:
                         extra={"alert": True})
         return answer.granted
 
-    async def _probe(self, r: Resolver, at_loss: bool = False) -> bool:
+    async def _probe(self, r: Resolver, left: dict[str, float] | None = None) -> bool:
         """A probe that cannot be sent counts as no answer (this server cannot reach the
         target); logged with an alert when it starts and when it ends. Any other failure of the
         probe counts the same way: a resolution left waiting would keep the lost servers'
         groups where they are for ever."""
         try:
-            ok = await (self._ask(r, at_loss) if r.type == "witness" else probe(r))
+            ok = await (self._ask(r, left) if r.type == "witness" else probe(r))
         except Exception as e:  # noqa: BLE001 - see the docstring
             if r.name not in self._cannot:
                 self._cannot.add(r.name)
@@ -181,14 +183,15 @@ class Resolution:
 
     async def _at_loss(self, names: tuple[str, ...]) -> None:
         rs = [self.mine[n] for n in names]
-        self._left = None
-        results = await asyncio.gather(*(self._probe(r, at_loss=True) for r in rs))
+        left: dict[str, float] = {}
+        results = await asyncio.gather(*(self._probe(r, left) for r in rs))
         for r, ok in zip(rs, results, strict=True):
             log.info("%s: %s", describe(r), "answered" if ok else "did not answer")
         self.catch_up()
         self.on_step(self.liveness.resolved(time.monotonic(), dict(zip(names, results,
                                                                       strict=True)),
-                                            self._left))
+                                            left if "witness" in {r.type for r in rs}
+                                            else None))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

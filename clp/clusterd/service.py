@@ -129,7 +129,7 @@ class ClusterService:
         self.heartbeats = HeartbeatSet(config, self.me, key, self.incarnation,
                                        self._on_heartbeat)
         self.resolution = Resolution(config, self.me, self.liveness, self._on_step,
-                                     self._take_quiet, key)
+                                     self._take_quiet, key, self.incarnation)
         self._group_view: list[str] = []
         self.runner = ResourceRunner(gate=self._resource_gate)
         self.peer_client = PeerClient(config, self.me, key)

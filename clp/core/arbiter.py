@@ -15,8 +15,9 @@ arbitration") asks the witness two things:
   the servers I hear". Granted only when no claim in force names the renewer. A server holding
   groups needs, for every peer, a heartbeat saying the peer hears it or a granted renewal, no
   older than its lease (clp.core.liveness, "Holding needs proof"): a server claimed against
-  cannot renew, so it stops a lease after the claim at the latest, and the claimer's takeover
-  wait (its resolver's budget plus two intervals) is longer than that lease.
+  cannot renew, so it stops a lease after its last grant at the latest; the claimer waits for
+  that (the grant's ``left``) before its groups start (clp.core.partition, "Won at the
+  witness").
 
 A claim stays in force while its claimer renews within the lease it gave (a claimer that stops
 renewing may hold nothing on it after that lease either, so its claims go with it), and until the
@@ -42,8 +43,8 @@ class Answer:
     granted: bool
     reason: str  # why not, or what was granted, for the server's log
     # a granted claim: per lost server, how long its last granted request still proves it may
-    # hold groups (its lease from when the witness granted it, less the time since; negative:
-    # ran out that long ago); a lost server not named holds no proof from the witness at all
+    # hold groups (its lease from when the witness granted it, less the time since); a lost
+    # server not named holds no proof from the witness at all (none granted, or ran out)
     left: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -87,10 +88,8 @@ class Arbiter:
     def summary(self, now: float) -> dict[str, object]:
         """For the witness's operator view: claims in force, and each server's last renewal."""
         return {
-            "holding_until": round(self.started + self.hold - now, 3)
-            if now < self.started + self.hold else 0,
-            "claims": {s: self.claimed_by(s, now) for s in sorted(self._claims)
-                       if self.claimed_by(s, now)},
+            "holding_for": round(max(0.0, self.started + self.hold - now), 3),
+            "claims": {s: by for s in sorted(self._claims) if (by := self.claimed_by(s, now))},
             "renewed": {s: round(now - at, 3) for s, (at, _) in sorted(self._renewed.items())},
         }
 

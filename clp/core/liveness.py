@@ -118,7 +118,8 @@ class Liveness:
         return heard, offline
 
     def _unheard_for(self, now: float | None, server: str) -> bool:
-        window = None if now is None else self.partition.hear_window(server)
+        window = None if now is None or server == self.me else \
+            self.partition.hear_window(server)
         return window is not None and now - self.membership.timer_from(server) > window
 
     def next_deadline(self, now: float) -> float | None:
@@ -272,6 +273,15 @@ class Liveness:
         verdict = self.partition.resolved(now, results, left)
         if self.verdict is None:
             self._apply(now, step, verdict)
+        later = tuple(s for s in self.partition.take_later()
+                      if self.membership.server_state(s) == ServerState.OFFLINE)
+        if later and self.verdict is None:  # lost while that claim was out: a claim of theirs
+            out = self.partition.lost(now, later, {s: self.membership.last_rxs(s) for s in later},
+                                      {s: self.membership.timer_from(s) for s in later})
+            if isinstance(out, Verdict):
+                self._apply(now, step, out)
+            else:
+                step.probe = out
         return step
 
     def background(self, name: str, ok: bool, at: float) -> str | None:

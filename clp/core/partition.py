@@ -145,6 +145,7 @@ class Partition:
     _keeping: set[str] = field(default_factory=set)  # resolved down, heard again, still marking me
     _reached: dict[str, float] = field(default_factory=dict)  # last answered probe: sent at
     _unanswered: dict[str, float] = field(default_factory=dict)  # first failed since: sent at
+    _later: dict[str, float] = field(default_factory=dict)  # lost during a claim -> timer_from
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.resolvers]
@@ -270,7 +271,19 @@ class Partition:
     @property
     def pending(self) -> tuple[str, ...]:
         """Servers lost and not yet resolved: their groups must not move yet."""
+        later = tuple(s for s in self.servers if s in self._later)
+        return (self._pending.servers if self._pending else ()) + later
+
+    @property
+    def claiming(self) -> tuple[str, ...]:
+        """The lost servers the probes in flight are about (a witness's claim names these)."""
         return self._pending.servers if self._pending else ()
+
+    def take_later(self) -> dict[str, float]:
+        """Servers lost while a claim was in flight (-> their timers): once it is answered the
+        caller loses them again (:meth:`lost`), for a claim of their own."""
+        later, self._later = self._later, {}
+        return later
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -310,6 +323,13 @@ class Partition:
         if not lost:
             raise ValueError("lost() needs at least one server other than this one")
         mine = self.mine()
+        if self._pending is not None and any(self._spec(n).type == "witness"
+                                             for n in self._pending.resolvers):
+            # the claim in flight names the servers lost before: these need a claim of their
+            # own, once it is answered (take_later)
+            self._later.update({s: timers.get(s, float("-inf")) for s in lost
+                                if s not in self._pending.servers})
+            return ()
         if self._pending is not None:  # more servers lost while probing: one decision for all
             merged = tuple(s for s in self.servers
                            if s in self._pending.servers or s in lost)
@@ -369,7 +389,10 @@ class Partition:
         module): until each lost server's last proof ran out (the witness's ``left``, and this
         server's heartbeats, which stopped saying it hears that server a hearing window after
         its timer), then an interval for its release, or its watchdog's reset after a hang at
-        that moment. None when a lost server has no hearing window (:meth:`grace` then)."""
+        that moment. None when a lost server has no hearing window (:meth:`grace` then).
+        As the rest of the takeover wait, it counts on a heartbeat reaching its peer within an
+        interval; the witness heartbeat path may deliver later, but only between servers that
+        both reach the witness, whose proofs there ``left`` bounds anyway."""
         waits = [0.0]
         for s in lost:
             window = self.hear_window(s)

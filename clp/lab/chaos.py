@@ -115,6 +115,17 @@ def plan(seed: int, servers: list[str], faults: int, span: float,
     # first at one moment: a fault may start as another on that server ends
 
 
+def judge(holders: list[str], hung: set[str], watchdogs: set[str]) -> tuple[bool, str]:
+    """A resource doubled on ``holders`` in two samples: (allowed, what to add to its line).
+    Allowed only when a holder is hung (now or at the sample before: the moment it wakes and
+    fences itself) and none of the hung ones feeds a kernel watchdog (``watchdogs``): the
+    keepalive method's limit."""
+    frozen = [s for s in holders if s in hung]
+    if frozen and not set(frozen) & watchdogs:
+        return True, f", {', '.join(frozen)} hung {KEEPALIVE_LIMIT}"
+    return False, f" ({', '.join(frozen)} hung)" if frozen else ""
+
+
 def installed_config(lab: Lab) -> ClusterConfig:
     """The configuration the lab's servers run (server1's copy: every server has the same)."""
     return load_config(InstallRoot(lab.root_of(lab.servers[0])).config_dir)
@@ -187,13 +198,10 @@ class Watcher:
                 continue
             self.samples += 1
             doubled = {name for name, servers in held.items() if len(servers) > 1}
-            for name in sorted(doubled & self._doubled):  # hung, or woken since the last
-                hung = [s for s in held[name] if s in self.hung | self._was_hung]  # sample
+            for name in sorted(doubled & self._doubled):
                 text = f"{time.strftime('%T')} {name} on {', '.join(held[name])}"
-                if hung and not set(hung) & self.watchdogs:
-                    self.allowed.append(f"{text}, {', '.join(hung)} hung {KEEPALIVE_LIMIT}")
-                else:
-                    self.violations.append(text + (f" ({', '.join(hung)} hung)" if hung else ""))
+                allowed, said = judge(held[name], self.hung | self._was_hung, self.watchdogs)
+                (self.allowed if allowed else self.violations).append(text + said)
             self._doubled = doubled
 
 

@@ -74,6 +74,7 @@ class Faults:
         pid = self._live_init(server)
         ns = nx.pidns_of(pid)
         nx.signal_all(self._server_pids(server), signal.SIGSTOP)
+        watchdog.disarm(self.doc, server)  # powered off: its watchdog stops with it
         nx.set_ports(self.name, self.index(server), LINKS, up=False)
         try:
             self._cut_disk_paths(server)
@@ -90,7 +91,6 @@ class Faults:
         self._release_hung_paths(server)
         nx.poll(f"every process of {server} to die",
                 lambda: not (ns and nx.pids_in_pidns(ns)) and not nx.alive(pid), STOP_WAIT)
-        watchdog.disarm(self.doc, server)  # powered off: its watchdog stops with it
         self._reset_addresses(server)
         self._thaw_ports(server)
 

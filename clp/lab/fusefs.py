@@ -68,8 +68,6 @@ DIRENT = struct.Struct("<QQII")
 STATFS_OUT = struct.Struct("<QQQQQIIII6I")
 ROOT = 1
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -168,14 +166,17 @@ class FlatFS:
             return self.interrupt(INTERRUPT_IN.unpack_from(req, IN_HEADER.size)[0])
         if opcode in NO_REPLY:
             return None
-        if opcode in DATA_OPS and node in self.files:
-            return self.data(node, unique, opcode, req)
         try:
+            if opcode in DATA_OPS and node in self.files:
+                return self.data(node, unique, opcode, req)
             payload = self.meta(opcode, node, req)
         except Refused as e:
             return self.reply(unique, -e.err)
         except OSError as e:
             return self.reply(unique, -(e.errno or errno.EIO))
+        except Exception as e:  # noqa: BLE001 - a bug: the caller gets EIO, never a hang
+            self.log(f"request {opcode} failed: {e!r}")
+            return self.reply(unique, -errno.EIO)
         return self.reply(unique, 0, *payload)
 
     def reply(self, unique: int, error: int, *payload: bytes | memoryview) -> None:
@@ -309,7 +310,7 @@ def serve(make: Callable[[], FlatFS], control: str,
         fs = make()
         fs.mount()
     except (OSError, ValueError) as e:
-        print(f"{time.strftime('%F %T')} {FlatFS.name}: {e}", file=sys.stderr, flush=True)
+        print(f"{time.strftime('%F %T')} {control}: {e}", file=sys.stderr, flush=True)
         return 1
     readers = [threading.Thread(target=fs.serve, name=f"fuse{i}", daemon=True)
                for i in range(READERS)]

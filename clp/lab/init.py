@@ -208,9 +208,12 @@ def reset_watchdog() -> None:
             continue
         try:
             os.write(fd, b"V")
+        except OSError as e:
+            log("watchdog", f"cannot reset {WATCHDOG_LINK}: {e}")
         finally:
             os.close(fd)
         return
+    log("watchdog", f"cannot reset {WATCHDOG_LINK}: still open (busy) after 1 s")
 
 
 def power_cycle(baseline: set[int]) -> None:

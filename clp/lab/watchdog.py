@@ -18,13 +18,13 @@ from typing import Any
 
 import yaml
 
+from clp.config.fencing import WATCHDOG_METHODS
 from clp.lab import labdaemon
 from clp.lab.netns import LabError
 
 DAEMON = "watchdog"
 DEVICE = "/dev/lab/watchdog"  # what a lab configuration's userw names (its ``device``)
 LINK = "watchdog"  # the init's /dev/lab/<LINK>
-METHODS = ("softdog", "ipmi")
 
 
 def wanted(conf: str) -> bool:
@@ -35,7 +35,7 @@ def wanted(conf: str) -> bool:
         return False
     monitors = doc.get("monitors") if isinstance(doc, dict) else None
     return any(isinstance(m, dict) and m.get("type") == "userw"
-               and m.get("method") in METHODS and m.get("device") == DEVICE
+               and m.get("method") in WATCHDOG_METHODS and m.get("device") == DEVICE
                for m in (monitors.values() if isinstance(monitors, dict) else ()))
 
 

@@ -107,7 +107,7 @@ class WatchdogFS(FlatFS):
         dev = self.devices[node]
         with self.lock:
             if fh != dev.holder:
-                return  # an open from before a power-off: the device is not its own any more
+                return  # an open from before a power-off (disarm): not its device any more
             dev.holder = 0
             if dev.magic:
                 dev.armed = False
@@ -136,6 +136,8 @@ class WatchdogFS(FlatFS):
                 return 0, INFO.pack(WDIOF_SETTIMEOUT | WDIOF_MAGICCLOSE | WDIOF_KEEPALIVEPING, 0,
                                     b"clplab watchdog")
             if cmd == WDIOC_SETTIMEOUT:
+                if len(data) < INT.size:
+                    raise Refused(errno.EINVAL)
                 (want,) = INT.unpack(data[:INT.size])
                 if not 1 <= want <= MAX_TIMEOUT:
                     raise Refused(errno.EINVAL)
@@ -154,10 +156,10 @@ class WatchdogFS(FlatFS):
     # the lab's side
     def command(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
-        if op == "disarm":
+        if op == "disarm":  # a power-off or a boot: the device is fresh, whoever had it open
             dev = self._device(str(req.get("server")))
             with self.lock:
-                dev.armed, dev.magic = False, False
+                dev.armed, dev.magic, dev.holder = False, False, 0
         elif op != "state":
             raise ValueError(f"unknown op {op!r}")
         now = self.clock()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from clp.core.arbiter import Answer
 from clp.net import http11
@@ -34,9 +33,13 @@ def budget(timeout: float) -> float:
 
 
 class WitnessArbiter:
-    def __init__(self, target: str, cluster: str, key: bytes, me: str, timeout: float) -> None:
+    def __init__(self, target: str, cluster: str, key: bytes, me: str, timeout: float,
+                 incarnation: int) -> None:
+        """``incarnation``: this start's (greater than every earlier start's, whatever the
+        clock says: a witness refuses what is not newer than the last request it took)."""
         self.host, self.port = split_host_port(target)
         self.cluster, self.key, self.me, self.timeout = cluster, key, me, timeout
+        self.incarnation = incarnation
         self.epoch = ""
         self._seq = 0
         self._lock = asyncio.Lock()
@@ -79,8 +82,8 @@ class WitnessArbiter:
             if self._conn is None:
                 self._conn = await asyncio.open_connection(self.host, self.port,
                                                            limit=http11.LINE_LIMIT)
-            self._seq = max(self._seq + 1, time.time_ns())
-            req = Request(op, self.me, names, lease, self.epoch, self._seq)
+            self._seq += 1
+            req = Request(op, self.me, names, lease, self.epoch, self.incarnation, self._seq)
             try:
                 body = await self._post(seal(self.key, self.cluster, "req", req.doc()))
                 break

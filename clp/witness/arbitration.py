@@ -9,16 +9,18 @@ A body (request or answer) is ``<hex HMAC-SHA256>\\n<JSON>``, the MAC over a dir
 (``req`` / ``ans``), the cluster name and the JSON bytes, so an answer is never taken for a
 request, nor a record of one cluster for another.
 
-- Request: ``{"op": "claim"|"renew", "server", "names", "lease", "epoch", "seq"}``. ``names``:
-  the lost servers (claim) or the servers the sender hears (renew); ``lease``: seconds.
+- Request: ``{"op": "claim"|"renew", "server", "names", "lease", "epoch", "inc", "seq"}``.
+  ``names``: the lost servers (claim) or the servers the sender hears (renew); ``lease``:
+  seconds; ``inc``: the sender's incarnation (each start of its cluster service has a greater
+  one, whatever its clock says); ``seq``: its requests, counted from 1 in an incarnation.
 - Answer: ``{"granted", "reason", "epoch", "seq", "left"}``, ``seq`` the request's, ``left``
   (a granted claim) per lost server the seconds its last grant still proves.
 
-Replays: ``epoch`` is the witness's, drawn at its start, and ``seq`` grows with every request of
-a server within an epoch; a request with another epoch is answered, not granted, with the
-current one (the server asks again with it), and one whose ``seq`` is not above the last seen
-from that server is refused. So a recorded request is worth nothing later, and nothing recorded
-before a witness restart is worth anything after it.
+Replays: ``epoch`` is the witness's, drawn at its start, and (``inc``, ``seq``) grows with every
+request of a server within an epoch; a request with another epoch is answered, not granted,
+with the current one (the server asks again with it), and one whose (``inc``, ``seq``) is not
+above the last seen from that server is refused. So a recorded request is worth nothing later,
+and nothing recorded before a witness restart is worth anything after it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,13 +80,15 @@ class Request:
     names: tuple[str, ...]
     lease: float
     epoch: str
+    inc: int
     seq: int
 
     @classmethod
     def parse(cls, doc: Mapping[str, Any]) -> Request:
         """From a request's JSON, or WireError naming the first field that is wrong."""
         op, server, names = doc.get("op"), doc.get("server"), doc.get("names")
-        lease, epoch, seq = doc.get("lease"), doc.get("epoch"), doc.get("seq")
+        lease, epoch = doc.get("lease"), doc.get("epoch")
+        inc, seq = doc.get("inc"), doc.get("seq")
         if op not in OPS:
             raise WireError(f"op {op!r} is not one of {', '.join(OPS)}")
         if not isinstance(server, str) or not NAME_RE.match(server):
@@ -95,13 +100,15 @@ class Request:
             raise WireError(f"lease {lease!r} is not a positive number of seconds")
         if not isinstance(epoch, str) or not (epoch == "" or EPOCH_RE.match(epoch)):
             raise WireError(f"epoch {epoch!r} is not 16 hex digits (or empty)")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 1 << 63:
-            raise WireError(f"seq {seq!r} is not a positive 63-bit integer")
-        return cls(op, server, tuple(names), float(lease), epoch, seq)
+        for name, value in (("inc", inc), ("seq", seq)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 63:
+                raise WireError(f"{name} {value!r} is not a positive 63-bit integer")
+        assert isinstance(inc, int) and isinstance(seq, int)
+        return cls(op, server, tuple(names), float(lease), epoch, inc, seq)
 
     def doc(self) -> dict[str, Any]:
         return {"op": self.op, "server": self.server, "names": list(self.names),
-                "lease": self.lease, "epoch": self.epoch, "seq": self.seq}
+                "lease": self.lease, "epoch": self.epoch, "inc": self.inc, "seq": self.seq}
 
 
 @dataclass
@@ -110,10 +117,10 @@ class Arbitration:
 
     keys: Mapping[str, bytes]  # cluster name -> arbiter key
     hold: float = DEFAULT_HOLD
-    clock: Callable[[], float] = field(default=lambda: 0.0)
+    clock: Callable[[], float] = time.monotonic
     epoch: str = field(default_factory=lambda: secrets.token_hex(8))
-    arbiters: dict[str, Arbiter] = field(default_factory=dict)
-    _seq: dict[tuple[str, str], int] = field(default_factory=dict)
+    arbiters: dict[str, Arbiter] = field(init=False, default_factory=dict)
+    _seq: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.keys:
@@ -134,11 +141,11 @@ class Arbitration:
             return 400, f"{e}\n".encode()
         if req.epoch != self.epoch:
             answer = Answer(False, "the witness's epoch changed (it restarted): ask again")
-        elif req.seq <= self._seq.get((cluster, req.server), 0):
-            answer = Answer(False, f"seq {req.seq} is not above the last one of {req.server} "
-                                   f"(a replayed or reordered request)")
+        elif (req.inc, req.seq) <= self._seq.get((cluster, req.server), (0, 0)):
+            answer = Answer(False, f"request {req.inc}/{req.seq} is not above the last one of "
+                                   f"{req.server} (a replayed or reordered request)")
         else:
-            self._seq[(cluster, req.server)] = req.seq
+            self._seq[(cluster, req.server)] = (req.inc, req.seq)
             arbiter, now = self.arbiters[cluster], self.clock()
             if req.op == "claim":
                 answer = arbiter.claim(req.server, req.names, req.lease, now)

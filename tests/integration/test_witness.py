@@ -399,7 +399,7 @@ def test_the_daemon_arbitrates_the_clusters_it_has_a_key_of(tmp_path: Path) -> N
 
         async def ask() -> tuple[bool, bool]:
             derived = bytes.fromhex(key.read_text().removeprefix("arbiter:"))
-            s1, s2 = (WitnessArbiter(w.target, "cluster", derived, s, 2.0) for s in SERVERS)
+            s1, s2 = (WitnessArbiter(w.target, "cluster", derived, s, 2.0, 1) for s in SERVERS)
             won, lost = await s2.claim(("server1",), 0.2), await s1.claim(("server2",), 0.2)
             s1.close()
             s2.close()

@@ -357,7 +357,7 @@ class PartitionSim:
         (what the grant says of the lost servers' proofs goes into ``left``)."""
         ok = self.world.reach(n.name, r.type, t)
         if r.type == "witness" and ok:
-            answer = self.arbiter.claim(n.name, n.live.partition.pending,
+            answer = self.arbiter.claim(n.name, n.live.partition.claiming,
                                         n.live.partition.lease, t)
             ok = answer.granted
             left.update(answer.left)

@@ -108,8 +108,8 @@ def witness(now: list[float]) -> Arbitration:
 
 
 def ask(w: Arbitration, op: str, server: str, names: list[str], seq: int,
-        epoch: str = "0" * 16, key: bytes = KEY) -> tuple[int, dict | bytes]:
-    req = Request(op, server, tuple(names), LEASE, epoch, seq)
+        epoch: str = "0" * 16, key: bytes = KEY, inc: int = 7) -> tuple[int, dict | bytes]:
+    req = Request(op, server, tuple(names), LEASE, epoch, inc, seq)
     status, body = w.handle("cluster", seal(key, "cluster", "req", req.doc()))
     return status, unseal(KEY, "cluster", "ans", body) if status == 200 else body
 
@@ -124,7 +124,11 @@ def test_the_witness_answers_sealed_and_refuses_replays_and_old_epochs() -> None
                                      "reason": "server2 won the witness against server1",
                                      "left": {"server1": 0.5}}
     _, ans = ask(w, "renew", "server2", [], 5)  # a replay of seq 5
-    assert not ans["granted"] and "not above the last one of server2" in ans["reason"]
+    assert not ans["granted"] and "7/5 is not above the last one of server2" in ans["reason"]
+    _, ans = ask(w, "renew", "server2", [], 1, inc=6)  # an earlier start's request
+    assert not ans["granted"] and "6/1 is not above" in ans["reason"]
+    _, ans = ask(w, "renew", "server2", [], 1, inc=8)  # a later start counts from 1 again
+    assert ans["granted"], ans
     _, ans = ask(w, "renew", "server1", [], 1, epoch="1" * 16)
     assert not ans["granted"] and ans["epoch"] == "0" * 16 and "epoch changed" in ans["reason"]
     _, ans = ask(w, "renew", "server1", [], 6)
@@ -137,7 +141,7 @@ def test_the_witness_refuses_what_is_not_sealed_with_the_clusters_key() -> None:
     assert status == 400 and b"the MAC does not match" in body
     status, body = w.handle("other", b"")
     assert status == 404 and b"arbitrates no cluster 'other'" in body
-    good = seal(KEY, "cluster", "req", Request("renew", "server1", (), LEASE, "", 1).doc())
+    good = seal(KEY, "cluster", "req", Request("renew", "server1", (), LEASE, "", 7, 1).doc())
     assert w.handle("cluster", good.replace(b"\n", b"\n ", 1))[0] == 400
     answer = seal(KEY, "cluster", "ans", {"granted": True})  # an answer is not a request
     assert w.handle("cluster", answer)[0] == 400
@@ -150,10 +154,11 @@ def test_the_witness_refuses_what_is_not_sealed_with_the_clusters_key() -> None:
     ("lease", True, "is not a positive number"),
     ("lease", 0, "is not a positive number"),
     ("epoch", "xyz", "is not 16 hex digits"),
-    ("seq", -1, "is not a positive 63-bit integer"),
+    ("seq", -1, "seq -1 is not a positive 63-bit integer"),
+    ("inc", "x", "inc 'x' is not a positive 63-bit integer"),
 ])
 def test_every_field_of_a_request_is_checked(field: str, value: object, says: str) -> None:
-    doc = Request("renew", "server1", (), LEASE, "", 1).doc() | {field: value}
+    doc = Request("renew", "server1", (), LEASE, "", 7, 1).doc() | {field: value}
     with pytest.raises(WireError, match=says.replace("(", r"\(")):
         Request.parse(doc)
     status, body = witness([20.0]).handle("cluster", seal(KEY, "cluster", "req", doc))

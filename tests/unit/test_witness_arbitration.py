@@ -25,8 +25,8 @@ async def witness(port: int = 0) -> WitnessServer:
     return server
 
 
-def client(port: int, me: str, key: bytes = KEY) -> WitnessArbiter:
-    return WitnessArbiter(f"127.0.0.1:{port}", "cluster", key, me, 2.0)
+def client(port: int, me: str, key: bytes = KEY, incarnation: int = 1) -> WitnessArbiter:
+    return WitnessArbiter(f"127.0.0.1:{port}", "cluster", key, me, 2.0, incarnation)
 
 
 def test_one_side_wins_and_a_restarted_witness_holds_then_serves() -> None:
