@@ -215,3 +215,21 @@ def test_with_witness_arbitration_a_split_both_sides_see_the_witness_through_has
 
 
 WITNESS = "198.18.0.254:29005"
+
+
+def test_won_at_the_witness_a_crashed_owners_groups_move_at_the_verdict(tmp_path):
+    """With a hearing window (timeout 1.5 s, lease 0.7 s, interval 0.2 s: 0.4 s), the crashed
+    server's proofs have run out by the verdict: no takeover wait ("Won at the witness")."""
+    with sample_cluster(tmp_path, edit=lan_only_witness_arbitration) as lab, \
+            ExclusivityWatch(lab):
+        wait_group(lab, "failover1", "Online", "server1")
+        wait_for("the witness to grant renewals (after its hold)", lambda: all(
+            status(lab, s)["partition"]["resolvers"]["witnessnp1"].get("ok")
+            for s in lab.servers), timeout=30)
+        lab.crash("server1")
+        wait_group(lab, "failover1", "Online", "server2", observer="server2",
+                   timeout=TIMEOUT + 30)
+        down = [line for line in alerts(lab, "server2").splitlines()
+                if "server1 down: witness" in line]
+        assert down and "granted the claim" in down[0] and "move in" not in down[0], down
+        assert app_call(lab, "after").startswith("server2 ")
