@@ -66,9 +66,9 @@ def _watched(data: Mapping[str, Any], servers: list[str]) -> set[str]:
 def _check_arbitration(data: Mapping[str, Any], servers: list[str],
                        resolvers: list[dict[str, Any]]) -> Iterator[ConfigIssue]:
     witnesses = [i for i, r in enumerate(resolvers) if r.get("type") == "witness"]
-    if len(witnesses) > 1:
+    for extra in witnesses[1:]:
         yield ConfigIssue(
-            f"network_partition.resolvers.{witnesses[1]}",
+            f"network_partition.resolvers.{extra}",
             "witness arbitration takes one witness resolver: with two, each witness could "
             "pick another side and both sides would stop")
     used = set(interconnect_servers(resolvers[witnesses[0]]))

@@ -305,8 +305,9 @@ class Partition:
                 return (f"network partition resolution {name} cannot work: {spec.describe} has "
                         f"not answered {self._fails[name]} rounds in a row; if every heartbeat "
                         f"is lost now, every server fails over")
-            return (f"network partition resolution {name}: {spec.describe} does not answer; if "
-                    f"every heartbeat is lost now, this server stops as isolated")
+            how = "grants no renewal" if spec.type == "witness" else "does not answer"
+            return (f"network partition resolution {name}: {spec.describe} {how}; if every "
+                    f"heartbeat is lost now, this server stops as isolated")
         if before and not after:
             return f"network partition resolution {name} works again: {spec.describe} answers"
         return None
