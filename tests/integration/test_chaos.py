@@ -44,7 +44,8 @@ def test_a_short_schedule_of_every_kind_ends_with_every_group_once(tmp_path):
         chaos.kill(lab, owner, "failover1/exec1")
         wait_for("pidw to start the application again", lambda: lab.pids(
             owner, "clp.lab.demo_app") not in ([], pid_before), timeout=30)
-        assert app_call(lab, "after-kill")
+        wait_for("the application to answer again", lambda: app_call(lab, "after-kill"),
+                 timeout=30)  # (it listens a moment after it starts)
         other = next(s for s in lab.servers if s != owner)
         with pytest.raises(LabError, match="does not run on"):
             chaos.kill(lab, other, "failover1/exec1")
