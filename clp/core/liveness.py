@@ -232,12 +232,7 @@ class Liveness:
         step.decisions = self.membership.tick(now)
         lost = tuple(d.server for d in step.decisions if d.kind == "server_down")
         if lost:
-            out = self.partition.lost(now, lost, {s: self.membership.last_rxs(s) for s in lost},
-                                      {s: self.membership.timer_from(s) for s in lost})
-            if isinstance(out, Verdict):
-                self._apply(now, step, out)
-            else:
-                step.probe = out
+            self._lose(now, step, lost)
         lease = self.lease(now)
         if lease is not None and lease[0] <= now:
             self._stop(now, step, self._lapsed(now, lease[1], lease[2]))
@@ -276,18 +271,22 @@ class Liveness:
         later = tuple(s for s in self.partition.take_later()
                       if self.membership.server_state(s) == ServerState.OFFLINE)
         if later and self.verdict is None:  # lost while that claim was out: a claim of theirs
-            out = self.partition.lost(now, later, {s: self.membership.last_rxs(s) for s in later},
-                                      {s: self.membership.timer_from(s) for s in later})
-            if isinstance(out, Verdict):
-                self._apply(now, step, out)
-            else:
-                step.probe = out
+            self._lose(now, step, later)
         return step
 
     def background(self, name: str, ok: bool, at: float) -> str | None:
         return self.partition.background(name, ok, at)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _lose(self, now: float, step: Step, lost: tuple[str, ...]) -> None:
+        """``lost`` declared Offline: the probes to run, or the verdict at once."""
+        out = self.partition.lost(now, lost, {s: self.membership.last_rxs(s) for s in lost},
+                                  {s: self.membership.timer_from(s) for s in lost})
+        if isinstance(out, Verdict):
+            self._apply(now, step, out)
+        else:
+            step.probe = out
 
     def _apply(self, now: float, step: Step, verdict: Verdict) -> None:
         if verdict.kind != "down":

@@ -145,7 +145,7 @@ class Partition:
     _keeping: set[str] = field(default_factory=set)  # resolved down, heard again, still marking me
     _reached: dict[str, float] = field(default_factory=dict)  # last answered probe: sent at
     _unanswered: dict[str, float] = field(default_factory=dict)  # first failed since: sent at
-    _later: dict[str, float] = field(default_factory=dict)  # lost during a claim -> timer_from
+    _later: set[str] = field(default_factory=set)  # lost while a claim was out
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.resolvers]
@@ -279,11 +279,11 @@ class Partition:
         """The lost servers the probes in flight are about (a witness's claim names these)."""
         return self._pending.servers if self._pending else ()
 
-    def take_later(self) -> dict[str, float]:
-        """Servers lost while a claim was in flight (-> their timers): once it is answered the
-        caller loses them again (:meth:`lost`), for a claim of their own."""
-        later, self._later = self._later, {}
-        return later
+    def take_later(self) -> tuple[str, ...]:
+        """Servers lost while a claim was in flight: once it is answered the caller loses them
+        again (:meth:`lost`), for a claim of their own."""
+        later, self._later = self._later, set()
+        return tuple(s for s in self.servers if s in later)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -328,8 +328,7 @@ class Partition:
                                              for n in self._pending.resolvers):
             # the claim in flight names the servers lost before: these need a claim of their
             # own, once it is answered (take_later)
-            self._later.update({s: timers.get(s, float("-inf")) for s in lost
-                                if s not in self._pending.servers})
+            self._later.update(s for s in lost if s not in self._pending.servers)
             return ()
         if self._pending is not None:  # more servers lost while probing: one decision for all
             merged = tuple(s for s in self.servers
