@@ -32,7 +32,7 @@ from clp.heartbeat.base import DeviceHealth, HeartbeatPath, Outgoing, PathContex
 from clp.net import http11
 from clp.net.hostport import host_header, split_host_port
 from clp.net.http11 import Closed, HttpError
-from clp.witness.wire import HEARTBEAT_PREFIX, MAX_ANSWER, WireError, decode_entries
+from clp.witness.wire import HEARTBEAT_PREFIX, MAX_ANSWER, WireError, decode_entries, post
 
 log = logging.getLogger("clp.witnesshb")
 
@@ -154,20 +154,9 @@ class WitnessHeartbeat(HeartbeatPath):
 
     async def _post(self, data: bytes) -> bytes:
         assert self._conn is not None
-        reader, writer = self._conn
-        writer.write(self._request_head + f"Content-Length: {len(data)}\r\n\r\n".encode()
-                     + data)
-        await writer.drain()
-        version, status = await http11.read_status_line(reader)
-        headers = await http11.read_headers(reader)
-        if "content-length" not in headers:
-            raise HttpError(400, f"the witness answered {status} without Content-Length")
-        body = await http11.read_body(reader, http11.content_length(headers, MAX_ANSWER))
-        if not http11.keep_alive(version, headers):
+        body, keep = await post(self._conn, self._request_head, data, MAX_ANSWER)
+        if not keep:
             self._disconnect()
-        if status != 200:
-            detail = body[:200].decode("utf-8", "replace").strip()
-            raise HttpError(status, f"the witness answered {status}: {detail}")
         return body
 
     def _disconnect(self) -> None:

@@ -19,6 +19,7 @@ from clp.core.arbiter import Answer
 from clp.net import http11
 from clp.net.hostport import host_header, split_host_port
 from clp.net.http11 import Closed, HttpError
+from clp.witness import wire
 from clp.witness.arbitration import ARBITER_PREFIX, MAX_BODY, Request, seal, unseal
 from clp.witness.wire import WireError
 
@@ -107,15 +108,7 @@ class WitnessArbiter:
 
     async def _post(self, data: bytes) -> bytes:
         assert self._conn is not None
-        reader, writer = self._conn
-        writer.write(self._head + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
-        await writer.drain()
-        version, status = await http11.read_status_line(reader)
-        headers = await http11.read_headers(reader)
-        body = await http11.read_body(reader, http11.content_length(headers, MAX_BODY))
-        if not http11.keep_alive(version, headers):
+        body, keep = await wire.post(self._conn, self._head, data, MAX_BODY)
+        if not keep:
             self.close()
-        if status != 200:
-            detail = body[:200].decode("utf-8", "replace").strip()
-            raise HttpError(status, f"the witness answered {status}: {detail}")
         return body

@@ -12,11 +12,14 @@ cluster id is the one of the cluster named in the path, and the sender index (0.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import struct
 from collections.abc import Iterable
 
 from clp.heartbeat import packet
+from clp.net import http11
+from clp.net.http11 import HttpError
 
 DEFAULT_PORT = 29005  # next to the product's 29001-29003 and unprivileged: see docs/witness.md
 HEARTBEAT_PREFIX = "/v1/heartbeat/"
@@ -72,3 +75,22 @@ def decode_entries(body: bytes) -> list[tuple[int, int, bytes]]:
         start = offset + ENTRY.size
         entries.append((sender, age, body[start:start + packet.PACKET_SIZE]))
     return entries
+
+
+async def post(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], head: bytes,
+               data: bytes, max_body: int) -> tuple[bytes, bool]:
+    """POST ``data`` on a kept connection to the witness (``head``: the request line and
+    headers, Content-Length left out); (the answer's body, whether the connection may be kept).
+    HttpError for an answer without Content-Length, or one that is not 200 (with its text)."""
+    reader, writer = conn
+    writer.write(head + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    await writer.drain()
+    version, status = await http11.read_status_line(reader)
+    headers = await http11.read_headers(reader)
+    if "content-length" not in headers:
+        raise HttpError(400, f"the witness answered {status} without Content-Length")
+    body = await http11.read_body(reader, http11.content_length(headers, max_body))
+    if status != 200:
+        detail = body[:200].decode("utf-8", "replace").strip()
+        raise HttpError(status, f"the witness answered {status}: {detail}")
+    return body, http11.keep_alive(version, headers)
