@@ -168,9 +168,9 @@ class Partition:
         the lost servers could be running, and for their watchdogs to reset them. Won at the
         witness, the loss need not come from a hang, which may then begin until the lost
         server's lease runs out (clp.config.fencing)."""
-        waits = [self.fence[s].wait(self.ratio) + (self.lease_of(s) if any(
-            r.type == "witness" and s in r.servers for r in self.resolvers) else 0.0)
-            for s in lost if s in self.fence]
+        waits = [self.fence[s].wait(self.ratio) + (self.lease_of(s) if self.arbitrated(s)
+                                                   else 0.0)
+                 for s in lost if s in self.fence]
         if self.resolvers:
             budgets = [r.budget for r in self.resolvers if r.servers & set(lost)]
             waits.append(max(budgets, default=0.0) + 2 * self.interval)
@@ -187,14 +187,17 @@ class Partition:
         budgets = [r.budget for r in self.resolvers if server in r.servers]
         return max(budgets) + self.interval if budgets else 0.0
 
+    def arbitrated(self, server: str) -> bool:
+        """Whether ``server`` uses witness arbitration."""
+        return any(r.type == "witness" and server in r.servers for r in self.resolvers)
+
     def hear_window(self, server: str) -> float | None:
         """For a peer that uses witness arbitration: how long after its timer (its newest
         heartbeat) this server still says it hears it (see "Won at the witness" in the
         module), so that its proof from this server has run out, and it has released, before
         it is declared down; None when the timeout leaves no room for that (shorter than its
         lease and three intervals), or it uses no witness."""
-        if not self.timeout or not any(r.type == "witness" and server in r.servers
-                                       for r in self.resolvers):
+        if not self.timeout or not self.arbitrated(server):
             return None
         window = self.timeout - self.lease_of(server) - 2 * self.interval
         return window if window >= self.interval - EPSILON else None
