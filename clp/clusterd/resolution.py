@@ -118,21 +118,19 @@ class Resolution:
         """The witness's grant: a claim against the lost servers at a loss (``left`` given:
         what a grant says of their proofs goes into it), else a renewal naming the servers
         heard; why it was not granted is logged when that changes."""
-        at_loss = left is not None
         partition = self.liveness.partition
         arbiter = self.arbiters[r.name]
-        if at_loss:
+        if left is not None:
             answer = await arbiter.claim(partition.claiming, partition.lease)
-            if answer.granted and left is not None:
+            if answer.granted:
                 left.update(answer.left)
-        else:
-            heard = tuple(s for s in self.liveness.online() if s != self.me)
-            answer = await arbiter.renew(heard, partition.lease)
-        if at_loss:
             log.log(logging.INFO if answer.granted else logging.WARNING, "%s: claim %s: %s",
                     describe(r), "granted" if answer.granted else "not granted", answer.reason,
                     extra={"alert": True})
-        elif answer.granted:
+            return answer.granted
+        heard = tuple(s for s in self.liveness.online() if s != self.me)
+        answer = await arbiter.renew(heard, partition.lease)
+        if answer.granted:
             if self._refusal.pop(r.name, None) is not None:
                 log.info("%s: renewals granted again", describe(r), extra={"alert": True})
         elif self._refusal.get(r.name) != answer.reason:
