@@ -1,0 +1,1 @@
+"""SNMP: the product's MIB (``mib/``) served to net-snmp's snmpd, and the alert traps."""
