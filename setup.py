@@ -13,6 +13,7 @@ SERVICES = {
     "clusterpro": "services.clusterpro:main",
     "clusterpro_evt": "services.clusterpro_evt:main",
     "clusterpro_trn": "services.clusterpro_trn:main",
+    "clusterpro_alertsync": "services.clusterpro_alertsync:main",
     "clpsupervise": "services.clpsupervise:main",
     "clpwitnessd": "services.clpwitnessd:main",
 }
@@ -49,7 +50,8 @@ setup(
         "click>=8.2",  # CliRunner keeps stdout and stderr apart (the commands use both)
         "jsonschema>=4.17",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.5"],
+    extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.5",
+                             "aiosmtpd>=1.4"],
                     "bench": ["py-spy>=0.3"]},
     setup_requires=["cffi>=1.15"] if CFFI_MODULES else [],
     cffi_modules=CFFI_MODULES,

@@ -33,7 +33,7 @@ import click
 from clp.paths import InstallRoot
 from clp.platform.supervision import RUNNING, Service, ServiceTable
 
-DEFAULT_SERVICES = ("clusterpro_evt", "clusterpro_trn", "clusterpro")
+DEFAULT_SERVICES = ("clusterpro_evt", "clusterpro_trn", "clusterpro", "clusterpro_alertsync")
 log = logging.getLogger("clp.supervise")
 
 

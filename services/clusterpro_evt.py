@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 import posix_ipc
 
+from clp.alert.spool import SpoolWriter
 from clp.evt.logsetup import to_event
 from clp.evt.records import RecordError, decode
 from clp.evt.sender import open_queue
@@ -131,7 +132,8 @@ def main(root: str | None, log_size: int, log_generations: int, syslog_socket: s
     install = InstallRoot.from_env() if root is None else InstallRoot(Path(root))
     install.ensure_dirs()
     syslog = SyslogSink(syslog_socket) if syslog_socket else None
-    writer = EventWriter(install.log_dir, install.alert_log, syslog, log_size, log_generations)
+    writer = EventWriter(install.log_dir, install.alert_log, syslog, log_size, log_generations,
+                         SpoolWriter(install))
     _configure_logging(writer)
     try:
         queue = open_queue(install, create=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clp.alert.schema import ALERT_SCHEMA
 from clp.config.group_schema import GROUPS_SCHEMA
 from clp.config.monitor_schema import CLUSTER_MONITOR_SCHEMA, MONITORS_SCHEMA
 
@@ -119,6 +120,7 @@ CLUSTER_SCHEMA: dict[str, Any] = {
             "x-error": {"minItems": "at least one LAN interconnect is required"},
             "items": {"x-kind": "interconnect", "x-apply": "stop_cluster"},
         },
+        "alert": ALERT_SCHEMA,
         "groups": GROUPS_SCHEMA,
         "monitors": MONITORS_SCHEMA,
         "network_partition": {

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from clp.config.alert_check import check_alert
 from clp.config.group_check import GROUP_CHECKS
 from clp.config.issues import ConfigIssue, join_path
 from clp.config.monitor_check import MONITOR_CHECKS
@@ -155,6 +156,7 @@ CHECKS = (
     check_partition,
     *GROUP_CHECKS,
     *MONITOR_CHECKS,
+    check_alert,
 )
 
 

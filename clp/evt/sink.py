@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from clp.alert.spool import SpoolWriter
 from clp.evt.records import Record
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
@@ -158,11 +159,16 @@ class SyslogSink:
 
 
 class EventWriter:
-    """Routes one decoded record to every place it belongs."""
+    """Routes one decoded record to every place it belongs. Alerts, and records asking for a
+    mail or a trap, also go to the alert service's spool (not this service's own records: a
+    full spool is reported as one of them)."""
 
     def __init__(self, log_dir: Path, alert_log: Path, syslog: SyslogSink | None,
                  max_bytes: int = DEFAULT_MAX_BYTES,
-                 generations: int = DEFAULT_GENERATIONS) -> None:
+                 generations: int = DEFAULT_GENERATIONS,
+                 spool: SpoolWriter | None = None) -> None:
+        self.spool = spool
+        self.spool_refused = 0  # in the current streak
         self.log_dir = log_dir
         self.max_bytes = max_bytes
         self.generations = generations
@@ -183,7 +189,29 @@ class EventWriter:
             self.alerts.write(alert_json(rec))
         if self.syslog is not None and (rec["alert"] or rec.get("syslog")):
             self.syslog.send(rec)
+        if self.spool is not None and rec["module"] != "evt" and (
+                rec["alert"] or rec.get("mail") or rec.get("trap")):
+            self._to_spool(rec)
+
+    def _to_spool(self, rec: Record) -> None:
+        assert self.spool is not None
+        if self.spool.put(rec):
+            if self.spool_refused:
+                log.warning("alert spool takes alerts again; %d alerts were not reported by "
+                            "mail or trap meanwhile (they are in the alert log)",
+                            self.spool_refused, extra={"alert": True})
+                self.spool_refused = 0
+            return
+        self.spool_refused += 1
+        if self.spool_refused == 1:
+            log.error("alert spool %s refused an alert (%s): it and the next ones are not "
+                      "reported by mail or trap until it takes them again; is "
+                      "clusterpro_alertsync running?", self.spool.outbox,
+                      self.spool.why,
+                      extra={"alert": True})
 
     def close(self) -> None:
         if self.syslog is not None:
             self.syslog.close()
+        if self.spool is not None:
+            self.spool.close()

@@ -1,0 +1,36 @@
+"""``clusterpro_alertsync``: the alert service (mail reports and SNMP traps of alerts).
+
+Reads the alerts ``clusterpro_evt`` spools (:mod:`clp.alert.spool`) and delivers them as the
+``alert`` section of clp.conf says (:mod:`clp.alert.service`). Stopping or restarting it never
+touches the cluster: alerts wait in the spool meanwhile. Shipping alerts between the servers (one
+cluster-wide alert log, the other half of the product's service) is not built yet.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from clp.alert.service import AlertService
+from clp.evt.logsetup import setup_logging
+from clp.evt.records import short_hostname
+from clp.paths import InstallRoot
+
+
+def main() -> None:
+    root = InstallRoot.from_env()
+    root.ensure_dirs()
+    setup_logging(root, "alertsync")
+    service = AlertService(root, os.environ.get("CLP_SERVER") or short_hostname())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, service.on_signal)
+    try:
+        service.start()
+    except OSError as e:
+        sys.exit(f"clusterpro_alertsync: {e}")
+    sys.exit(service.run())
+
+
+if __name__ == "__main__":
+    main()
