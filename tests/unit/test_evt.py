@@ -82,6 +82,16 @@ def test_decode_rejects_bad_fields(change: dict):
         decode(json.dumps(rec).encode())
 
 
+def test_lone_surrogate_is_replaced_not_fatal(tmp_path: Path):
+    """A record carrying "\\ud800" once made clusterpro_evt die on UnicodeEncodeError."""
+    rec = make_record("nm", "INFO", "x")
+    data = json.dumps({**rec, "msg": "a\ud800b", "server": "s\udfff"}).encode()
+    got = decode(data)
+    assert (got["msg"], got["server"]) == ("a?b", "s?")
+    EventWriter(tmp_path, tmp_path / "alert.log", None).write(got)
+    assert (tmp_path / "nm.log").read_text().endswith("[-] a?b\n")
+
+
 # sender
 
 def test_sender_never_blocks_on_a_full_queue(root: InstallRoot):
