@@ -232,8 +232,8 @@ class SyslogSink:
         self.down = False
         lost = self.lost - self._lost_reported
         self._lost_reported = self.lost
-        log.warning("syslog socket %s usable again: %d waiting records sent, %d lost "
-                    "(backlog full)", self.path, sent, lost)
+        log.warning("syslog socket %s usable again: %d waiting records sent, %d dropped "
+                    "from a full backlog", self.path, sent, lost)
 
     def close(self) -> None:
         if self.sock is not None:

@@ -298,7 +298,7 @@ def test_missing_syslog_socket_warns_once_and_sends_later(
             sink.close()
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 and "unusable (No such file or directory)" in said[0]
-    assert "usable again: 2 waiting records sent, 0 lost" in said[1]
+    assert "usable again: 2 waiting records sent, 0 dropped" in said[1]
 
 
 def test_syslogd_restart_reconnects_at_once(tmp_path: Path):
@@ -334,7 +334,7 @@ def test_full_backlog_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.Log
     finally:
         server.close()
         sink.close()
-    assert "3 waiting records sent, 2 lost (backlog full)" in caplog.text
+    assert "3 waiting records sent, 2 dropped from a full backlog" in caplog.text
 
 
 def test_records_left_at_exit_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture):
