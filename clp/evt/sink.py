@@ -5,8 +5,11 @@
 * ``log/alert.log``: one JSON object per line, ``{"time", "server", "module", "event_id",
   "level", "message"}``; ``time`` is ISO 8601 with the UTC offset so alert logs of servers in
   different time zones merge correctly.
-* syslog: ``<PRI>clusterpro: <type: MODULE><event: ID> message`` on ``/dev/log`` (facility
-  daemon), the product's layout. Without a syslog socket the sink warns once and skips.
+* syslog: ``<PRI>Mmm dd hh:mm:ss clusterpro: <type: MODULE><event: ID> message`` datagrams on
+  ``/dev/log``: the product's tag and message behind the RFC 3164 header glibc writes, facility
+  from ``cluster.syslog`` (daemon by default), severity from the level, at most
+  :data:`SYSLOG_MAX` bytes. An unusable socket is logged once and its records wait in a bounded
+  backlog until it is back (:class:`SyslogSink`; docs/syslog.md).
 
 Files are opened per write with ``O_APPEND``: a file removed or moved by an operator (or log
 collection) is simply recreated, and two writers never interleave within a line. Rotation is by
