@@ -3,7 +3,14 @@
 Every clp process logs by sending records to this install root's ``evt`` queue
 (:mod:`clp.evt.logsetup`); this daemon is the only reader. It writes ``log/<module>.log``
 (rotated by size), alerts to ``log/alert.log`` and syslog, and records flagged ``syslog`` to
-syslog (:mod:`clp.evt.sink`).
+syslog (:mod:`clp.evt.sink`, docs/syslog.md).
+
+Syslog facility and on/off come from ``cluster.syslog`` in the install root's ``etc/clp.conf``,
+re-read when the file changes (:mod:`clp.evt.evtconf`); a missing or invalid clp.conf gives the
+defaults, said once in ``log/evt.log``, and never stops the service. ``--syslog-socket`` (or
+``CLP_EVT_SYSLOG``) names the socket; empty turns syslog output off whatever clp.conf says. A
+syslog receiver that is not running is logged once; its records wait and are sent when it is
+back, and the log files are written all along.
 
 The queue is created if missing and never unlinked here: records queued while this service was
 dead (crash, restart) are written when it comes back. A malformed record is counted and logged,
@@ -25,6 +32,7 @@ import click
 import posix_ipc
 
 from clp.alert.spool import SpoolWriter
+from clp.evt.evtconf import SettingsWatch, SyslogSettings
 from clp.evt.logsetup import to_event
 from clp.evt.records import RecordError, decode
 from clp.evt.sender import open_queue
@@ -51,9 +59,11 @@ class DirectHandler(logging.Handler):
 
 
 class EventService:
-    def __init__(self, queue: posix_ipc.MessageQueue, writer: EventWriter) -> None:
+    def __init__(self, queue: posix_ipc.MessageQueue, writer: EventWriter,
+                 watch: SettingsWatch | None = None) -> None:
         self.queue = queue
         self.writer = writer
+        self.watch = watch
         self.stopping = False
         self.received = 0
         self.malformed = 0
@@ -90,6 +100,12 @@ class EventService:
         self.handle(data)
         return True
 
+    def tick(self) -> None:
+        """Between records: pick up a changed clp.conf, retry what waits for syslog."""
+        if self.watch is not None:
+            self.watch.poll()
+        self.writer.flush()
+
     def drain(self) -> int:
         """Handle what is queued now, without waiting; bounded so a flood cannot keep us alive."""
         limit = 2 * max(self.queue.max_messages, self.queue.current_messages)
@@ -101,6 +117,7 @@ class EventService:
     def run(self) -> int:
         while not self.stopping:
             self.step(POLL_SECONDS)
+            self.tick()
         drained = self.drain()
         log.info("event service stopped (%d records received, %d malformed, %d drained at exit)",
                  self.received, self.malformed, drained)
@@ -115,6 +132,10 @@ def _configure_logging(writer: EventWriter) -> None:
     stderr.setFormatter(logging.Formatter("%(asctime)s evt %(levelname)s %(message)s"))
     logger.addHandler(DirectHandler(writer))
     logger.addHandler(stderr)
+
+
+def _apply(sink: SyslogSink, settings: SyslogSettings) -> None:
+    sink.configure(settings.code, settings.enabled)
 
 
 @click.command()
@@ -135,11 +156,17 @@ def main(root: str | None, log_size: int, log_generations: int, syslog_socket: s
     writer = EventWriter(install.log_dir, install.alert_log, syslog, log_size, log_generations,
                          SpoolWriter(install))
     _configure_logging(writer)
+    watch = None
+    if syslog is None:
+        log.info("syslog output off (no syslog socket given)")
+    else:
+        watch = SettingsWatch(install.config_file, lambda s: _apply(syslog, s))
+        watch.poll()
     try:
         queue = open_queue(install, create=True)
     except (posix_ipc.Error, OSError) as e:
         sys.exit(f"clusterpro_evt: {e}")
-    service = EventService(queue, writer)
+    service = EventService(queue, writer, watch)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, service.on_signal)
     log.info("event service started (queue %s: depth %d, message size %d, %d records waiting)",

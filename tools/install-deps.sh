@@ -2,7 +2,7 @@
 # Installs the Debian packages clp needs to build, run the lab and test. Idempotent: apt is only
 # asked when a package is missing.
 set -euo pipefail
-pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs kmod
+pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs kmod rsyslog
       python3 python3-venv python3-dev
       gcc libffi-dev make)
 # --bench: also what the benchmarks compare against or load the machine with

@@ -13,6 +13,13 @@ from clp.alert.schema import ALERT_SCHEMA
 from clp.config.group_schema import GROUPS_SCHEMA
 from clp.config.monitor_schema import CLUSTER_MONITOR_SCHEMA, MONITORS_SCHEMA
 
+# RFC 5424 facility codes by the names syslog.conf uses (12-15 have no common names: left out)
+SYSLOG_FACILITIES: dict[str, int] = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+    "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+    **{f"local{n}": 16 + n for n in range(8)},
+}
+
 
 def _port(default: int) -> dict[str, Any]:
     return {
@@ -78,6 +85,20 @@ CLUSTER_SCHEMA: dict[str, Any] = {
                                       "default": 0, "x-apply": "upload_only"},
                         "reset_minutes": {"type": "integer", "minimum": 0, "maximum": 999,
                                           "default": 0, "x-apply": "upload_only"},
+                    },
+                },
+                # what clusterpro_evt sends to the local syslog (docs/syslog.md); evt re-reads
+                # clp.conf when it changes, so an upload is enough
+                "syslog": {
+                    "type": "object",
+                    "default": {},
+                    "additionalProperties": False,
+                    "x-apply": "upload_only",
+                    "properties": {
+                        "enabled": {"type": "boolean", "default": True,
+                                    "x-apply": "upload_only"},
+                        "facility": {"enum": list(SYSLOG_FACILITIES), "default": "daemon",
+                                     "x-apply": "upload_only"},
                     },
                 },
                 "ports": {

@@ -132,4 +132,6 @@ def decode(data: bytes) -> Record:
         raise RecordError(f"invalid module name {rec['module']!r}")
     if rec["level"] not in LEVELS:
         raise RecordError(f"invalid level {rec['level']!r}")
+    for key in ("server", "msg"):  # JSON may carry lone surrogates ("\\ud800") no sink can write
+        rec[key] = rec[key].encode("utf-8", "replace").decode()
     return rec

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -135,7 +136,9 @@ def test_end_to_end_nothing_lost_across_restart(root: InstallRoot, tmp_path: Pat
         alert = json.loads(lines(alert_log)[0])
         assert (alert["module"], alert["event_id"], alert["message"]) == ("logcmd", 1, "hello")
         assert lines(cmd_log)[0].endswith(" INFO [1] hello")
-        assert syslog.recv(4096) == b"<30>clusterpro: <type: logcmd><event: 1> hello"
+        # <30>: daemon.info, then the RFC 3164 time stamp (docs/syslog.md)
+        assert re.fullmatch(rb"<30>\w{3} [ \d]\d \d\d:\d\d:\d\d clusterpro: "
+                            rb"<type: logcmd><event: 1> hello", syslog.recv(4096))
 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

@@ -118,6 +118,7 @@ def test_defaults_are_filled_from_the_schema(tmp_path: Path) -> None:
     assert cfg.network_partition.action == "stop_cluster_service"
     assert cfg.raw["cluster"]["heartbeat"] == {"interval": 3, "timeout": 90}
     assert cfg.raw["network_partition"] == {"action": "stop_cluster_service", "resolvers": []}
+    assert cfg.raw["cluster"]["syslog"] == {"enabled": True, "facility": "daemon"}
 
 
 def test_partial_section_keeps_given_values_and_fills_the_rest(tmp_path: Path) -> None:
@@ -324,6 +325,16 @@ def test_port_range(tmp_path: Path) -> None:
     assert messages(found) == ["cluster.ports.rpc: must be at least 1 (got 0) (clp.conf:3)"]
 
 
+def test_syslog_facility_is_a_known_name(tmp_path: Path) -> None:
+    good = load(tmp_path, BASE.replace("  name: cluster\n",
+                                       "  name: c\n  syslog: {facility: local3}\n"))
+    assert good.raw["cluster"]["syslog"] == {"enabled": True, "facility": "local3"}
+    found = errors(tmp_path, BASE.replace("  name: cluster\n",
+                                          "  name: c\n  syslog: {facility: local8}\n"))
+    assert [(i.path, i.line) for i in found] == [("cluster.syslog.facility", 3)]
+    assert "local7" in found[0].message
+
+
 def test_unknown_interconnect_type(tmp_path: Path) -> None:
     found = errors(tmp_path, BASE + "  - type: fiber\n")
     assert messages(found) == [
@@ -351,6 +362,7 @@ def test_unknown_action(tmp_path: Path) -> None:
         ("interconnects[0].addresses.server1", "stop_cluster"),
         ("interconnects[3].target", "stop_cluster"),
         ("network_partition.action", "suspend_cluster"),
+        ("cluster.syslog.facility", "upload_only"),
         ("network_partition.resolvers[0].targets[0]", "suspend_cluster"),
     ],
 )

@@ -14,7 +14,16 @@ import pytest
 from clp.evt.logsetup import setup_logging
 from clp.evt.records import TRUNCATED, RecordError, decode, encode, make_record
 from clp.evt.sender import EventSender, open_queue
-from clp.evt.sink import EventWriter, RotatingFile, SyslogSink, format_line
+from clp.evt.sink import (
+    SYSLOG_MAX,
+    SYSLOG_RETRY,
+    EventWriter,
+    RotatingFile,
+    SyslogSink,
+    cut_utf8,
+    format_line,
+    rfc3164_time,
+)
 from clp.paths import InstallRoot
 from services.clusterpro_evt import EventService
 
@@ -80,6 +89,16 @@ def test_decode_rejects_bad_fields(change: dict):
     rec = {**make_record("nm", "INFO", "x"), **change}
     with pytest.raises(RecordError):
         decode(json.dumps(rec).encode())
+
+
+def test_lone_surrogate_is_replaced_not_fatal(tmp_path: Path):
+    """A record carrying "\\ud800" once made clusterpro_evt die on UnicodeEncodeError."""
+    rec = make_record("nm", "INFO", "x")
+    data = json.dumps({**rec, "msg": "a\ud800b", "server": "s\udfff"}).encode()
+    got = decode(data)
+    assert (got["msg"], got["server"]) == ("a?b", "s?")
+    EventWriter(tmp_path, tmp_path / "alert.log", None).write(got)
+    assert (tmp_path / "nm.log").read_text().endswith("[-] a?b\n")
 
 
 # sender
@@ -191,15 +210,16 @@ def test_writer_alert_log_and_syslog(tmp_path: Path):
     try:
         writer = EventWriter(tmp_path, tmp_path / "alert.log", SyslogSink(str(sock_path)))
         writer.write(make_record("nm", "ERROR", "server2 down", event_id=2, alert=True,
-                                 server="s1"))
+                                 server="s1", t=T))
         writer.write(make_record("nm", "INFO", "quiet", event_id=3))
-        writer.write(make_record("logcmd", "INFO", "to syslog", event_id=4, syslog=True))
+        writer.write(make_record("logcmd", "INFO", "to syslog", event_id=4, syslog=True, t=T))
         got = [server.recv(4096).decode() for _ in range(2)]
         writer.close()
     finally:
         server.close()
-    assert got == ["<27>clusterpro: <type: nm><event: 2> server2 down",
-                   "<30>clusterpro: <type: logcmd><event: 4> to syslog"]
+    stamp = rfc3164_time(T)
+    assert got == [f"<27>{stamp} clusterpro: <type: nm><event: 2> server2 down",
+                   f"<30>{stamp} clusterpro: <type: logcmd><event: 4> to syslog"]
     alerts = [json.loads(x) for x in (tmp_path / "alert.log").read_text().splitlines()]
     assert len(alerts) == 1
     assert {k: alerts[0][k] for k in ("server", "module", "event_id", "level", "message")} == {
@@ -208,14 +228,142 @@ def test_writer_alert_log_and_syslog(tmp_path: Path):
     assert len((tmp_path / "nm.log").read_text().splitlines()) == 2
 
 
-def test_missing_syslog_socket_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    sink = SyslogSink(str(tmp_path / "nope"))
-    rec = make_record("nm", "ERROR", "x", event_id=1, alert=True)
+T = time.mktime((2024, 3, 5, 7, 8, 9, 0, 0, -1))
+
+
+def test_rfc3164_header_and_facility():
+    assert rfc3164_time(T) == "Mar  5 07:08:09"
+    sink = SyslogSink("/nonexistent", facility=19)  # local3
+    rec = make_record("rm", "WARNING", "ディスク", event_id=None, t=T)
+    assert sink.format(rec).decode() == (
+        "<156>Mar  5 07:08:09 clusterpro: <type: rm><event: > ディスク")
+
+
+@pytest.mark.parametrize("pad", range(3))
+def test_long_syslog_message_is_cut_on_a_character_boundary(pad: int):
+    sink = SyslogSink("/nonexistent")
+    data = sink.format(make_record("nm", "INFO", "x" * pad + "日本語" * 1000, t=T))
+    assert len(data) <= SYSLOG_MAX and len(data) > SYSLOG_MAX - 4
+    text = data.decode()  # strict: raises if a character was split
+    assert text.endswith("語" + TRUNCATED) or text.endswith("本" + TRUNCATED) or \
+        text.endswith("日" + TRUNCATED)
+
+
+def test_cut_utf8():
+    data = "aé€😀".encode()  # 1 + 2 + 3 + 4 bytes
+    assert [cut_utf8(data, n).decode() for n in range(11)] == [
+        "", "a", "a", "aé", "aé", "aé", "aé€", "aé€", "aé€", "aé€", "aé€😀"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def bind(path: Path) -> socket.socket:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(0)
+    return server
+
+
+def received(server: socket.socket) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(server.recv(4096).decode().split("> ", 2)[-1])
+        except BlockingIOError:
+            return out
+
+
+def test_missing_syslog_socket_warns_once_and_sends_later(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    clock = Clock()
+    path = tmp_path / "log.sock"
+    sink = SyslogSink(str(path), clock=clock)
     with caplog.at_level(logging.WARNING, logger="clp.evt"):
-        assert not sink.send(rec)
-        assert not sink.send(rec)
-    assert sink.failed == 2
-    assert len([r for r in caplog.records if "syslog" in r.getMessage()]) == 1
+        assert not sink.send(make_record("nm", "ERROR", "one", event_id=1, alert=True))
+        assert not sink.send(make_record("nm", "ERROR", "two", event_id=1, alert=True))
+        server = bind(path)
+        try:
+            assert not sink.flush()  # not before SYSLOG_RETRY
+            clock.now += SYSLOG_RETRY
+            assert sink.flush()
+            assert received(server) == ["one", "two"]
+        finally:
+            server.close()
+            sink.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "unusable (No such file or directory)" in said[0]
+    assert "usable again: 2 waiting records sent, 0 dropped" in said[1]
+
+
+def test_syslogd_restart_reconnects_at_once(tmp_path: Path):
+    path = tmp_path / "log.sock"
+    sink = SyslogSink(str(path), clock=Clock())
+    server = bind(path)
+    try:
+        assert sink.send(make_record("nm", "INFO", "before", syslog=True))
+        assert received(server) == ["before"]
+        server.close()
+        path.unlink()
+        server = bind(path)  # a new syslogd on the same path; the old connection is dead
+        assert sink.send(make_record("nm", "INFO", "after", syslog=True))
+        assert received(server) == ["after"] and not sink.down
+    finally:
+        server.close()
+        sink.close()
+
+
+def test_full_backlog_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    clock = Clock()
+    path = tmp_path / "log.sock"
+    sink = SyslogSink(str(path), backlog_size=3, clock=clock)
+    for i in range(5):
+        sink.send(make_record("nm", "INFO", f"r{i}", syslog=True))
+    assert sink.lost == 2
+    server = bind(path)
+    clock.now += SYSLOG_RETRY
+    try:
+        with caplog.at_level(logging.WARNING, logger="clp.evt"):
+            assert sink.flush()
+        assert received(server) == ["r2", "r3", "r4"]
+    finally:
+        server.close()
+        sink.close()
+    assert "3 waiting records sent, 2 dropped from a full backlog" in caplog.text
+
+
+def test_records_left_at_exit_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    writer = EventWriter(tmp_path, tmp_path / "alert.log", SyslogSink(str(tmp_path / "nope")))
+    writer.write(make_record("nm", "ERROR", "x", event_id=1, alert=True))
+    with caplog.at_level(logging.WARNING, logger="clp.evt"):
+        writer.close()
+    assert "1 records never reached syslog" in caplog.text
+    assert writer.syslog is not None and writer.syslog.lost == 1
+
+
+def test_syslog_output_off_sends_nothing(tmp_path: Path):
+    path = tmp_path / "log.sock"
+    server = bind(path)
+    sink = SyslogSink(str(path))
+    writer = EventWriter(tmp_path, tmp_path / "alert.log", sink)
+    try:
+        sink.configure(3, enabled=False)
+        writer.write(make_record("nm", "ERROR", "quiet", event_id=1, alert=True))
+        sink.configure(17, enabled=True)
+        writer.write(make_record("nm", "ERROR", "loud", event_id=1, alert=True))
+        server.settimeout(2)
+        got = server.recv(4096).decode()
+        assert got.startswith("<139>") and got.endswith("> loud")  # local1 (17) * 8 + err
+        server.settimeout(0)
+        assert received(server) == []
+    finally:
+        server.close()
+        writer.close()
 
 
 # the daemon's loop
