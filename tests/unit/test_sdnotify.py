@@ -21,6 +21,7 @@ from clp.paths import InstallRoot
 from clp.platform import sdnotify
 
 REPO = Path(__file__).resolve().parents[2]
+STDERR: dict[int, Path] = {}  # a daemon's pid -> where its stderr goes
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "notify")
     s.bind(path)
-    s.settimeout(30)
+    s.settimeout(5)
     yield s, path
     s.close()
 
@@ -115,6 +116,7 @@ def daemon(root: InstallRoot, listener: tuple[socket.socket, str], tmp_path: Pat
             p = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=REPO, env=env,
                                  stdout=subprocess.DEVNULL, stderr=err)
         procs.append(p)
+        STDERR[p.pid] = tmp_path / f"{name}.stderr"
         return p
 
     yield start
@@ -125,12 +127,22 @@ def daemon(root: InstallRoot, listener: tuple[socket.socket, str], tmp_path: Pat
 
 
 def expect(listener: tuple[socket.socket, str], first: bytes, p: subprocess.Popen) -> bytes:
-    try:
-        got = listener[0].recv(4096)
-    except TimeoutError:
-        pytest.fail(f"no notification (exit status {p.poll()})")
-    assert got.split(b"\n")[0] == first, got
-    return got
+    """The next notification, which must start with ``first``; a daemon that exits instead
+    fails at once, with what it said."""
+    s = listener[0]
+    s.settimeout(0.2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            got = s.recv(4096)
+        except TimeoutError:
+            if p.poll() is not None:
+                err = Path(STDERR[p.pid]).read_text()
+                pytest.fail(f"exited with status {p.returncode} before {first!r}: {err}")
+            continue
+        assert got.split(b"\n")[0] == first, got
+        return got
+    pytest.fail(f"no {first!r} within 30 s")
 
 
 def stop(p: subprocess.Popen, listener: tuple[socket.socket, str]) -> None:
