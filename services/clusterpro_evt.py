@@ -38,6 +38,7 @@ from clp.evt.records import RecordError, decode
 from clp.evt.sender import open_queue
 from clp.evt.sink import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, EventWriter, SyslogSink
 from clp.paths import InstallRoot
+from clp.platform import sdnotify
 
 POLL_SECONDS = 0.5
 log = logging.getLogger("clp.evt")
@@ -118,6 +119,7 @@ class EventService:
         while not self.stopping:
             self.step(POLL_SECONDS)
             self.tick()
+        sdnotify.stopping()
         drained = self.drain()
         log.info("event service stopped (%d records received, %d malformed, %d drained at exit)",
                  self.received, self.malformed, drained)
@@ -172,6 +174,7 @@ def main(root: str | None, log_size: int, log_generations: int, syslog_socket: s
     log.info("event service started (queue %s: depth %d, message size %d, %d records waiting)",
              install.mq_name("evt"), queue.max_messages, queue.max_message_size,
              queue.current_messages)
+    sdnotify.ready(f"draining {install.mq_name('evt')}")  # the queue is open, the writer ready
     try:
         code = service.run()
     finally:

@@ -11,6 +11,7 @@ from clp.config import ConfigError, load_config
 from clp.evt.logsetup import setup_logging
 from clp.keys import KeyFileError, load_key
 from clp.paths import InstallRoot
+from clp.platform import sdnotify
 
 log = logging.getLogger("clp.trn")
 
@@ -33,7 +34,9 @@ async def _serve(root: InstallRoot) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    sdnotify.ready(f"listening on port {config.ports.transfer}")
     await stop.wait()
+    sdnotify.stopping()
     for s in servers:
         s.close()
     gateway.close()

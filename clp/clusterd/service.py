@@ -49,7 +49,7 @@ from clp.core.partition import Verdict
 from clp.evt import logsetup
 from clp.heartbeat import packet
 from clp.paths import InstallRoot
-from clp.platform import power
+from clp.platform import power, sdnotify
 from clp.resources.runner import ResourceRunner
 
 log = logging.getLogger("clp.nm")
@@ -183,6 +183,9 @@ class ClusterService:
             log.info("Cluster service started on %s (cluster %s, %d servers, heartbeat %g s / "
                      "%g s)", self.me, self.config.name, len(self.config.servers), self.interval,
                      self.config.heartbeat_timeout, extra={"event_id": EVENT_SERVER_UP})
+            # the control API answers and the state region holds a first snapshot (published by
+            # publisher.open()): clpstat works, so the services ordered after this one may start
+            sdnotify.ready(f"cluster {self.config.name}: {self.me} running")
             await self._heartbeat_loop()
             await stopper
         finally:
@@ -204,6 +207,7 @@ class ClusterService:
     async def _stop_sequence(self, adopt: asyncio.Future[None]) -> None:
         """On a stop request: deactivate this server's groups (heartbeats go on), then exit."""
         await self._stop.wait()
+        sdnotify.stopping()
         self.monitors.stop_all("the cluster service is stopping")
         if self._stop_groups:
             with contextlib.suppress(Exception):
