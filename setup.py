@@ -31,6 +31,7 @@ COMMANDS = {
     "clpregctrl": "clp.cli.clpregctrl:main",
     "clprexec": "clp.cli.clprexec:main",
     "clplab": "clp.lab.cli:main",
+    "clpsnmpagent": "clp.snmp.passpersist:main",  # snmpd runs it: pass_persist
 }
 
 setup(
