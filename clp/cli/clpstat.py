@@ -60,12 +60,11 @@ def _fast(args: list[str]) -> dict[str, Any] | None:
 
 
 def read_local(root: InstallRoot) -> dict[str, Any]:
-    """The status document: the published snapshot plus the live per-path table."""
+    """The status document, or the command's exit with the product's message."""
     from clp.state.layout import StateError, StateNotRunning, StateStale
-    from clp.state.reader import StateReader
 
     try:
-        reader = StateReader.open(root)
+        return load_local(root)
     except StateNotRunning:
         finish(Code.NOT_RUNNING)
     except StateStale as e:
@@ -74,10 +73,16 @@ def read_local(root: InstallRoot) -> dict[str, Any]:
                f"it.")
     except StateError as e:
         finish(Code.INTERNAL, f"The status in shared memory cannot be read: {e}")
+
+
+def load_local(root: InstallRoot) -> dict[str, Any]:
+    """The status document: the published snapshot plus the live per-path table. Raises
+    StateError (StateNotRunning, StateStale) where clpstat exits: the SNMP agent answers on."""
+    from clp.state.reader import StateReader
+
+    reader = StateReader.open(root)
     try:
         view = reader.read()
-    except StateError as e:
-        finish(Code.INTERNAL, f"The status in shared memory cannot be read: {e}")
     finally:
         reader.close()
     doc = dict(view.snapshot)
