@@ -16,6 +16,7 @@ from clp.alert.service import AlertService
 from clp.evt.logsetup import setup_logging
 from clp.evt.records import short_hostname
 from clp.paths import InstallRoot
+from clp.platform import sdnotify
 
 
 def main() -> None:
@@ -29,7 +30,10 @@ def main() -> None:
         service.start()
     except OSError as e:
         sys.exit(f"clusterpro_alertsync: {e}")
-    sys.exit(service.run())
+    sdnotify.ready("delivering alerts")  # the wake-up socket is bound, the spool scanned
+    code = service.run()
+    sdnotify.stopping()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -177,3 +177,12 @@ def test_clusterpro_is_ready_when_its_control_api_and_state_are_there(
         c.connect(str(root.control_socket))  # the control API accepts, already
     posix_ipc.SharedMemory(root.shm_name("state")).close_fd()  # a state is published
     stop(p, listener)
+
+
+def test_clusterpro_alertsync_is_ready_when_it_takes_alerts(root: InstallRoot, listener, daemon):
+    write_cluster(root)
+    p = daemon("clusterpro_alertsync")
+    assert b"STATUS=delivering alerts" in expect(listener, b"READY=1", p)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
+        c.sendto(b"!", str(root.run_dir / "alertsync.sock"))  # the wake-up socket, already
+    stop(p, listener)
