@@ -14,7 +14,6 @@ from typing import Protocol
 
 from clp.paths import InstallRoot
 
-
 # The product's five system services in start order (seed chapter 3's table; chapters 8, 9 and 10
 # disable them in the reverse order). systemd/ and smf/ encode this order in their dependencies.
 SERVICES = ("clusterpro_evt", "clusterpro_trn", "clusterpro", "clusterpro_webmgr",
