@@ -1,11 +1,18 @@
 # The two entry points of README.md: `make demo` and `make test` (run as root on Debian 12).
+# On a server: `make install [PREFIX=...] [DESTDIR=...] [WHEELS=DIR] [FORCE=1]` and
+# `make uninstall [PREFIX=...] [PURGE=1]` (tools/install.py, docs/install.md).
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
 LAB     ?= clp
 PYTHON  ?= python3
+PREFIX  ?= /opt/nec/clusterpro
+DESTDIR ?=
+WHEELS  ?=
+yes      = $(filter 1 yes true,$(1))
+INSTALL  = $(PYTHON) -m tools.install
 
-.PHONY: deps venv demo demo-down test lint bench clean
+.PHONY: deps venv demo demo-down test lint bench clean install uninstall wheels
 
 deps:
 	@tools/install-deps.sh
@@ -36,7 +43,7 @@ demo-down:
 	$(BIN)/clplab down --name $(LAB)
 
 lint: venv
-	$(BIN)/ruff check clp services tests benchmarks
+	$(BIN)/ruff check clp services tests benchmarks tools
 
 test: venv lint
 	$(BIN)/pytest -q -p no:cacheprovider tests
@@ -49,6 +56,17 @@ bench: venv
 	$(PY) benchmarks/move_time.py
 	$(PY) benchmarks/failover_time.py --stress
 	$(PY) benchmarks/hb_stability.py --minutes 10
+
+install:
+	$(INSTALL) install --prefix '$(PREFIX)' $(if $(DESTDIR),--destdir '$(DESTDIR)') \
+	  $(if $(WHEELS),--wheels '$(WHEELS)') $(if $(call yes,$(FORCE)),--force)
+
+uninstall:
+	$(INSTALL) uninstall --prefix '$(PREFIX)' $(if $(DESTDIR),--destdir '$(DESTDIR)') \
+	  $(if $(call yes,$(PURGE)),--purge)
+
+wheels:
+	$(INSTALL) wheels --out build/wheels
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -85,15 +85,20 @@ def main(ctx: click.Context, name: str | None) -> None:
               help="A generated config uses the router (implies --router): witness (witnesshb1),"
                    " ping, http or arbiter (network partition resolvers; arbiter: witness "
                    "arbitration); repeatable.")
+@click.option("--installed", "installed_tree", type=click.Path(exists=True, file_okay=False),
+              help="Run this installation (make install DESTDIR=D: D/opt/nec/clusterpro) with "
+                   "the start commands of its systemd units, instead of the repository.")
 @click.pass_context
 def up(ctx: click.Context, servers: int, config_dir: str | None, interval: float,
        timeout: float, services: tuple[str, ...], disks: int, client: bool,
-       diskhb: bool, com: bool, router: bool, router_uses: tuple[str, ...]) -> None:
+       diskhb: bool, com: bool, router: bool, router_uses: tuple[str, ...],
+       installed_tree: str | None) -> None:
     """Build the lab and boot every server."""
     lab = Lab.up(name=_name(ctx), n=servers, config_dir=Path(config_dir) if config_dir else None,
                  interval=interval, timeout=timeout, services=list(services) or None,
                  disks=disks, client=client, diskhb=diskhb, com=com, router=router,
-                 router_uses=router_uses)
+                 router_uses=router_uses,
+                 installed_tree=Path(installed_tree) if installed_tree else None)
     click.echo(f"lab {lab.name!r} is up: {', '.join(lab.servers)}")
 
 

@@ -41,7 +41,8 @@ from types import FrameType
 from clp.lab.netns import LabError, reset_addresses
 from clp.paths import DEFAULT_ROOT
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 2, 4, 8, 4096
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+CODE_DIRS = ("bin", "lib", "share")  # clp.lab.installed.CODE_DIRS
 MNT_DETACH = 2
 HIDDEN_RUN_DIRS = ("/run/systemd", "/run/dbus")
 # a userw with method softdog / ipmi inside must never feed (or, closing it, arm) the host's
@@ -77,15 +78,20 @@ def umount(target: str) -> None:
 
 
 def prepare(server: str, host_root: str, disks: dict[str, tuple[int, int]],
-            links: dict[str, str] | None = None, mq_depth: int = MQUEUE_MSG_MAX) -> None:
+            links: dict[str, str] | None = None, mq_depth: int = MQUEUE_MSG_MAX,
+            code: str | None = None) -> None:
     """Hostname, private /dev/shm, mqueue and /mnt, install root, shared disk nodes, and
-    ``/dev/lab/<name>`` symlinks (a serial cable's end, which moves when it is re-plugged)."""
+    ``/dev/lab/<name>`` symlinks (a serial cable's end, which moves when it is re-plugged).
+    ``code``: an installation whose bin/ lib/ share/ cover the install root's, read-only."""
     socket.sethostname(server)
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if os.path.isdir("/dev/mqueue"):  # POSIX queues are private to the ipc ns even unmounted
         mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     Path("/proc/sys/fs/mqueue/msg_max").write_text(f"{mq_depth}\n")  # this ipc ns only
     mount(host_root, DEFAULT_ROOT, None, MS_BIND)
+    for sub in (CODE_DIRS if code else ()):
+        mount(f"{code}/{sub}", f"{DEFAULT_ROOT}/{sub}", None, MS_BIND)
+        mount("none", f"{DEFAULT_ROOT}/{sub}", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     for private in HIDDEN_RUN_DIRS:  # a `reboot` inside must not reach the host's systemd
         if os.path.isdir(private):
             mount("tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
@@ -277,6 +283,7 @@ def parse(args: list[str]) -> argparse.Namespace:
     p.add_argument("--base", action="append", default=[], metavar="IFNAME=ADDRESS/PREFIX")
     p.add_argument("--link", action="append", default=[], metavar="NAME=TARGET")
     p.add_argument("--mq-depth", type=int, default=MQUEUE_MSG_MAX, metavar="N")
+    p.add_argument("--code", metavar="DIR", help="an installation to run (clp.lab.installed)")
     return p.parse_args(args)
 
 
@@ -289,11 +296,13 @@ def main(args: list[str]) -> int:
         disks = {name: (int(nums.split(":")[0]), int(nums.split(":")[1]))
                  for name, nums in (d.split("=", 1) for d in opts.disk)}
         links = dict(link.split("=", 1) for link in opts.link)
-        prepare(opts.server, opts.host_root, disks, links, opts.mq_depth)
+        prepare(opts.server, opts.host_root, disks, links, opts.mq_depth, opts.code)
     except (OSError, ValueError, IndexError) as e:
         log(opts.server, str(e))
         return 1
     os.environ["CLP_ROOT"] = DEFAULT_ROOT
+    if opts.code:  # the installation's python must not import the repository's clp
+        os.environ.pop("PYTHONPATH", None)
     os.environ["HOSTNAME"] = opts.server
     try:
         rc, how = run_server(opts, power)

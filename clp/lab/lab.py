@@ -35,7 +35,7 @@ import clp
 from clp.config.lab import MAX_SERVERS, MIN_SERVERS, ROUTER_USES, generate_lab_config, lab_needs
 from clp.evt.sender import MAX_MESSAGE
 from clp.keys import write_arbiter_key, write_new_key
-from clp.lab import com_cable, hb_disk, shared_disk, teardown, watchdog
+from clp.lab import com_cable, hb_disk, installed, shared_disk, teardown, watchdog
 from clp.lab import netns as nx
 from clp.lab import router as lab_router
 from clp.lab.faults import Faults
@@ -101,7 +101,9 @@ class Lab(Faults, Probes):
            interval: float = 1.0, timeout: float = 10.0,
            services: list[str] | None = None, disks: int = 1, client: bool = True,
            diskhb: bool = False, com: bool = False, router: bool = False,
-           router_uses: tuple[str, ...] = ()) -> Lab:
+           router_uses: tuple[str, ...] = (), installed_tree: Path | None = None) -> Lab:
+        """``installed_tree``: the servers run that installation (clp.lab.installed), not the
+        repository."""
         _check_root()
         _check_name(name)
         if not MIN_SERVERS <= n <= MAX_SERVERS:
@@ -117,12 +119,16 @@ class Lab(Faults, Probes):
             diskhb, com, router = diskhb or needs["diskhb"], com or needs["com"], \
                 router or needs["router"]
         bindir = _bin_dir()
+        if installed_tree is not None:
+            installed_tree = installed.check(installed_tree)
+            services = services or installed.service_specs(installed_tree)
         doc = {"name": name, "servers": [f"server{i}" for i in range(1, n + 1)],
                "services": services, "bin": str(bindir), "python": sys.executable,
                "repo": str(Path(clp.__file__).resolve().parent.parent), "created": time.time(),
                "config_dir": str(config_dir) if config_dir else None,
                "nodes": {}, "unplugged": [], "hung": [], "partition": None, "disks": [],
-               "client": client, "router": router or bool(router_uses)}
+               "client": client, "router": router or bool(router_uses),
+               "installed": str(installed_tree) if installed_tree else None}
         lab = cls(doc)
         try:
             (RUN_DIR / name).mkdir(parents=True, mode=0o700)
@@ -206,6 +212,9 @@ class Lab(Faults, Probes):
         for server in self.servers:
             root = InstallRoot(self.root_of(server))
             root.ensure_dirs()
+            if self.doc.get("installed"):  # mount points of the installation's code
+                for sub in installed.CODE_DIRS:
+                    (root.root / sub).mkdir(exist_ok=True)
             if config_dir is not None:
                 shutil.copytree(config_dir, root.config_dir, dirs_exist_ok=True)
             root.config_file.write_text(conf)
@@ -289,6 +298,10 @@ class Lab(Faults, Probes):
         env = {"PATH": f"{self.doc['bin']}:/usr/sbin:/usr/bin:/sbin:/bin",
                "PYTHONPATH": self.doc["repo"], "CLP_ROOT": DEFAULT_ROOT, "CLPLAB": self.name,
                "CLPLAB_SERVER": server, "HOME": "/root", "LANG": "C.UTF-8", "HOSTNAME": server}
+        if self.doc.get("installed"):  # its commands, and its python for the sample's app;
+            env["PATH"] = f"{DEFAULT_ROOT}/bin:{DEFAULT_ROOT}/lib/python/bin:/usr/sbin:" \
+                "/usr/bin:/sbin:/bin"  # no PYTHONPATH: the repository must not shadow it
+            del env["PYTHONPATH"]
         if "TERM" in os.environ:
             env["TERM"] = os.environ["TERM"]
         return env
@@ -296,9 +309,12 @@ class Lab(Faults, Probes):
     def _boot(self, server: str) -> None:
         _reap_holders()
         root = self.root_of(server)
+        code = self.doc.get("installed")
+        supervise = f"{DEFAULT_ROOT}/bin/clpsupervise" if code else \
+            str(Path(self.doc["bin"]) / "clpsupervise")
         argv = ["ip", "netns", "exec", nx.netns_name(self.name, server), *UNSHARE,
-                self.doc["python"], "-m", "clp.lab.init", server, str(root),
-                str(Path(self.doc["bin"]) / "clpsupervise")]
+                self.doc["python"], "-m", "clp.lab.init", server, str(root), supervise]
+        argv += [f"--code={code}"] if code else []
         argv += [f"--disk={d['name']}={d['paths'][server]['dev']}"
                  for d in self.doc.get("disks", []) if server in d.get("paths", {})]
         argv += hb_disk.init_args(self.doc, server)
@@ -310,7 +326,8 @@ class Lab(Faults, Probes):
         (root.parent / "power").unlink(missing_ok=True)
         (root / "log").mkdir(parents=True, exist_ok=True)
         with open(root / "log" / "init.log", "ab") as out:
-            holder = subprocess.Popen(argv, env=self._env(server), stdin=subprocess.DEVNULL,
+            env = {**self._env(server), "PYTHONPATH": self.doc["repo"]}  # for init; not passed on
+            holder = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                       stdout=out, stderr=subprocess.STDOUT, cwd="/",
                                       start_new_session=True)
         _HOLDERS.append(holder)

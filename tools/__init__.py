@@ -1,0 +1,1 @@
+"""Build and install helpers run from the repository (``python3 -m tools.install``)."""
