@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.lab,
 
 REPO = Path(__file__).resolve().parents[2]
 P = DEFAULT_ROOT
-INSTALLED = ("clusterpro_evt", "clusterpro_trn", "clusterpro")  # have a program in this version
+# the services with a program in this version (clusterpro_webmgr comes with the WebUI)
+INSTALLED = ("clusterpro_evt", "clusterpro_trn", "clusterpro", "clusterpro_alertsync")
 LAB = "inst"
 
 
