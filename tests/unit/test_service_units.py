@@ -1,7 +1,8 @@
 """The service definitions: ``systemd/*.service`` and ``smf/*.xml`` start the five services in
 exactly the seed's order (``clp.platform.services.SERVICES``) and stop them in its reverse
 (``STOP_ORDER``), never tie one clp service's life to another's, and are valid for their manager
-(``systemd-analyze verify``; the SMF DTD with ``xmllint``).
+(``systemd-analyze verify``; ``xmllint`` with our SMF DTD, ``smf/clp-service-bundle.dtd``, and
+with the system's where there is one).
 
 The order is computed from the files (a topological sort that refuses a cycle and refuses two
 services left unordered, which a manager may start either way), and the checker itself is tested
@@ -25,6 +26,7 @@ from clp.platform.services import SERVICES, STOP_ORDER
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD, SMF = REPO / "systemd", REPO / "smf"
 DTD_SYSTEM_ID = "/usr/share/lib/xml/dtd/service_bundle.dtd.1"  # where Solaris/illumos keep it
+CLP_DTD = SMF / "clp-service-bundle.dtd"  # our own description of the subset the manifests use
 FMRI = "svc:/application/clusterpro/{}:default"
 TIE = ("Requires", "BindsTo", "PartOf", "Requisite", "Upholds")  # Wants= only, between ours
 
@@ -237,17 +239,18 @@ def test_order_checker_catches_a_service_out_of_place() -> None:
         start_order(systemd_after(units))
 
 
-def smf_dtd() -> Path | None:
-    """The service_bundle DTD (CDDL, illumos-gate; not in this repository: smf/README.md):
-    $CLP_SMF_DTD, a copy in smf/, one in shared/smf/ beside the repository, or the system's."""
-    candidates = [os.environ.get("CLP_SMF_DTD", ""), SMF / "service_bundle.dtd.1",
-                  REPO.parent / "shared" / "smf" / "service_bundle.dtd.1", DTD_SYSTEM_ID]
+def system_dtd() -> Path | None:
+    """The Solaris/illumos service_bundle DTD, the authority (``svccfg validate`` reads it), when
+    this machine has it or $CLP_SMF_DTD names a copy; it is not in this repository
+    (smf/README.md)."""
+    candidates = [os.environ.get("CLP_SMF_DTD", ""), DTD_SYSTEM_ID]
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
 def xmllint(paths: list[Path], dtd: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     """Validate against ``dtd``; the manifests' own DOCTYPE resolves to it through a catalog, as
     on Solaris, instead of a load warning."""
+    assert shutil.which("xmllint"), "no xmllint: install libxml2-utils (tools/install-deps.sh)"
     catalog = tmp_path / "catalog.xml"
     catalog.write_text(
         '<?xml version="1.0"?>\n'
@@ -260,13 +263,14 @@ def xmllint(paths: list[Path], dtd: Path, tmp_path: Path) -> subprocess.Complete
                           timeout=60)
 
 
-@pytest.fixture
-def dtd() -> Path:
-    if shutil.which("xmllint") is None:
-        pytest.skip("xmllint is not installed")
-    found = smf_dtd()
+@pytest.fixture(params=["clp", "system"])
+def dtd(request: pytest.FixtureRequest) -> Path:
+    """Ours always (smf/clp-service-bundle.dtd); the system's as well where there is one."""
+    if request.param == "clp":
+        return CLP_DTD
+    found = system_dtd()
     if found is None:
-        pytest.skip("the SMF service_bundle DTD is not here (see smf/README.md)")
+        pytest.skip(f"no system SMF DTD ({DTD_SYSTEM_ID}, $CLP_SMF_DTD): checked against ours")
     return found
 
 
@@ -280,3 +284,90 @@ def test_dtd_check_catches_an_invalid_manifest(dtd: Path, tmp_path: Path) -> Non
     bad.write_text(manifest_texts()["clusterpro_evt"].replace(' timeout_seconds="30"', ""))
     r = xmllint([bad], dtd, tmp_path)
     assert r.returncode != 0 and "timeout_seconds" in r.stderr
+
+
+@pytest.mark.parametrize(("old", "new", "said"), [
+    ('grouping="optional_all"', 'grouping="optional_any"',
+     '"optional_any" for attribute grouping of dependency is not among the enumerated set'),
+    ('grouping="require_all" restart_on="none"', 'grouping="require_all" restart_on="never"',
+     '"never" for attribute restart_on of dependency is not among the enumerated set'),
+    ('type="integer"', 'type="int"', '"int" for attribute type of propval is not among'),
+    ("<single_instance/>", "<single_instance/>\n    <singleton/>",
+     "No declaration for element singleton"),
+    ('<stability value="Unstable"/>', '<stability value="Unstable"/><exec_method type="method"'
+     ' name="refresh" exec=":true" timeout_seconds="30"/>',  # a method after the stability
+     "Element service content does not follow the DTD"),
+], ids=["grouping", "restart_on", "propval-type", "unknown-element", "element-order"])
+def test_dtd_constrains_values_and_elements(dtd: Path, tmp_path: Path, old: str, new: str,
+                                            said: str) -> None:
+    text = manifest_texts()["clusterpro"]
+    assert old in text
+    bad = tmp_path / "clusterpro.xml"
+    bad.write_text(text.replace(old, new, 1))
+    r = xmllint([bad], dtd, tmp_path)
+    assert r.returncode != 0 and said in r.stderr, r.stderr
+
+
+# Every element smf/clp-service-bundle.dtd declares, in the places the format allows them: valid
+# for ours, and for the system's where it is found, so ours is not stricter than SMF where a
+# manifest may one day need it.
+_LIST_VALUES = {"astring": "a", "ustring": "u", "boolean": "false", "count": "1", "integer": "-1",
+                "time": "1.5", "opaque": "00ff", "fmri": "svc:/a", "uri": "http://localhost/",
+                "host": "localhost", "hostname": "localhost", "net_address_v6": "::1"}
+LISTS = "\n".join(f'      <property name="{t}s" type="{t}"><{t}_list><value_node value="{v}"/>'
+                  f"</{t}_list></property>" for t, v in _LIST_VALUES.items())
+EVERY_ELEMENT = f"""<?xml version="1.0"?>
+<!DOCTYPE service_bundle SYSTEM "{DTD_SYSTEM_ID}">
+<service_bundle type="manifest" name="sample">
+  <service name="application/clp/sample" type="service" version="1">
+    <create_default_instance enabled="false"/>
+    <restarter><service_fmri value="svc:/system/svc/restarter:default"/></restarter>
+    <dependency name="config" grouping="require_any" restart_on="refresh" type="path">
+      <service_fmri value="file://localhost/etc/clp.conf"/>
+      <stability value="Evolving"/>
+    </dependency>
+    <dependent name="sample_user" grouping="optional_all" restart_on="restart">
+      <service_fmri value="svc:/milestone/multi-user"/>
+    </dependent>
+    <method_context working_directory="/var/tmp">
+      <method_credential user="root" group="root" privileges="basic"/>
+      <method_environment><envvar name="LANG" value="C"/></method_environment>
+    </method_context>
+    <exec_method type="method" name="start" exec="/bin/true" timeout_seconds="60">
+      <method_context><method_profile name="Service Management"/></method_context>
+    </exec_method>
+    <property_group name="sample" type="application">
+      <stability value="Unstable"/>
+      <propval name="on" type="boolean" value="true"/>
+      <property name="addresses" type="net_address_v4">
+        <net_address_v4_list><value_node value="192.0.2.1"/></net_address_v4_list>
+      </property>
+{LISTS}
+    </property_group>
+    <instance name="secondary" enabled="false">
+      <exec_method type="method" name="stop" exec=":kill" timeout_seconds="30"/>
+      <template><common_name><loctext xml:lang="C">sample secondary</loctext></common_name>
+      </template>
+    </instance>
+    <stability value="Stable"/>
+    <template>
+      <common_name><loctext xml:lang="C">sample</loctext></common_name>
+      <description><loctext xml:lang="C">every element of the clp DTD</loctext></description>
+      <documentation>
+        <manpage title="svc.startd" section="8"/>
+        <doc_link name="clp" uri="http://localhost/clp"/>
+      </documentation>
+    </template>
+  </service>
+</service_bundle>
+"""
+
+
+def test_dtd_accepts_every_element_clps_declares(dtd: Path, tmp_path: Path) -> None:
+    declared = set(re.findall(r"<!ELEMENT\s+(\w+)", CLP_DTD.read_text()))
+    used = {e.tag for e in ET.fromstring(EVERY_ELEMENT).iter()}
+    assert used == declared - {"single_instance"}  # in every manifest; not with two instances
+    sample = tmp_path / "sample.xml"
+    sample.write_text(EVERY_ELEMENT)
+    r = xmllint([sample], dtd, tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")
