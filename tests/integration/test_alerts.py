@@ -346,3 +346,38 @@ def test_clp_conf_change_applies_without_restart(node: Node, smtp: Smtp, traps: 
     wait_for("the trap", lambda: traps.traps())
     time.sleep(0.3)
     assert len(smtp.box.mails) == 1
+
+
+def test_mail_tls_modes_and_their_refusals(cert: tuple[Path, Path]) -> None:
+    """Implicit TLS is sent; an untrusted certificate and a server without STARTTLS are errors
+    that say so, never a plain send."""
+    from clp.alert import mail
+    from clp.alert.delivery import DeliveryError
+    from clp.alert.settings import MailSettings, SmtpServer
+    from clp.evt.records import make_record
+
+    box = Mailbox()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert[1]), str(cert[0]))
+    tls_port, plain_port = free_port(), free_port()
+    implicit = aiosmtpd.Controller(box, hostname="127.0.0.1", port=tls_port, ssl_context=ctx)
+    plain = aiosmtpd.Controller(box, hostname="127.0.0.1", port=plain_port)
+    implicit.start()
+    plain.start()
+    try:
+        rec = make_record("rm", "ERROR", "over TLS", event_id=9, alert=True, server="server1")
+
+        def send(server: SmtpServer) -> str:
+            return mail.send(MailSettings(("ops@example.test",), (server,)), rec, "c", "server1")
+
+        assert send(SmtpServer("127.0.0.1", tls_port, "tls", ca_file=str(cert[1]),
+                               timeout=5)) == f"127.0.0.1:{tls_port}"
+        assert "over TLS" in box.mails[0][2]
+        with pytest.raises(DeliveryError, match="certificate not trusted"):
+            send(SmtpServer("127.0.0.1", tls_port, "tls", timeout=5))
+        with pytest.raises(DeliveryError, match="does not offer STARTTLS"):
+            send(SmtpServer("127.0.0.1", plain_port, "starttls", timeout=5))
+        assert len(box.mails) == 1
+    finally:
+        implicit.stop()
+        plain.stop()
