@@ -93,9 +93,10 @@ class TrapSender:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(config_text(self.dest))
+        # net-snmp writes its persistent files (named like config files) there: kept apart
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SNMPCONFPATH": str(self.dir),
-                "SNMP_PERSISTENT_DIR": str(self.dir), "MIBS": "", "MIBDIRS": "/nonexistent",
-                "LANG": "C.UTF-8"}
+                "SNMP_PERSISTENT_DIR": str(self.dir / "persist"), "MIBS": "",
+                "MIBDIRS": "/nonexistent", "LANG": "C.UTF-8"}
 
     def __call__(self, rec: Record) -> str:
         where = self.dest.label

@@ -55,10 +55,12 @@ class Receivers:
 
     def start(self) -> None:
         self._start(["snmptrapd", "-f", "-C", "-c", str(self.dir / "snmptrapd.conf"), "-On",
-                     "-Lf", str(self.traps_file), "-F", "TRAP %T %v\n",
+                     "-Lf", str(self.traps_file), "-F", "TRAP %P| %v\n",
                      f"udp:{CLIENT}:{TRAP_PORT}"],
                     env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "MIBS": "",
-                         "MIBDIRS": "/nonexistent", "SNMP_PERSISTENT_DIR": str(self.dir)})
+                         "MIBDIRS": "/nonexistent",
+                         # its persistent file is named snmptrapd.conf too: kept apart
+                         "SNMP_PERSISTENT_DIR": str(self.dir / "persist")})
         self._start([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{CLIENT}:{SMTP_PORT}",
                      "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)])
         deadline = time.monotonic() + START_WAIT

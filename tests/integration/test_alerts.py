@@ -126,7 +126,9 @@ class TrapReceiver:
             f"createUser -e {engine_id('server1')} clpuser SHA authpass123 AES privpass123\n"
             "createUser clpuser SHA authpass123 AES privpass123\n"
             "authUser log clpuser priv\n")
-        env = {"PATH": os.environ["PATH"], "SNMP_PERSISTENT_DIR": str(self.dir), "MIBS": "",
+        # its persistent file is also named snmptrapd.conf: not in the config's directory
+        env = {"PATH": os.environ["PATH"], "SNMP_PERSISTENT_DIR": str(self.dir / "persist"),
+               "MIBS": "",
                "MIBDIRS": "/nonexistent"}
         self.proc = subprocess.Popen(
             ["snmptrapd", "-f", "-Lf", str(self.out), "-C", "-c", str(self.dir / "snmptrapd.conf"),
