@@ -327,7 +327,8 @@ def test_default_services_run_under_clpsupervise():
                 "print(json.dumps(SupervisorClient(InstallRoot.from_env()).status()))")])
             assert r.returncode == 0, r.stderr
             services = json.loads(r.stdout)["services"]
-            assert set(services) == {"clusterpro_evt", "clusterpro_trn", "clusterpro"}
+            assert list(services) == ["clusterpro_evt", "clusterpro_trn", "clusterpro",
+                                      "clusterpro_alertsync"]
         conf = (lab.root_of("server1") / "etc" / "clp.conf").read_text()
         assert "198.18.1.2" in conf and "server2" in conf
         lab.down()
