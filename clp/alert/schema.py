@@ -37,27 +37,36 @@ def _channel(extra: dict[str, Any], required: list[str]) -> dict[str, Any]:
     })
 
 
-SMTP_SERVER = _apply({
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["host"],
-    "properties": {
-        "host": _apply({"type": "string", "pattern": HOST_PATTERN,
-                        "x-error": {"pattern": "{value!r} is not a host name or address"}}),
-        "port": _apply({"type": "integer", "minimum": 1, "maximum": 65535, "default": 25}),
-        # none: plain SMTP; starttls: upgrade on the submission port; tls: implicit TLS (465)
-        "security": _apply({"enum": ["none", "starttls", "tls"], "default": "none"}),
-        "user": _apply({"type": "string", "minLength": 1}),
-        "password": _apply({"type": "string"}),
-        "timeout": _apply({"type": "number", "exclusiveMinimum": 0, "maximum": 600,
-                           "default": 30}),
-        # certificates the server's is checked against (default: the system's); the host name
-        # is always checked
-        "ca_file": _apply({"type": "string", "minLength": 1}),
-    },
-    "dependentRequired": {"user": ["password"], "password": ["user"]},
-    "x-error": {"dependentRequired": "user and password go together (SMTP authentication)"},
-})
+def _peer(port: int, extra: dict[str, Any], rules: dict[str, Any] | None = None
+          ) -> dict[str, Any]:
+    """An SMTP server or a trap destination: a host, a port, its own parameters and rules."""
+    return _apply({
+        **(rules or {}),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["host"],
+        "properties": {
+            "host": _apply({"type": "string", "pattern": HOST_PATTERN,
+                            "x-error": {"pattern": "{value!r} is not a host name or address"}}),
+            "port": _apply({"type": "integer", "minimum": 1, "maximum": 65535,
+                            "default": port}),
+            **extra,
+        },
+    })
+
+
+SMTP_SERVER = _peer(25, {
+    # none: plain SMTP; starttls: upgrade on the submission port; tls: implicit TLS (465)
+    "security": _apply({"enum": ["none", "starttls", "tls"], "default": "none"}),
+    "user": _apply({"type": "string", "minLength": 1}),
+    "password": _apply({"type": "string"}),
+    "timeout": _apply({"type": "number", "exclusiveMinimum": 0, "maximum": 600,
+                       "default": 30}),
+    # certificates the server's is checked against (default: the system's); the host name
+    # is always checked
+    "ca_file": _apply({"type": "string", "minLength": 1}),
+}, {"dependentRequired": {"user": ["password"], "password": ["user"]},
+    "x-error": {"dependentRequired": "user and password go together (SMTP authentication)"}})
 
 MAIL = _channel({
     "to": _apply({"type": "array", "minItems": 1, "items": {
@@ -70,37 +79,29 @@ MAIL = _channel({
     "smtp": _apply({"type": "array", "minItems": 1, "items": SMTP_SERVER}),
 }, ["to", "smtp"])
 
-TRAP_DESTINATION = _apply({
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["host"],
-    "properties": {
-        "host": _apply({"type": "string", "pattern": HOST_PATTERN,
-                        "x-error": {"pattern": "{value!r} is not a host name or address"}}),
-        "port": _apply({"type": "integer", "minimum": 1, "maximum": 65535, "default": 162}),
-        "version": _apply({"enum": ["v2c", "v3"], "default": "v2c"}),
-        "community": _apply({"type": "string", "pattern": r"^[^\s\"'#]+$", "default": "public",
-                             "x-error": {"pattern": "no spaces, quotes or '#' in a community"}}),
-        # an inform is acknowledged: a wrong community or password, or a receiver that is down,
-        # is then known and alerted; a trap is fire-and-forget
-        "inform": _apply({"type": "boolean", "default": False}),
-        "timeout": _apply({"type": "number", "exclusiveMinimum": 0, "maximum": 60,
-                           "default": 5}),
-        "retries": _apply({"type": "integer", "minimum": 0, "maximum": 10, "default": 2}),
-        "user": _apply({"type": "string", "minLength": 1, "maxLength": 32}),
-        "security_level": _apply({"enum": ["authNoPriv", "authPriv"],
-                                  "default": "authNoPriv"}),
-        "auth_protocol": _apply({"enum": ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384",
-                                          "SHA-512"], "default": "SHA"}),
-        # net-snmp refuses pass phrases shorter than 8 characters
-        "auth_password": _apply(SECRET),
-        "priv_protocol": _apply({"enum": ["DES", "AES"], "default": "AES"}),
-        "priv_password": _apply(SECRET),
-        # the sender's engine id for v3 traps (snmptrapd's createUser -e); default from the
-        # server name, see clp.alert.trap.engine_id
-        "engine_id": _apply({"type": "string", "pattern": r"^(0x)?([0-9A-Fa-f]{2}){5,32}$",
-                             "x-error": {"pattern": "{value!r} is not 5 to 32 hex bytes"}}),
-    },
+TRAP_DESTINATION = _peer(162, {
+    "version": _apply({"enum": ["v2c", "v3"], "default": "v2c"}),
+    "community": _apply({"type": "string", "pattern": r"^[^\s\"'#]+$", "default": "public",
+                         "x-error": {"pattern": "no spaces, quotes or '#' in a community"}}),
+    # an inform is acknowledged: a wrong community or password, or a receiver that is down,
+    # is then known and alerted; a trap is fire-and-forget
+    "inform": _apply({"type": "boolean", "default": False}),
+    "timeout": _apply({"type": "number", "exclusiveMinimum": 0, "maximum": 60,
+                       "default": 5}),
+    "retries": _apply({"type": "integer", "minimum": 0, "maximum": 10, "default": 2}),
+    "user": _apply({"type": "string", "minLength": 1, "maxLength": 32}),
+    "security_level": _apply({"enum": ["authNoPriv", "authPriv"],
+                              "default": "authNoPriv"}),
+    "auth_protocol": _apply({"enum": ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384",
+                                      "SHA-512"], "default": "SHA"}),
+    # net-snmp refuses pass phrases shorter than 8 characters
+    "auth_password": _apply(SECRET),
+    "priv_protocol": _apply({"enum": ["DES", "AES"], "default": "AES"}),
+    "priv_password": _apply(SECRET),
+    # the sender's engine id for v3 traps (snmptrapd's createUser -e); default from the
+    # server name, see clp.alert.trap.engine_id
+    "engine_id": _apply({"type": "string", "pattern": r"^(0x)?([0-9A-Fa-f]{2}){5,32}$",
+                         "x-error": {"pattern": "{value!r} is not 5 to 32 hex bytes"}}),
 })
 
 SNMP = _channel({

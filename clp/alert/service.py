@@ -28,6 +28,7 @@ from clp.alert.settings import MAIL_MODULE, TRAP_MODULE, AlertSettings, channels
 from clp.alert.spool import Entry, Spool, SpoolError, wake_socket
 from clp.alert.trap import TrapSender, engine_id
 from clp.config import ConfigError, load_config
+from clp.evt.records import Record
 from clp.paths import InstallRoot
 
 SCAN_SECONDS = 1.0
@@ -110,7 +111,7 @@ class AlertService:
         if s.mail is not None:
             ms = s.mail
 
-            def send_mail(rec: dict) -> str:  # type: ignore[type-arg]
+            def send_mail(rec: Record) -> str:
                 return mail.send(ms, rec, self.cluster, self.server)
 
             out["mail"] = (send_mail, f"mail to {', '.join(ms.to)} via "

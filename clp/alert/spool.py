@@ -21,7 +21,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +173,3 @@ class Spool:
         kept = self.failed / name
         os.replace(self.outbox / name, kept)
         return kept
-
-    def failed_names(self) -> Iterator[str]:
-        with contextlib.suppress(FileNotFoundError):
-            yield from sorted(e.name for e in os.scandir(self.failed) if e.name.endswith(SUFFIX))
