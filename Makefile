@@ -56,6 +56,8 @@ bench: venv
 	$(PY) benchmarks/move_time.py
 	$(PY) benchmarks/failover_time.py --stress
 	$(PY) benchmarks/hb_stability.py --minutes 10
+	$(PY) benchmarks/alert_latency.py
+	$(PY) benchmarks/snmpwalk_time.py
 
 install:
 	$(INSTALL) install --prefix '$(PREFIX)' $(if $(DESTDIR),--destdir '$(DESTDIR)') \
