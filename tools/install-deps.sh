@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(iproute2 util-linux nftables socat procps iputils-ping psmisc e2fsprogs kmod rsyslog
       python3 python3-venv python3-dev
       gcc libffi-dev make
-      snmpd snmp smitools
+      snmpd snmp snmptrapd smitools openssl systemd
       libxml2-utils)  # xmllint: the SMF manifests against smf/clp-service-bundle.dtd
 command -v npm >/dev/null || pkgs+=(npm)  # fetches the IETF base MIB modules, below
 # --bench: also what the benchmarks compare against or load the machine with

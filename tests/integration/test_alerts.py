@@ -18,17 +18,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiosmtpd.controller as aiosmtpd  # the test extra; snmptrapd comes from install-deps.sh
 import pytest
 import yaml
+from aiosmtpd.smtp import AuthResult
 
 from clp.alert.trap import engine_id
 from clp.paths import InstallRoot
 from tests.unit.conftest import remove_ipc
 
-aiosmtpd = pytest.importorskip("aiosmtpd.controller")
-from aiosmtpd.smtp import AuthResult  # noqa: E402
-
-pytestmark = pytest.mark.skipif(shutil.which("snmptrapd") is None, reason="snmptrapd missing")
 SAMPLE = Path(__file__).parents[2] / "clp" / "samples" / "lab2"
 BIN = Path(sys.executable).parent
 V3 = {"user": "clpuser", "auth_password": "authpass123", "security_level": "authPriv",
