@@ -29,10 +29,13 @@ log = logging.getLogger("clp.alertsync")
 class DeliveryError(Exception):
     """A delivery that did not happen; the text says why, for the alert log."""
 
-    def __init__(self, reason: str, where: str) -> None:
+    def __init__(self, reason: str, where: str, permanent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.where = where  # the server or destination it was tried on
+        # this alert can never be delivered there (the server refused its content): given up at
+        # once, so it does not hold back the alerts after it
+        self.permanent = permanent
 
 
 @dataclass
@@ -61,7 +64,7 @@ class Outcome:
     kind: str  # delivered | failed (will retry) | given_up
     where: str = ""  # server / destination used or tried
     reason: str = ""
-    retry_in: float = 0.0
+    retry_in: float = 0.0  # the target failed: its next attempt waits this long
     failures: int = 0  # delivered: attempts that had failed before; failed: in a row so far
 
 
@@ -105,22 +108,23 @@ class Target(threading.Thread):
                 name, rec = self.pending[0]
             outcome = self._attempt(name, rec)
             with self.cond:
-                if outcome.kind == "failed":
+                if outcome.kind != "failed":
+                    self.pending.popleft()
+                    self.queued.discard(name)
+                if outcome.retry_in:  # the target failed: ask it again later
                     self._give_up_old(outcome)
                     self.cond.wait_for(lambda: self.stopping, timeout=outcome.retry_in)
-                    continue
-                self.pending.popleft()
-                self.queued.discard(name)
 
     def _attempt(self, name: str, rec: Record) -> Outcome:
         try:
             where = self.send(rec)
         except DeliveryError as e:
-            retry_in = self.backoff.failed()
-            outcome = Outcome(self.key, name, "failed", e.where, e.reason, retry_in,
-                              self.backoff.failures)
-            if self.wall() - rec["t"] >= self.give_up:
-                outcome = Outcome(self.key, name, "given_up", e.where, e.reason, 0.0,
+            if e.permanent:  # this alert only: the target is fine, the next goes at once
+                outcome = Outcome(self.key, name, "given_up", e.where, e.reason, 0.0, 1)
+            else:
+                retry_in = self.backoff.failed()
+                kind = "given_up" if self.wall() - rec["t"] >= self.give_up else "failed"
+                outcome = Outcome(self.key, name, kind, e.where, e.reason, retry_in,
                                   self.backoff.failures)
         except Exception as e:  # a bug in a sender must not end the thread silently
             log.exception("alert %s: delivery to %s raised", name, self.key)

@@ -25,6 +25,7 @@ log = logging.getLogger("clp.alertsync")
 
 
 def compose(settings: MailSettings, rec: Record, cluster: str, server: str) -> EmailMessage:
+    rec = {**rec, "msg": rec["msg"].replace("\0", "\\0")}  # no NUL on the wire
     eid = "-" if rec["event_id"] is None else str(rec["event_id"])
     first_line = rec["msg"].splitlines()[0] if rec["msg"] else ""
     msg = EmailMessage()
@@ -97,14 +98,15 @@ def send(settings: MailSettings, rec: Record, cluster: str, server: str) -> str:
     naming every server tried and why each failed."""
     msg = compose(settings, rec, cluster, server)
     errors = []
+    refused_content = 0  # servers that refused this mail's content for good (552, 554 ...)
     for smtp in settings.smtp:
         try:
             _send_one(smtp, msg, server)
         except (smtplib.SMTPException, OSError, ValueError) as e:
             errors.append((smtp.label, _why(e)))
+            refused_content += isinstance(e, smtplib.SMTPDataError) and e.smtp_code >= 500
         else:
             return smtp.label
     where = ", ".join(label for label, _ in errors)
-    if len(errors) == 1:
-        raise DeliveryError(errors[0][1], where)
-    raise DeliveryError("; ".join(f"{label}: {why}" for label, why in errors), where)
+    why = errors[0][1] if len(errors) == 1 else "; ".join(f"{w}: {y}" for w, y in errors)
+    raise DeliveryError(why, where, permanent=refused_content == len(errors))

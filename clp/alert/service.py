@@ -61,6 +61,7 @@ class AlertService:
         self.settings = AlertSettings()
         self.cluster = "-"
         self.targets: dict[str, Target] = {}
+        self.specs: dict[str, object] = {}  # what each target was built from
         self.waiting: dict[str, tuple[Entry, set[str]]] = {}  # spool name -> entry, targets due
         self.stamp: tuple[int, int, int] | None | str = "unread"
         self.ready = False  # settings known: until then the spool is only kept
@@ -81,33 +82,41 @@ class AlertService:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def reload(self) -> None:
-        """Read clp.conf again when it changed. A configuration that does not load keeps the
-        settings in force (said once per change); none at all means no mail and no traps."""
+        """Read clp.conf again when it changed. A configuration that is missing or does not
+        load keeps the settings in force and the spool untouched (said once per change); only a
+        configuration that loads decides, and one without an ``alert`` section sends nothing."""
         stamp = self._config_stamp()
         if stamp == self.stamp:
             return
         self.stamp = stamp
         if stamp is None:
-            settings, cluster = AlertSettings(), "-"
-            log.warning("no %s: alerts are not reported by mail or trap", self.root.config_file)
+            log.error("%s is missing: the alert settings in force stay, and alerts wait in the "
+                      "spool until it is back", self.root.config_file, extra={"alert": True})
+            return
+        try:
+            config = load_config(self.root.config_dir)
+        except ConfigError as e:
+            why = "; ".join(map(str, e.issues[:5]))
+        except Exception as e:  # unreadable, or a bug: the service goes on with what it has
+            why = f"{type(e).__name__}: {e}"
         else:
-            try:
-                config = load_config(self.root.config_dir)
-            except ConfigError as e:
-                log.error("%s is not valid, the alert settings in force stay: %s",
-                          self.root.config_file, "; ".join(map(str, e.issues[:5])),
-                          extra={"alert": True})
-                return
-            settings, cluster = from_raw(config.raw), config.name
+            self._apply(from_raw(config.raw), config.name)
+            return
+        log.error("%s is not valid, the alert settings in force stay: %s",
+                  self.root.config_file, why, extra={"alert": True})
+
+    def _apply(self, settings: AlertSettings, cluster: str) -> None:
         if self.ready and settings == self.settings and cluster == self.cluster:
             return
         self.ready = True
         self.settings, self.cluster = settings, cluster
         self._rebuild()
 
-    def _senders(self) -> dict[str, tuple[Sender, str]]:
+    def _senders(self) -> dict[str, tuple[Sender, str, object]]:
+        """Each target's sender, its description, and what it depends on (a target whose
+        dependencies did not change is kept on a reload)."""
         s = self.settings
-        out: dict[str, tuple[Sender, str]] = {}
+        out: dict[str, tuple[Sender, str, object]] = {}
         if s.mail is not None:
             ms = s.mail
 
@@ -115,31 +124,39 @@ class AlertService:
                 return mail.send(ms, rec, self.cluster, self.server)
 
             out["mail"] = (send_mail, f"mail to {', '.join(ms.to)} via "
-                                      f"{', '.join(x.label for x in ms.smtp)}")
+                                      f"{', '.join(x.label for x in ms.smtp)}",
+                           (ms, s.retry, self.cluster))
         if s.snmp is not None:
             state = self.root.work_dir / "snmp"
             for d in s.snmp.destinations:
                 engine = d.engine_id or engine_id(self.server)
                 what = f"SNMP {d.label}" + (f", engine id {engine}" if d.version == "v3" and
                                             not d.inform else "")
-                out[d.key] = (TrapSender(d, state, self.server), what)
+                out[d.key] = (TrapSender(d, state, self.server), what, (d, s.retry))
         return out
 
     def _rebuild(self) -> None:
-        """New targets for new settings. A delivery under way in an old target still reports
-        its outcome; what was only queued there is queued again in the new one."""
-        for target in self.targets.values():
-            target.stop()
-        self.targets = {}
+        """Targets for new settings: a target whose settings did not change keeps running (and
+        keeps what it is sending); a changed one is replaced, and what was queued in it is queued
+        in the new one (a delivery under way in the old one still reports its outcome, so it may
+        go out twice)."""
+        wanted = self._senders()
+        for key in list(self.targets):
+            if key not in wanted or wanted[key][2] != self.specs.get(key):
+                self.targets.pop(key).stop()
+                self.specs.pop(key, None)
         r = self.settings.retry
-        for key, (send, what) in self._senders().items():
+        for key, (send, what, spec) in wanted.items():
+            if key in self.targets:
+                continue
             t = Target(key, send, Backoff(r.initial, r.max), r.give_up, self.outcomes)
-            self.targets[key] = t
+            self.targets[key], self.specs[key] = t, spec
             t.start()
             log.info("alert reports: %s", what)
         if not self.targets:
             log.info("alert reports: none configured (alert.mail, alert.snmp in clp.conf)")
-        self.waiting.clear()
+        for name, (entry, _due) in list(self.waiting.items()):
+            self._dispatch(name, entry)
         self.scan()
 
     # the spool
@@ -155,14 +172,20 @@ class AlertService:
                 kept = self._aside(name)
                 log.error("%s; kept as %s", e, kept, extra={"alert": True})
                 continue
-            due = {t for t in channels(self.settings, entry.record) if t in self.targets}
-            due -= entry.done | entry.given_up
-            if not due:
-                self._finish(entry)
-                continue
-            self.waiting[name] = (entry, due)
-            for key in sorted(due):
-                self.targets[key].add(name, entry.record)
+            self._dispatch(name, entry)
+
+    def _dispatch(self, name: str, entry: Entry) -> None:
+        """Queue an alert in every target it is due to (a target that has it already ignores
+        it); an alert due nowhere is finished."""
+        due = {t for t in channels(self.settings, entry.record) if t in self.targets}
+        due -= entry.done | entry.given_up
+        if not due:
+            self.waiting.pop(name, None)
+            self._finish(entry)
+            return
+        self.waiting[name] = (entry, due)
+        for key in sorted(due):
+            self.targets[key].add(name, entry.record)
 
     def _aside(self, name: str) -> Path | str:
         try:
@@ -193,9 +216,14 @@ class AlertService:
                       o.reason, label, o.where, o.retry_in,
                       extra={"event_id": EV_FAILED, "alert": True, **module})
         elif o.kind == "given_up":
+            # about an alert that is itself a report of a delivery: logged, not alerted, or two
+            # failing channels would report each other's give-ups forever
+            waiting = self.waiting.get(o.name)
+            about_delivery = waiting is not None and \
+                waiting[0].record["module"] in (MAIL_MODULE, TRAP_MODULE)
             log.error("%s of alert %s given up after %d failed attempts (%s); the alert is kept "
                       "in %s", what, o.name, o.failures, o.reason, self.spool.failed,
-                      extra={"event_id": EV_GIVEN_UP, "alert": True, **module})
+                      extra={"event_id": EV_GIVEN_UP, "alert": not about_delivery, **module})
         if o.kind == "failed" or o.name not in self.waiting:
             return
         entry, due = self.waiting[o.name]

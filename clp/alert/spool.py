@@ -4,7 +4,8 @@ One JSON file per alert in ``work/alert/outbox/``, named by time so that a sorte
 order the alerts were raised in. ``clusterpro_evt`` writes each file whole (a temporary name, then
 a rename) and sends a wake-up datagram to ``run/alertsync.sock``; the alert service reads the
 file, records in it each target the alert was delivered to, and removes it when every target has
-it. An alert whose delivery was given up is moved to ``work/alert/failed/``.
+it. An alert whose delivery was given up is moved to ``work/alert/failed/`` (the newest
+:data:`MAX_FAILED` are kept). Both directories and every file are root's only (0700, 0600).
 
 Files rather than a message queue: an alert waiting for a mail server survives a restart of
 either service and of the server, and writing one never blocks the event service. The spool is
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -29,8 +31,11 @@ from clp.evt.records import Record, RecordError, decode
 from clp.paths import InstallRoot
 
 MAX_ENTRIES = 10_000
+MAX_FAILED = 10_000  # alerts kept in failed/
+STALE_TMP = 60.0  # seconds: a temporary file older than this was left by a crash
 COUNT_EVERY = 100  # puts between two recounts of the outbox
 SUFFIX = ".json"
+log = logging.getLogger("clp.alertsync")
 
 
 def spool_dir(root: InstallRoot) -> Path:
@@ -73,7 +78,9 @@ class SpoolWriter:
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:08d}"
         tmp = self.outbox / f".{name}.tmp"
         try:
-            self.outbox.mkdir(parents=True, exist_ok=True)
+            if not self.outbox.is_dir():  # private from the start: alerts can name anything
+                self.outbox.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.outbox.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, json.dumps({"record": rec}, ensure_ascii=False).encode())
@@ -129,9 +136,16 @@ class Spool:
         self.failed = spool_dir(root) / "failed"
 
     def ensure(self) -> None:
-        for d in (self.outbox, self.failed):
-            d.mkdir(parents=True, exist_ok=True)
+        """The directories, private; temporary files a crash left in the outbox removed."""
+        for d in (self.outbox.parent, self.outbox, self.failed):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(d, 0o700)
+        now = time.time()
+        for e in os.scandir(self.outbox):
+            if e.name.startswith(".") and e.name.endswith(".tmp") and \
+                    now - e.stat().st_mtime > STALE_TMP:
+                with contextlib.suppress(OSError):
+                    os.unlink(e.path)
 
     def names(self) -> list[str]:
         """Every spooled alert, oldest first."""
@@ -155,7 +169,9 @@ class Spool:
         doc: dict[str, Any] = {"record": entry.record, "done": sorted(entry.done),
                                "given_up": sorted(entry.given_up)}
         tmp = entry.path.with_name(f".{entry.name}.tmp")
-        tmp.write_text(json.dumps(doc, ensure_ascii=False))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc, ensure_ascii=False))
         os.replace(tmp, entry.path)
 
     def finish(self, entry: Entry) -> Path | None:
@@ -164,9 +180,19 @@ class Spool:
             self.save(entry)
             kept = self.failed / entry.name
             os.replace(entry.path, kept)
+            self._bound_failed()
             return kept
         entry.path.unlink(missing_ok=True)
         return None
+
+    def _bound_failed(self) -> None:
+        """At most :data:`MAX_FAILED` kept: the oldest go first, and that is said."""
+        names = sorted(e.name for e in os.scandir(self.failed) if e.name.endswith(SUFFIX))
+        for name in names[:max(0, len(names) - MAX_FAILED)]:
+            with contextlib.suppress(FileNotFoundError):
+                (self.failed / name).unlink()
+            log.warning("alert spool: %s removed, the oldest of more than %d alerts whose "
+                        "delivery was given up", name, MAX_FAILED)
 
     def set_aside(self, name: str) -> Path:
         """Move an unreadable file out of the way, so it is not read again."""

@@ -58,13 +58,18 @@ def config_text(dest: TrapDestination) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _arg(text: str) -> str:
+    """A command-line argument cannot carry NUL: written as ``\0``."""
+    return text.replace("\0", "\\0")
+
+
 def varbinds(rec: Record) -> list[str]:
     when = datetime.fromtimestamp(rec["t"]).astimezone().isoformat(timespec="milliseconds")
     return [oids.ALERT_MODULE, "s", rec["module"],
             oids.ALERT_EVENT_ID, "i", str(rec["event_id"] or 0),
             oids.ALERT_LEVEL, "i", str(oids.ALERT_LEVELS.get(rec["level"], 1)),
-            oids.ALERT_SERVER, "s", rec["server"],
-            oids.ALERT_MESSAGE, "s", rec["msg"],
+            oids.ALERT_SERVER, "s", _arg(rec["server"]),
+            oids.ALERT_MESSAGE, "s", _arg(rec["msg"]),
             oids.ALERT_TIME, "s", when]
 
 

@@ -10,9 +10,17 @@ from clp.config.issues import ConfigIssue, join_path
 
 
 def check_alert(data: Mapping[str, Any]) -> Iterator[ConfigIssue]:
-    """clp.conf rules the schema does not say: each trap destination once; a v3 destination
-    has a user and an authentication pass phrase, authPriv also a privacy one."""
+    """clp.conf rules the schema does not say: an SMTP password only over TLS (a warning); each
+    trap destination once; a v3 destination has a user and an authentication pass phrase,
+    authPriv also a privacy one."""
     alert = data.get("alert")
+    mail = alert.get("mail") if isinstance(alert, dict) else None
+    servers = mail.get("smtp") if isinstance(mail, dict) else None
+    for index, smtp in enumerate(servers if isinstance(servers, list) else []):
+        if isinstance(smtp, dict) and "user" in smtp and smtp.get("security", "none") == "none":
+            yield ConfigIssue(join_path("alert.mail.smtp", index),
+                              "the SMTP password would cross the network in clear text: "
+                              "set security: starttls or tls", severity="warning")
     snmp = alert.get("snmp") if isinstance(alert, dict) else None
     dests = snmp.get("destinations") if isinstance(snmp, dict) else None
     seen: dict[tuple[Any, ...], int] = {}

@@ -42,6 +42,7 @@ SYSLOG_MAX = 2048  # bytes per datagram, header included; longer messages are cu
 SYSLOG_RETRY = 1.0  # seconds between attempts to reach a missing syslog socket
 SYSLOG_BACKLOG = 1000  # datagrams kept while the syslog socket is unusable
 SYSLOG_SEND_TIMEOUT = 0.5  # seconds a send may block on a syslogd that does not read
+SYSLOG_FLUSH_BUDGET = 1.0  # seconds one flush may spend: the log files and the spool come first
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 log = logging.getLogger("clp.evt")
@@ -193,20 +194,23 @@ class SyslogSink:
         waiting = len(self.backlog)
         reused = self.sock is not None
         try:
-            self._deliver()
+            done = self._deliver()
         except OSError as e:
             self.close()
             if not reused:
                 return self._went_down(e)
             try:
-                self._deliver()  # the connection broke (syslogd restarted): reconnect at once
+                done = self._deliver()  # the connection broke (syslogd restarted): reconnect
             except OSError as e2:
                 self.close()
                 return self._went_down(e2)
+        if not done:
+            return False
         self._came_back(waiting)
         return True
 
-    def _deliver(self) -> None:
+    def _deliver(self) -> bool:
+        """Send the backlog, for at most :data:`SYSLOG_FLUSH_BUDGET`; True when all went."""
         if self.sock is None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.settimeout(SYSLOG_SEND_TIMEOUT)
@@ -216,10 +220,14 @@ class SyslogSink:
                 sock.close()
                 raise
             self.sock = sock
+        deadline = time.monotonic() + SYSLOG_FLUSH_BUDGET
         while self.backlog:
+            if time.monotonic() > deadline:  # a slow syslogd: the rest on the next flush
+                return False
             self.sock.send(self.backlog[0])
             self.backlog.popleft()
             self.sent += 1
+        return True
 
     def _went_down(self, e: OSError) -> bool:
         self._next_try = self.clock() + SYSLOG_RETRY

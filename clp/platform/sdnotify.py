@@ -21,11 +21,12 @@ import socket
 log = logging.getLogger("clp.platform.sdnotify")
 
 _failed_once = False
+_target = ""  # NOTIFY_SOCKET, once ready() took it out of the environment
 
 
 def notify(*fields: str) -> bool:
     """Send ``fields`` (``"READY=1"``, ``"STATUS=..."``) as one datagram; True if it was sent."""
-    target = os.environ.get("NOTIFY_SOCKET", "")
+    target = os.environ.get("NOTIFY_SOCKET", "") or _target
     if not target:
         return False
     if target[0] not in "/@":  # vsock: and other transports of newer systemd: not ours to guess
@@ -44,7 +45,11 @@ def notify(*fields: str) -> bool:
 
 
 def ready(status: str = "") -> bool:
-    """This service now serves: the ones ordered after it may start."""
+    """This service now serves: the ones ordered after it may start. ``NOTIFY_SOCKET`` then
+    leaves the environment (kept here for :func:`stopping`), so the scripts and applications
+    the service starts do not inherit it and cannot speak for it."""
+    global _target
+    _target = os.environ.pop("NOTIFY_SOCKET", "") or _target
     return notify("READY=1", *([f"STATUS={status}"] if status else []))
 
 

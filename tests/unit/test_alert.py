@@ -267,3 +267,14 @@ def test_threads_do_not_outlive_stop() -> None:
     t.stop()
     t.join(5)
     assert not t.is_alive() and threading.active_count() == before
+
+
+def test_an_smtp_password_in_clear_text_is_warned_about() -> None:
+    conf = yaml.safe_load(SAMPLE.read_text())
+    conf["alert"] = {"mail": {"to": ["a@b"], "smtp": [
+        {"host": "m", "user": "u", "password": "p"},
+        {"host": "m2", "user": "u", "password": "p", "security": "starttls"}]}}
+    _data, issues = check_data(yaml.safe_dump(conf))
+    warned = [i for i in issues if i.severity == "warning" and i.path.startswith("alert")]
+    assert [i.path for i in warned] == ["alert.mail.smtp[0]"]
+    assert "clear text" in warned[0].message

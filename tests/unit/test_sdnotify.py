@@ -37,6 +37,7 @@ def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
 @pytest.fixture(autouse=True)
 def fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sdnotify, "_failed_once", False)
+    monkeypatch.setattr(sdnotify, "_target", "")
 
 
 def test_without_notify_socket_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +51,7 @@ def test_ready_with_status_is_one_datagram(listener: tuple[socket.socket, str],
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     assert sdnotify.ready("two\nlines") is True
     assert s.recv(4096) == b"READY=1\nSTATUS=two lines"  # a newline would start a field
+    assert "NOTIFY_SOCKET" not in os.environ  # the service's children do not inherit it
     assert sdnotify.stopping() is True
     assert s.recv(4096) == b"STOPPING=1"
 
