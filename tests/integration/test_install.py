@@ -1,7 +1,7 @@
 """``make install`` / ``make uninstall`` on a fresh root, and a lab running the installed tree.
 
-The wheels are built once for the module (pip's configured index, for the dependencies and the
-build requirements); every installation then runs with ``--no-index`` from them.
+The wheels are built once for the session (``wheels`` in conftest.py); every installation then
+runs with ``--no-index`` from them.
 """
 
 from __future__ import annotations
@@ -33,16 +33,6 @@ P = DEFAULT_ROOT
 # the services with a program in this version (clusterpro_webmgr comes with the WebUI)
 INSTALLED = ("clusterpro_evt", "clusterpro_trn", "clusterpro", "clusterpro_alertsync")
 LAB = "inst"
-
-
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheels")
-    r = subprocess.run([sys.executable, "-m", "tools.install", "wheels", "--out", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr + r.stdout
-    assert list(out.glob("clp-*.whl")), list(out.iterdir())
-    return out
 
 
 @pytest.fixture
