@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -46,10 +47,11 @@ VENV = "lib/python"
 RECORD = "share/clp/installed.json"
 SHARED = ("systemd", "smf", "mib")  # shared under share/ when the repository has them
 CODE = ("bin", "lib", "share")  # replaced by an upgrade, removed by uninstall
-RUNTIME = ("run", "work")  # removed by uninstall; etc/ and log/ only when purging
 NOT_COPIED = {".git", ".venv", "build", "dist", "tests", "benchmarks", "docs", "__pycache__",
               ".pytest_cache", ".ruff_cache", ".hypothesis"}
 PIP_TIMEOUT = 900
+PREFIX_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+KEPT_WORK = "work/alert"  # alerts waiting for mail or trap, and those given up: kept like log/
 
 
 class Layout:
@@ -57,8 +59,9 @@ class Layout:
     machine writes it (``destdir`` + prefix), and the root holding the unit directory."""
 
     def __init__(self, prefix: str, destdir: str | None) -> None:
-        if not prefix.startswith("/"):
-            raise InstallError(f"PREFIX must be an absolute path, not {prefix!r}")
+        if not PREFIX_RE.match(prefix):  # written into unit files (where % expands) and XML
+            raise InstallError(f"PREFIX must be an absolute path of letters, digits and . _ - /, "
+                               f"not {prefix!r}")
         self.prefix = prefix.rstrip("/") or "/"
         self.destdir = Path(destdir).resolve() if destdir else None
         self.target = (self.destdir or Path("/")) / self.prefix.lstrip("/")
@@ -179,10 +182,14 @@ def make_data_dirs(lay: Layout) -> str:
     """etc/ log/ run/ work/ and the cluster key, only if missing: an operator's key and clp.conf
     are never touched."""
     root = InstallRoot(lay.target)
-    root.ensure_dirs()
-    for path, mode in ((root.config_dir, 0o755), (root.log_dir, 0o755),
+    # etc/ holds the cluster key and clp.conf (SMTP and SNMPv3 secrets): root's only; a
+    # directory that exists keeps the mode its operator gave it
+    for path, mode in ((root.config_dir, 0o700), (root.log_dir, 0o755),
                        (root.work_dir, 0o755), (root.run_dir, 0o700)):
-        path.chmod(mode)
+        if not path.exists():
+            path.mkdir(parents=True)
+            path.chmod(mode)
+    root.run_dir.chmod(0o700)
     if root.key_file.exists() or root.key_file.is_symlink():
         return f"kept {lay.prefix}/etc/cluster.key"
     write_new_key(root.key_file)
@@ -381,9 +388,10 @@ def uninstall(lay: Layout, purge: bool) -> None:
     if left:
         raise InstallError(f"CLUSTERPRO is running: {', '.join(r.what for r in left)}.\n"
                            f"Stop them and run 'make uninstall' again.")
-    for name in (*CODE, *RUNTIME):
+    for name in CODE:
         shutil.rmtree(lay.target / name, ignore_errors=True)
-    kept = [d for d in ("etc", "log") if (lay.target / d).exists()]
+    _remove_runtime(lay, keep=not purge)
+    kept = [d for d in ("etc", "log", KEPT_WORK) if (lay.target / d).exists()]
     if purge:
         for d in kept:
             shutil.rmtree(lay.target / d)
@@ -393,7 +401,24 @@ def uninstall(lay: Layout, purge: bool) -> None:
     else:
         print(f"clp is removed from {lay.prefix}; kept "
               + (", ".join(f"{lay.prefix}/{d}" for d in kept) or "nothing")
-              + " (clp.conf, scripts, cluster.key, logs): 'make uninstall PURGE=1' removes them")
+              + " (clp.conf, scripts, cluster.key, logs, alerts not yet reported): "
+              "'make uninstall PURGE=1' removes them")
+
+
+def _remove_runtime(lay: Layout, keep: bool) -> None:
+    """run/ and work/, but for the alert spool unless purging: an alert waiting for a mail
+    server must not vanish with the programs."""
+    shutil.rmtree(lay.target / "run", ignore_errors=True)
+    work = lay.target / "work"
+    if not keep or not (lay.target / KEPT_WORK).exists():
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    for entry in work.iterdir() if work.is_dir() else ():
+        if entry.name != Path(KEPT_WORK).name:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def default_python() -> str:

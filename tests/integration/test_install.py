@@ -67,7 +67,8 @@ def test_install_on_a_fresh_root_keeps_the_operators_files_and_refuses_a_running
     out = make(fresh, "install")
     assert "not enabled: clusterpro_webmgr (its program is not part of this version)" in out
     inst = fresh.path(P)
-    assert {mode(inst / d) for d in ("etc", "log", "work", "bin", "lib", "share")} == {0o755}
+    assert {mode(inst / d) for d in ("log", "work", "bin", "lib", "share")} == {0o755}
+    assert mode(inst / "etc") == 0o700  # clp.conf may hold SMTP and SNMPv3 secrets
     assert mode(inst / "run") == 0o700
     assert mode(inst / "etc/cluster.key") == 0o600
     for name in ("clpstat", "clpcfchk", "clpcl", "clusterpro", "clpsupervise"):
@@ -107,13 +108,19 @@ def test_install_on_a_fresh_root_keeps_the_operators_files_and_refuses_a_running
     assert "installing over a running clp" in out
     assert install_running.processes(inst), "FORCE must not stop the services"
 
-    # uninstall stops them (through clpsupervise), removes the code, keeps etc/ and log/
+    # uninstall stops them (through clpsupervise), removes the code, keeps etc/, log/ and the
+    # alerts still waiting for a mail or a trap
+    waiting = inst / "work/alert/outbox/0001-waiting.json"
+    waiting.parent.mkdir(parents=True, exist_ok=True)
+    waiting.write_text("{}")
+    (inst / "work/snmp").mkdir(exist_ok=True)
     out = make(fresh, "uninstall")
     assert "stopped clusterpro_evt" in out, out
     assert install_running.processes(inst) == []
-    assert sorted(p.name for p in inst.iterdir()) == ["etc", "log"]
+    assert sorted(p.name for p in inst.iterdir()) == ["etc", "log", "work"]
+    assert [p.name for p in (inst / "work").iterdir()] == ["alert"] and waiting.exists()
     assert (inst / "etc/cluster.key").read_bytes() == key
-    assert "kept /opt/nec/clusterpro/etc, /opt/nec/clusterpro/log" in out
+    assert f"kept {P}/etc, {P}/log, {P}/work/alert" in out
     assert wants(fresh) == set()
     assert not any(fresh.path(f"/etc/systemd/system/{n}.service").exists() for n in SERVICES)
 
