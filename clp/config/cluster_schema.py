@@ -21,13 +21,13 @@ SYSLOG_FACILITIES: dict[str, int] = {
 }
 
 
-def _port(default: int) -> dict[str, Any]:
+def _port(default: int, apply: str = "stop_cluster") -> dict[str, Any]:
     return {
         "type": "integer",
         "minimum": 1,
         "maximum": 65535,
         "default": default,
-        "x-apply": "stop_cluster",
+        "x-apply": apply,
     }
 
 
@@ -109,7 +109,8 @@ CLUSTER_SCHEMA: dict[str, Any] = {
                         "rpc": _port(29001),
                         "transfer": _port(29002),
                         "heartbeat": _port(29002),
-                        "webmgr": _port(29003),
+                        # only clusterpro_webmgr listens there: restarting it is enough
+                        "webmgr": _port(29003, "restart_webmgr"),
                         "alertsync": _port(29003),
                     },
                 },

@@ -357,7 +357,7 @@ def test_unknown_action(tmp_path: Path) -> None:
         ("cluster.heartbeat.interval", "suspend_cluster"),
         ("cluster.heartbeat.timeout", "suspend_cluster"),
         ("cluster.name", "stop_cluster"),
-        ("cluster.ports.webmgr", "stop_cluster"),
+        ("cluster.ports.webmgr", "restart_webmgr"),
         ("servers.server1", "stop_cluster"),
         ("interconnects[0].addresses.server1", "stop_cluster"),
         ("interconnects[3].target", "stop_cluster"),
