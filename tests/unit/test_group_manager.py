@@ -239,6 +239,9 @@ def test_operator_ops_from_any_server(cluster: Cluster) -> None:
         ticking = asyncio.ensure_future(cluster.tick(200))
         m1, m2 = cluster.mgr["server1"], cluster.mgr["server2"]
         await cluster.until(lambda: m1.runners["failover1"].state == G.ONLINE)
+        # the master's own view, which a move is decided on, follows its runner a little later
+        await cluster.until(lambda: m1.coord.owner("failover1") == "server1"
+                            and m1.coord.where("failover1")["server1"] == G.ONLINE)
         ops2 = cluster.ops["server2"]  # not the master: forwarded to server1
         r = await ops2.group_move({"group": "failover1", "timeout": 20})
         assert r.ok, r
