@@ -144,6 +144,9 @@ def fetch(address: str, port: int, key: bytes, request: dict[str, Any], out_dir:
             raise FetchError("Timeout", "no archive within the time allowed")
         return min(limit, remaining)
 
+    if deadline <= time.monotonic():
+        raise FetchError("Timeout", f"{address}: not tried, the time allowed had run out",
+                         connected=False)
     try:
         sock = socket.create_connection((address, port), timeout=left(connect_timeout))
     except TimeoutError:
