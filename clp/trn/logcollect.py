@@ -66,6 +66,7 @@ SECRET_KEY = re.compile(r"(password|passphrase|passwd|secret|community|token|cre
                         re.IGNORECASE)
 ROTATED = re.compile(r"\.\d+(\.gz)?$")
 SYSLOG_NAMES = ("syslog", "messages")
+SYSLOG_DIR = Path("/var/log")
 
 
 class CollectError(Exception):
@@ -125,6 +126,7 @@ COMMANDS: dict[str, list[str]] = {
     "dmesg": ["dmesg"],
     "ss": ["ss", "-tanpu"],
 }
+JOURNAL = ["journalctl", "--no-pager", "-o", "short-iso", "-b"]
 # directories of the install root never copied, whatever the type: the archives being made
 EXCLUDED = ("work/logcc",)
 
@@ -176,10 +178,11 @@ def safe_name(name: str) -> str:
     return str(p)
 
 
-def syslog_files(generations: int, log_dir: Path = Path("/var/log")) -> list[Path]:
+def syslog_files(generations: int, log_dir: Path | None = None) -> list[Path]:
     """The newest ``generations`` files of each syslog family present (syslog, syslog.1,
     syslog.2.gz ...; messages ...), newest first."""
     found: list[Path] = []
+    log_dir = SYSLOG_DIR if log_dir is None else log_dir
     for family in SYSLOG_NAMES:
         gens: list[tuple[int, Path]] = []
         for p in log_dir.glob(f"{family}*"):
@@ -318,7 +321,12 @@ def _listing(c: Collection, item: Item) -> dict[str, Any]:
 
 
 def _command(c: Collection, item: Item) -> dict[str, Any]:
-    argv = COMMANDS[item.source]
+    return _run_command(c, item.target, item.source, COMMANDS[item.source])
+
+
+def _run_command(c: Collection, target: str, name: str, argv: list[str]) -> dict[str, Any]:
+    """``argv``'s output (stdout and stderr, its tail beyond MAX_FILE) as ``target``; a command
+    that fails or exceeds ITEM_TIMEOUT keeps what it wrote and is recorded as failed."""
     timeout = max(0.1, min(ITEM_TIMEOUT, c.deadline - time.monotonic()))
     env = {**os.environ, "CLP_ROOT": str(c.root.root), "LANG": "C", "COLUMNS": "400"}
     with tempfile.TemporaryFile() as out:  # on disk: a command's output is not held in memory
@@ -335,10 +343,10 @@ def _command(c: Collection, item: Item) -> dict[str, Any]:
             code = None
         size = out.tell()
         out.seek(max(0, size - MAX_FILE))
-        info = tarfile.TarInfo(safe_name(f"{c.prefix}/{item.target}"))
+        info = tarfile.TarInfo(safe_name(f"{c.prefix}/{target}"))
         info.size, info.mode, info.mtime = min(size, MAX_FILE), 0o644, int(time.time())
         c.tar.addfile(info, out)
-    shown = [item.source, *argv[3:]] if argv[0] == sys.executable else argv
+    shown = [name, *argv[3:]] if argv[0] == sys.executable else argv
     entry: dict[str, Any] = {"command": " ".join(shown), "bytes": info.size}
     if code is None:
         return {**entry, "ok": False, "error": f"timed out after {timeout:.0f} s (output kept)"}
@@ -365,8 +373,10 @@ def _supervise(c: Collection) -> dict[str, Any]:
 def _syslog(c: Collection, item: Item) -> dict[str, Any]:
     files = syslog_files(c.syslog_generations)
     entry: dict[str, Any] = {"files": [str(p) for p in files]}
-    if not files:
-        entry["note"] = "no /var/log/syslog* or /var/log/messages* on this server"
+    if not files:  # journald only (Debian 12's default): this boot's journal instead
+        return {"note": "no /var/log/syslog* or /var/log/messages* on this server: "
+                        "this boot's journal instead",
+                **_run_command(c, f"{item.target}/journal.txt", "journal", JOURNAL)}
     for p in files:
         _, cut = c.add_file(f"{item.target}/{p.name}", p)
         if cut:

@@ -211,3 +211,22 @@ def test_a_received_archive_that_climbs_out_is_refused(tmp_path: Path, name: str
     path.write_bytes(tar_with(name, symlink).getvalue())
     with pytest.raises(CollectError):
         check_archive(path)
+
+
+def test_syslog_files_are_copied_and_without_them_the_journal(
+        root: InstallRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    populate(root)
+    logs = tmp_path / "varlog"
+    logs.mkdir()
+    monkeypatch.setattr(logcollect, "SYSLOG_DIR", logs)
+    monkeypatch.setattr(logcollect, "JOURNAL", ["echo", "the journal"])
+    index, got = run(root, tmp_path)
+    entry = next(e for e in index["items"] if e["item"] == "syslog")
+    assert "journal instead" in entry["note"]
+    assert got["server1-20260101000000/syslog/journal.txt"] == b"the journal\n"
+    for n in ("syslog", "syslog.1", "syslog.2.gz"):
+        (logs / n).write_text(n)
+    (tmp_path / "server1-20260101000000.tar.gz").unlink()
+    _, got = run(root, tmp_path)  # -r 2: the current file and one rotated
+    assert sorted(n for n in got if "/syslog/" in n) == [
+        "server1-20260101000000/syslog/syslog", "server1-20260101000000/syslog/syslog.1"]

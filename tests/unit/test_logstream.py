@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from clp.keys import rexec_key
 from clp.net import frames
 from clp.paths import InstallRoot
 from clp.trn import logcollect, logstream
@@ -124,3 +125,10 @@ def test_a_second_collection_at_once_is_busy(root: InstallRoot, port: int, out: 
     t.join(20)
     assert e.value.word == "Busy"
     assert first and isinstance(first[0], tuple)  # the first one still got its archive
+
+
+def test_the_clprexec_key_cannot_collect(root: InstallRoot, port: int, out: Path) -> None:
+    """A host outside the cluster holds the clprexec key: it must not get clp.conf and logs."""
+    with pytest.raises(FetchError) as e:
+        fetch(port, out, key=rexec_key(KEY))
+    assert e.value.word == "Failed" and list(out.iterdir()) == []
