@@ -21,8 +21,11 @@ uname, os-release             os/uname.txt, os/os-release        yes    yes
 ip addr, ip route             os/ip-addr.txt, ip-route.txt       yes    yes
 df, mounts                    os/df.txt, os/mounts.txt           yes    yes
 kernel ring buffer, sockets   os/dmesg.txt, os/sockets.txt              yes
-syslog (-r generations)       syslog/                            yes    yes
+syslog (-r generations) [1]   syslog/                            yes    yes
 ============================  ==========================  =====  =====  =====
+
+[1] of /var/log/syslog* and /var/log/messages*; a server with neither (journald only) gives
+this boot's journal instead.
 
 Each item is bounded (a command by ``ITEM_TIMEOUT``, a file by ``MAX_FILE``: its tail is kept) and
 the whole by a deadline; an item that fails or is skipped is recorded in ``index.json`` with its
