@@ -239,7 +239,9 @@ def collect(root: InstallRoot, server: str, collect_type: str, syslog_generation
         raise CollectError("Syslog generation must be specified in the range 1 to 99.")
     started = time.time()
     prefix = safe_name(out.name.removesuffix(".tar.gz"))
-    with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # root's
+    with os.fdopen(fd, "wb") as f, \
+            tarfile.open(fileobj=f, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
         c = Collection(root, server, collect_type, syslog_generations,
                        time.monotonic() + budget, prefix, tar)
         for item in items:
@@ -277,7 +279,8 @@ def _walk(base: Path) -> Iterator[Path]:
 def _files(c: Collection, item: Item) -> dict[str, Any]:
     src = Path(item.source) if item.source.startswith("/") else c.root.root / item.source
     if src.is_file():  # one file of the OS (/etc/os-release, /proc/mounts)
-        data = src.read_bytes()[-MAX_FILE:]
+        with open(src, "rb") as f:
+            data = f.read(MAX_FILE)  # /proc files have no size to take a tail of
         c.add_bytes(f"{item.target}/{src.name}", data)
         return {"files": 1, "bytes": len(data)}
     if not src.is_dir():

@@ -75,6 +75,9 @@ async def serve(root: InstallRoot, writer: asyncio.StreamWriter, key: bytes,
             _busy.release()
     except (ConnectionError, OSError) as e:
         return f"the caller went away ({e})"
+    except Exception as e:  # noqa: BLE001 - logged; the gateway goes on serving the others
+        log.exception("logcc failed")
+        return f"failed: {e}"
     finally:
         writer.close()
 
@@ -84,7 +87,8 @@ async def _collect_and_send(root: InstallRoot, send: Any, collect_type: str, gen
     spool = root.work_dir / "logcc"
     spool.mkdir(mode=0o700, parents=True, exist_ok=True)
     for old in spool.iterdir():  # left by a collection that was killed
-        old.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            old.unlink()
     server = logcollect.local_server(root)
     out = spool / logcollect.archive_name(server)
     task = asyncio.create_task(asyncio.to_thread(
@@ -100,6 +104,7 @@ async def _collect_and_send(root: InstallRoot, send: Any, collect_type: str, gen
             await send({"reply": {"ok": False, "code": 11, "message": str(e)}})
             return f"collection failed: {e}"
         size, digest = await _send_file(out, send)
+        out.unlink()  # gone before the caller hears the end
         failed = [e["item"] for e in index["items"] if not e.get("ok")]
         await send({"reply": {"ok": True, "code": 0, "message": "", "name": out.name,
                               "size": size, "sha256": digest, "failed_items": failed}})
@@ -174,7 +179,8 @@ def fetch(address: str, port: int, key: bytes, request: dict[str, Any], out_dir:
 def _receive(sock: socket.socket, key: bytes, request: dict[str, Any], part: Path,
              left: Any, idle_timeout: float) -> tuple[Path, dict]:
     h, size, seq = hashlib.sha256(), 0, 0
-    with open(part, "wb") as f:
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         while True:
             sock.settimeout(left(idle_timeout))
             head = _read_exact(sock, 4, left, idle_timeout)

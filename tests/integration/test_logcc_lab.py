@@ -73,13 +73,21 @@ def test_clplogcc_gets_every_archive_and_reports_a_crashed_server():
         for server, path in found.items():
             check_archive(lab, server, path)
 
+        for path in found.values():
+            path.unlink()
+        r = lab.exec("server1", ["clplogcc", "-h", "server2", "-t", "type3"], timeout=60)
+        assert r.stdout == "Collect Log server2 : Success\n", r.stderr
+        assert set(archives(lab)) == {"server2"}
+        (path,) = archives(lab).values()
+        assert "os/ps.txt" not in contents(path) and path.stat().st_mode & 0o777 == 0o600
+
         r = lab.exec("server2", ["clplogcc", "-l", "-t", "type3"], timeout=60)
         assert r.returncode == 0 and r.stdout == "Collect Log server2 : Success\n", r.stderr
         local = list((lab.root_of("server2") / "tmp").glob("server2-*.tar.gz"))
         assert len(local) == 1 and "os/ps.txt" not in contents(local[0])
 
         # hung (user space frozen, its kernel still accepting connections): a timeout
-        for path in found.values():
+        for path in archives(lab).values():
             path.unlink()
         lab.hang("server2", live=True)
         t0 = time.monotonic()
