@@ -162,7 +162,7 @@ def _mask(node: Any, path: str, masked: list[str]) -> Any:
         out = {}
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
-            if SECRET_KEY.search(str(key)) and not isinstance(value, dict | list):
+            if SECRET_KEY.search(str(key)) and not isinstance(value, dict):  # a list too
                 out[key] = MASK
                 masked.append(where)
             else:

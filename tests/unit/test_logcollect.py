@@ -38,8 +38,11 @@ alert:
         priv_password: "priv-s3cret"
 servers:
   server1: {priority: 0}
+monitors:
+  - {name: db1, type: custom, db_passwords: ["list-s3cret"], credentials: {user: u}}
 """
-SECRETS = ("smtp-s3cret", "c0mmunity", "auth-s3cret", "priv-s3cret", "KEY-BYTES-NEVER")
+SECRETS = ("list-s3cret", "smtp-s3cret", "c0mmunity", "auth-s3cret", "priv-s3cret",
+           "KEY-BYTES-NEVER")
 
 
 def names(items: list[logcollect.Item]) -> set[str]:
@@ -70,7 +73,8 @@ def test_every_secret_of_clp_conf_is_masked_and_named() -> None:
         assert secret not in text
     assert masked == ["alert.mail.smtp[0].password", "alert.snmp.destinations[0].community",
                       "alert.snmp.destinations[1].auth_password",
-                      "alert.snmp.destinations[1].priv_password"]
+                      "alert.snmp.destinations[1].priv_password",
+                      "monitors[0].db_passwords"]
     assert text.startswith("# clp.conf as collected by clplogcc: secrets replaced by ********")
     import yaml
 
@@ -79,6 +83,7 @@ def test_every_secret_of_clp_conf_is_masked_and_named() -> None:
                                                "password": MASK}
     assert doc["alert"]["snmp"]["destinations"][1]["user"] == "trapper"
     assert doc["servers"] == {"server1": {"priority": 0}}
+    assert doc["monitors"][0]["credentials"] == {"user": "u"}  # a section: its secrets inside
 
 
 def test_a_clp_conf_that_is_not_yaml_is_not_copied() -> None:
