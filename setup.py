@@ -31,6 +31,7 @@ COMMANDS = {
     "clpmonctrl": "clp.cli.clpmonctrl:main",
     "clpregctrl": "clp.cli.clpregctrl:main",
     "clprexec": "clp.cli.clprexec:main",
+    "clplogcc": "clp.cli.clplogcc:main",
     "clplab": "clp.lab.cli:main",
     "clpsnmpagent": "clp.snmp.passpersist:main",  # snmpd runs it: pass_persist
 }

@@ -8,6 +8,7 @@ Commands run with ``-a`` or ``-h HOST`` reach other servers through it, also whe
 * ``rexec``: a request from outside the cluster (``clprexec``): ``failover`` of a group (or of
   the groups running here), ``script`` (one of the scripts placed in ``work/trnreq/``),
   ``notice`` / ``clear`` of an mrw monitor's error
+* ``logcc``: ``clplogcc``'s collection of this server, streamed back (:mod:`clp.trn.logstream`)
 
 Every frame is authenticated (:mod:`clp.net.frames`); anything else is counted and dropped.
 Frames between servers are signed with the cluster key; ``clprexec`` signs with a key derived
@@ -71,6 +72,12 @@ class Gateway:
             self.rejected["rexec_key"] += 1
             self._refused(address, f"{request['op']} signed with the clprexec key")
             writer.close()
+            return
+        if request["op"] == "logcc":  # clplogcc: an archive, streamed in many frames
+            from clp.trn import logstream
+
+            what = await logstream.serve(self.root, writer, key, request)
+            log.info("logcc from %s (%s): %s", request.get("from"), peer, what)
             return
         try:
             if request["op"] == "rexec":
