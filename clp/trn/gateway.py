@@ -5,6 +5,7 @@ Commands run with ``-a`` or ``-h HOST`` reach other servers through it, also whe
 
 * ``service``: ``{"action": "start"|"stop", "service": "clusterpro"}`` through the service manager
 * ``control``: ``{"op": ..., "args": {...}}`` forwarded to the local ``clusterpro`` control socket
+* ``config``: ``clpcfctrl``'s push and pull (:mod:`clp.trn.config_transfer`)
 * ``rexec``: a request from outside the cluster (``clprexec``): ``failover`` of a group (or of
   the groups running here), ``script`` (one of the scripts placed in ``work/trnreq/``),
   ``notice`` / ``clear`` of an mrw monitor's error
@@ -25,6 +26,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,6 +58,7 @@ class Gateway:
         # clprexec's actions run here, never in the pool the servers' own requests use
         self._rexec_pool = ThreadPoolExecutor(REXEC_WORKERS, thread_name_prefix="rexec")
         self._rexec_slots = threading.BoundedSemaphore(REXEC_WORKERS)
+        self.on_config_commit: Callable[[], None] | None = None  # the service's reaction
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -131,6 +134,10 @@ class Gateway:
             return self._service(args)
         if op == "rexec":  # the servers' own clprexec (tests, a script on a server)
             return self._rexec(args, address)
+        if op == "config":
+            from clp.trn import config_transfer
+
+            return config_transfer.handle(self.root, args, self.on_config_commit)
         if op == "control":
             inner, inner_args = args.get("op"), args.get("args", {})
             timeout = args.get("timeout", 30.0)
