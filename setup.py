@@ -32,6 +32,7 @@ COMMANDS = {
     "clpregctrl": "clp.cli.clpregctrl:main",
     "clprexec": "clp.cli.clprexec:main",
     "clplogcc": "clp.cli.clplogcc:main",
+    "clpcfctrl": "clp.cli.clpcfctrl:main",
     "clplab": "clp.lab.cli:main",
     "clpsnmpagent": "clp.snmp.passpersist:main",  # snmpd runs it: pass_persist
 }
