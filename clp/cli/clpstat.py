@@ -131,6 +131,8 @@ def show(view: str | None, local: bool, sv: str | None, hb: str | None, np: str 
 
     root = InstallRoot.from_env()
     doc = read_remote(root, host) if host else read_local(root)
+    if not host:
+        doc["config_on_disk"] = disk_generation(root)
     view = view or "s"
     if as_json:
         print_json(_json_view(doc, view))
@@ -178,6 +180,19 @@ def _config_view(kind: str, name: str | None, detail: bool, as_json: bool) -> No
     else:
         print(render(config, kinds, name, detail))
     sys.exit(0)
+
+
+def disk_generation(root: InstallRoot) -> dict[str, Any]:
+    """The configuration generation in etc/ (clp.trn.config_store's generation.json, read here
+    without importing it: clpstat must stay fast); generation 0: never pushed."""
+    import json
+
+    try:
+        with open(root.config_dir / "current" / "generation.json") as f:
+            doc = json.load(f)
+        return {"generation": int(doc["generation"]), "hash": str(doc["hash"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"generation": 0, "hash": None}
 
 
 def read_remote(root: InstallRoot, host: str) -> dict[str, Any]:

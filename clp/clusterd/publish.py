@@ -81,6 +81,7 @@ class StatePublisher:
             "partition": self._partition(wall),
             "suspended": svc.suspended,
             "started": svc.started,
+            "config": svc.config_generation,
             "incarnation": svc.incarnation,
             "pid": os.getpid(),
             # rpc_rejected: refused frames by error, and dropped parts of group reports

@@ -51,6 +51,7 @@ from clp.heartbeat import packet
 from clp.paths import InstallRoot
 from clp.platform import power, sdnotify
 from clp.resources.runner import ResourceRunner
+from clp.trn.config_store import read_generation
 
 log = logging.getLogger("clp.nm")
 
@@ -104,6 +105,7 @@ class ClusterService:
         self.interval = config.heartbeat_interval
         self.suspended = False
         self.started = time.time()
+        self.config_generation = read_generation(root.config_dir)  # what it runs, for clpstat
         self.marks = ServiceMarks(root.volatile_dir, root.work_dir / "incarnation")
         self._previous_tick = self.marks.last_tick()  # before this run writes its own
         self.incarnation = self.marks.next_incarnation()
