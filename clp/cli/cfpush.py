@@ -19,6 +19,7 @@ The decision parts (:func:`refusal`, :func:`next_generation`) are pure and unit-
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ class Transfer:
         """Stage everywhere; on any failure abort everywhere. The answers of the stage."""
         answers = self.each(servers, {"action": "stage", "txn": self.txn,
                                       "generation": generation, "hash": digest,
-                                      "files": files, "source": self.me})
+                                      "files": files, "source": self.me,
+                                      "deadline": time.time() + self.timeout})
         if not all(a.ok for a in answers.values()):
             self.each(servers, {"action": "abort", "txn": self.txn})
         return answers

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,10 @@ from clp.trn.config_store import Busy, ConfigStore, StoreError
 log = logging.getLogger("clp.trn")
 
 _LOCK = threading.Lock()
+# Transactions aborted here: a stage that arrives after its abort (this server was frozen while
+# both waited in its socket) is refused instead of locking the next push out. Kept an hour.
+_ABORTED: dict[str, float] = {}
+ABORTED_KEEP = 3600.0
 E_INVALID, E_BUSY, E_FAILED = 2, 128, 11  # codes of the replies (clp.cli.common.Code)
 
 
@@ -57,6 +62,12 @@ def _run(store: ConfigStore, action: object, args: dict[str, Any]) -> dict[str, 
         gen, files = store.snapshot()
         return _ok(generation=gen.to_dict() if gen else None, files=files)
     if action == "stage":
+        txn, deadline = args.get("txn"), args.get("deadline")
+        now = time.time()
+        if txn in _ABORTED:
+            raise StoreError(f"transaction {txn} was aborted")
+        if not isinstance(deadline, int | float) or now > deadline:
+            raise StoreError(f"transaction {txn} came too late (its pusher gave up waiting)")
         store.stage(args.get("txn"), args.get("generation"), args.get("files"),
                     str(args.get("hash")), str(args.get("source", "")))
         log.info("configuration generation %s staged (transaction %s from %s)",
@@ -69,6 +80,10 @@ def _run(store: ConfigStore, action: object, args: dict[str, Any]) -> dict[str, 
                  extra={"event_id": 20, "alert": True, "evt_module": "trnsv"})
         return _ok(generation=gen.to_dict())
     if action == "abort":
+        now = time.time()
+        for old in [t for t, at in _ABORTED.items() if now - at > ABORTED_KEEP]:
+            del _ABORTED[old]
+        _ABORTED[str(args.get("txn"))] = now
         removed = store.abort(args.get("txn"))
         if removed:
             log.warning("configuration transaction %s aborted: staged files removed",

@@ -1,0 +1,131 @@
+"""clpcfctrl's two phases through real clusterpro_trn gateways on loopback: every server commits
+only when all staged; a server that takes the connection but never answers (a frozen process:
+the kernel accepts for it) aborts the push and the others keep no staged copy; its late stage
+after the abort is refused; only the cluster key is accepted for the ``config`` operation."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clp.cli.cfpush import Transfer
+from clp.keys import rexec_key
+from clp.net import frames
+from clp.paths import InstallRoot
+from clp.trn.config_store import ConfigStore, collect, digest
+from clp.trn.gateway import Gateway
+
+KEY = bytes(range(32))
+ADDRESSES = {"server1": ["127.0.0.1"], "server2": ["127.0.0.2"]}
+
+
+def make_root(path: Path, conf: str) -> InstallRoot:
+    root = InstallRoot(path)
+    (root.config_dir / "scripts").mkdir(parents=True)
+    root.config_file.write_text(conf)
+    return root
+
+
+@pytest.fixture
+def port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Servers:
+    """Real gateways on 127.0.0.x:port, served by one event loop in a thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.gateways: list[Gateway] = []
+
+    def serve(self, root: InstallRoot, address: str) -> Gateway:
+        g = Gateway(root, "cluster", KEY)
+        self.gateways.append(g)
+        asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(g.serve, address, self.port), self.loop).result(5)
+        return g
+
+    def close(self) -> None:
+        for g in self.gateways:
+            g.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def servers(port: int) -> Iterator[Servers]:
+    s = Servers(port)
+    yield s
+    s.close()
+
+
+def new_files(tmp_path: Path) -> dict:
+    d = tmp_path / "new"
+    (d / "scripts").mkdir(parents=True)
+    (d / "clp.conf").write_text("cluster: {name: new}\n")
+    return collect(d)
+
+
+def test_all_staged_then_all_committed(tmp_path: Path, servers: Servers, port: int) -> None:
+    roots = [make_root(tmp_path / s, "cluster: {name: old}\n") for s in ADDRESSES]
+    for root, addrs in zip(roots, ADDRESSES.values(), strict=True):
+        servers.serve(root, addrs[0])
+    t = Transfer("cluster", "server1", KEY, ADDRESSES, port, timeout=5)
+    files = new_files(tmp_path)
+    staged = t.stage_all(list(ADDRESSES), 1, files, digest(files))
+    assert all(a.ok for a in staged.values()), staged
+    assert all(r.config_file.read_text() == "cluster: {name: old}\n" for r in roots)
+    done = t.commit_all(list(ADDRESSES))
+    assert all(a.ok and a.data["generation"]["generation"] == 1 for a in done.values()), done
+    assert all(r.config_file.read_text() == "cluster: {name: new}\n" for r in roots)
+
+
+def test_a_frozen_server_aborts_the_push_everywhere(tmp_path: Path, servers: Servers,
+                                                    port: int) -> None:
+    root1 = make_root(tmp_path / "server1", "cluster: {name: old}\n")
+    servers.serve(root1, "127.0.0.1")
+    frozen = socket.socket()  # listens, never accepts or reads: a SIGSTOPped clusterpro_trn
+    frozen.bind(("127.0.0.2", port))
+    frozen.listen(8)
+    try:
+        t = Transfer("cluster", "server1", KEY, ADDRESSES, port, timeout=1)
+        files = new_files(tmp_path)
+        staged = t.stage_all(list(ADDRESSES), 1, files, digest(files))
+        assert staged["server1"].ok
+        assert not staged["server2"].ok and "no answer within 1 s" in staged["server2"].message
+        assert ConfigStore(root1.config_dir).staged() == []  # aborted
+        assert root1.config_file.read_text() == "cluster: {name: old}\n"
+        assert ConfigStore(root1.config_dir).current().number == 0
+    finally:
+        frozen.close()
+    # the server thaws and handles the stage it had queued: refused, it was aborted meanwhile
+    late = frames.new_request("cluster", "server1", "config", {
+        "action": "stage", "txn": t.txn, "generation": 1, "hash": digest(files), "files": files,
+        "source": "server1", "deadline": 1e12})
+    reply = frames.call("127.0.0.1", port, KEY, late, timeout=5)
+    assert not reply["ok"] and "aborted" in reply["message"]
+    assert ConfigStore(root1.config_dir).staged() == []
+
+
+def test_only_the_cluster_key_reaches_the_configuration(tmp_path: Path, servers: Servers,
+                                                        port: int) -> None:
+    root = make_root(tmp_path / "server1", "cluster: {name: old}\n")
+    g = servers.serve(root, "127.0.0.1")
+    for key in (rexec_key(KEY), b"x" * 32):
+        request = frames.new_request("cluster", "server1", "config", {"action": "pull"})
+        with pytest.raises((OSError, frames.FrameError)):
+            frames.call("127.0.0.1", port, key, request, timeout=5)
+    assert sum(g.rejected.values()) == 2
+    t = Transfer("cluster", "server1", KEY, {"server1": ["127.0.0.1"]}, port, timeout=5)
+    pulled = t.call("server1", {"action": "pull"})
+    assert pulled.ok and pulled.data["generation"]["generation"] == 0
