@@ -144,6 +144,11 @@ def show(view: str | None, local: bool, sv: str | None, hb: str | None, np: str 
                "m": lambda: statviews.monitors(doc, detail),
                "n": lambda: statviews.heartbeats(doc),
                "p": lambda: statviews.partitions(doc)}[view]())
+    running, disk = doc.get("config"), doc.get("config_on_disk")
+    if running and disk and running["generation"] != disk["generation"] and not as_json:
+        print(f"Note: the cluster service runs configuration generation {running['generation']}"
+              f"; generation {disk['generation']} is on disk and takes effect at its next "
+              f"start.", file=sys.stderr)
     interval = doc["heartbeat"]["interval"]
     if doc["status_age"] > max(5 * interval, 3.0):
         print(f"Warning: the status was last updated {doc['status_age']:.1f} s ago; the "

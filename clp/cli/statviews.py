@@ -76,9 +76,10 @@ def np_word(doc: dict[str, Any], server: str, name: str) -> str:
     return "Error" if r.get("failing") else ("Normal" if r.get("ok") else "Unknown")
 
 
-def _config_line(doc: dict[str, Any]) -> list[str]:
-    """The configuration generation the cluster service runs, and the one on disk if it
-    differs (pushed since it started: in force at its next start)."""
+def config_line(doc: dict[str, Any]) -> list[str]:
+    """``--detail``: the configuration generation the cluster service runs, and the one on disk
+    if it differs (pushed since it started: in force at its next start). Not in the product's
+    layout, so not in the plain summary (a script parsing it sees the product's lines)."""
     running, disk = doc.get("config"), doc.get("config_on_disk")
     if not running:
         return []
@@ -90,7 +91,7 @@ def _config_line(doc: dict[str, Any]) -> list[str]:
 
 def summary(doc: dict[str, Any], detail: bool = False, long: bool = False) -> str:
     lines = [header("CLUSTER STATUS"), f"  Cluster : {doc['cluster']}"]
-    lines += _config_line(doc)
+    lines += config_line(doc) if detail else []
     if detail and doc["membership"].get("ratio", 1) != 1:
         lines.append(f"  Timeout ratio : {doc['membership']['ratio']:g} (heartbeat timeout "
                      f"{doc['membership']['timeout']:g} s)")

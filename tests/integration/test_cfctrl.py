@@ -165,6 +165,19 @@ def test_push_upload_only_refuse_abort_and_bad_input(tmp_path):
         shutil.rmtree(fake)
         assert [etc_names(lab, s) for s in lab.servers] == before
 
+        # two pushes started at once from both servers: each is delivered or refused (128), and
+        # both servers end on one generation with one hash
+        procs = [lab.popen(s, ["clpcfctrl", "--push", "-x", d], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+                 for s, d in (("server1", inside_c), ("server2", inside_b))]
+        results = [(p.wait(60), *p.communicate()) for p in procs]
+        assert all(rc in (0, 128) for rc, _, _ in results), results
+        gens = [{k: generation(lab, s)[k] for k in ("generation", "hash")} for s in lab.servers]
+        assert gens[0] == gens[1], gens
+        assert gens[0]["generation"] == 2 + sum(rc == 0 for rc, _, _ in results), results
+        before = [etc_names(lab, s) for s in lab.servers]
+        assert not any(n.startswith(".staged-") for names in before for n in names)
+
         # bad input: a syntax error, a symlink out of the directory; nothing delivered
         (host_c / "clp.conf").write_text("cluster: [unclosed\n")
         r = cfctrl(lab, "server1", "--push", "-x", inside_c)
@@ -174,7 +187,8 @@ def test_push_upload_only_refuse_abort_and_bad_input(tmp_path):
         r = cfctrl(lab, "server1", "--push", "-x", inside)
         assert r.returncode == 3 and "symlink" in r.stderr, r.stdout + r.stderr
         assert [etc_names(lab, s) for s in lab.servers] == before
-        assert [generation(lab, s)["generation"] for s in lab.servers] == [2, 2]
+        assert [{k: generation(lab, s)[k] for k in ("generation", "hash")}
+                for s in lab.servers] == gens
         g = status(lab, "server1")["groups"]["g1"]
         assert (g["state"], g["server"]) == ("Online", "server1")
         assert dummy_started(lab, "server1") == started
@@ -209,6 +223,8 @@ def test_restore_a_reinstalled_server_from_another(tmp_path):
         assert generation(lab, "server1") is None  # -h: only the reinstalled server
         wait_all_online(lab, timeout=90)  # its trn and clusterpro start on the restored files
         assert status(lab, "server2")["config"]["generation"] == 1
+        wait_for("server2's clusterpro_trn to answer on its restored addresses",
+                 lambda: lab.exec("server1", ["clpstat", "-h", "server2"]).returncode == 0, 60)
 
         # and the chapter 9 restore of the whole cluster from the backup
         r = cfctrl(lab, "server1", "--push", "-w", "-x", inside)

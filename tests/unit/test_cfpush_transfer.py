@@ -129,3 +129,27 @@ def test_only_the_cluster_key_reaches_the_configuration(tmp_path: Path, servers:
     t = Transfer("cluster", "server1", KEY, {"server1": ["127.0.0.1"]}, port, timeout=5)
     pulled = t.call("server1", {"action": "pull"})
     assert pulled.ok and pulled.data["generation"]["generation"] == 0
+
+
+def test_a_server_without_configuration_serves_only_the_push(tmp_path: Path, servers: Servers,
+                                                             port: int) -> None:
+    """A reinstalled server: its key is back, its clp.conf is not."""
+    from clp.trn.config_transfer import waiting_gateway
+
+    root = InstallRoot(tmp_path / "server2")
+    root.config_dir.mkdir(parents=True)
+    g = waiting_gateway(root, KEY)
+    commits: list[bool] = []
+    g.on_config_commit = lambda: commits.append(True)
+    servers.gateways.append(g)
+    asyncio.run_coroutine_threadsafe(
+        asyncio.start_server(g.serve, "127.0.0.2", port), servers.loop).result(5)
+    t = Transfer("any-name", "server1", KEY, {"server2": ["127.0.0.2"]}, port, timeout=5)
+    assert t.call("server2", {"action": "generation"}).data["generation"] is None
+    control = frames.new_request("any-name", "server1", "control", {"op": "status", "args": {}})
+    reply = frames.call("127.0.0.2", port, KEY, control, timeout=5)
+    assert not reply["ok"] and "only clpcfctrl --push" in reply["message"]
+    files = new_files(tmp_path)
+    assert t.stage_all(["server2"], 3, files, digest(files))["server2"].ok
+    assert t.commit_all(["server2"])["server2"].ok and commits == [True]
+    assert root.config_file.read_text() == "cluster: {name: new}\n"

@@ -101,6 +101,15 @@ def test_detail_adds_clps_extras_only_there() -> None:
         detailed and "partition action" in detailed
 
 
+def test_detail_shows_the_configuration_generation_and_a_newer_one_on_disk() -> None:
+    d = doc(config={"generation": 2, "hash": "ab"}, config_on_disk={"generation": 2, "hash": "ab"})
+    assert "Config" not in statviews.summary(d)  # the product's layout has no such line
+    assert "  Config  : generation 2" in statviews.summary(d, detail=True).splitlines()
+    d["config_on_disk"] = {"generation": 3, "hash": "cd"}
+    assert "  Config  : generation 2 (generation 3 on disk: in force at the next start)" in \
+        statviews.summary(d, detail=True).splitlines()
+
+
 def test_group_map_heartbeat_and_partition_matrices() -> None:
     gmap = statviews.group_map(doc()).splitlines()
     assert gmap[0] == " ======================  GROUPMAP INFORMATION  ======================="
