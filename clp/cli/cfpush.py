@@ -140,12 +140,16 @@ class Transfer:
                             strict=True))
 
     def stage_all(self, servers: list[str], generation: int, files: dict[str, Any],
-                  digest: str) -> dict[str, Answer]:
-        """Stage everywhere; on any failure abort everywhere. The answers of the stage."""
-        answers = self.each(servers, {"action": "stage", "txn": self.txn,
-                                      "generation": generation, "hash": digest,
-                                      "files": files, "source": self.me,
-                                      "deadline": time.time() + self.timeout})
+                  digest: str, bases: Mapping[str, Any] | None = None) -> dict[str, Answer]:
+        """Stage everywhere; on any failure abort everywhere. The answers of the stage.
+        ``bases``: the generation each server ran when the push was planned (its stage is
+        refused if it changed since)."""
+        args = {"action": "stage", "txn": self.txn, "generation": generation, "hash": digest,
+                "files": files, "source": self.me, "deadline": time.time() + self.timeout}
+        with ThreadPoolExecutor(max(1, len(servers))) as pool:
+            answers = dict(zip(servers, pool.map(
+                lambda s: self.call(s, args if bases is None else {**args, "base": bases[s]}),
+                servers), strict=True))
         if not all(a.ok for a in answers.values()):
             self.each(servers, {"action": "abort", "txn": self.txn})
         return answers

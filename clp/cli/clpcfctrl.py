@@ -210,7 +210,7 @@ def push(root: InstallRoot, directory: Path | None, host: str | None, port: int 
     if why:
         click.echo(f"Warning (--nocheck): {why}; delivering anyway.", err=True)
     number = next_generation(gens.values())
-    staged = t.stage_all(servers, number, files, store.digest(files))
+    staged = t.stage_all(servers, number, files, store.digest(files), gens)
     _all_answered(staged, "every server stays on its old configuration")
     done = t.commit_all(servers)
     for server, answer in done.items():

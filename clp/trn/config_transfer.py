@@ -4,8 +4,10 @@
 
 * ``generation``: the generation this server's files are (``clpcfctrl`` compares them)
 * ``pull``: that generation and its files (``clpcfctrl --pull``, and the plan of a push)
-* ``stage``: ``{"txn", "generation", "hash", "files", "source"}``: write the pushed files beside
-  the running ones (:meth:`ConfigStore.stage`); refused while another push's stage is here
+* ``stage``: ``{"txn", "generation", "hash", "files", "source", "deadline", "base"}``: write the
+  pushed files beside the running ones (:meth:`ConfigStore.stage`); refused while another push's
+  stage is here, or when this server no longer runs ``base``, the generation the push was
+  planned against (another push committed meanwhile)
 * ``commit`` / ``abort``: ``{"txn"}``: switch to the staged files with one rename / remove them
 
 The request reached here signed with the cluster key (the gateway refuses anything else, and the
@@ -68,6 +70,8 @@ def _run(store: ConfigStore, action: object, args: dict[str, Any]) -> dict[str, 
             raise StoreError(f"transaction {txn} was aborted")
         if not isinstance(deadline, int | float) or now > deadline:
             raise StoreError(f"transaction {txn} came too late (its pusher gave up waiting)")
+        if "base" in args:  # clpcfctrl always sends it
+            _check_base(store, args["base"])
         store.stage(args.get("txn"), args.get("generation"), args.get("files"),
                     str(args.get("hash")), str(args.get("source", "")))
         log.info("configuration generation %s staged (transaction %s from %s)",
@@ -90,6 +94,18 @@ def _run(store: ConfigStore, action: object, args: dict[str, Any]) -> dict[str, 
                         args.get("txn"))
         return _ok(removed=removed)
     raise StoreError(f"unknown configuration action {action!r}")
+
+
+def _check_base(store: ConfigStore, base: Any) -> None:
+    """The push was planned against ``base`` (this server's generation when it was asked): if
+    another push committed since, this one's plan and generation number are stale (Busy)."""
+    gen = store.current()
+    now = None if gen is None else {"generation": gen.number, "hash": gen.digest}
+    was = None if base is None else {"generation": base.get("generation"),
+                                     "hash": base.get("hash")} if isinstance(base, dict) else base
+    if now != was:
+        raise Busy(f"the configuration changed since this push read it (now generation "
+                   f"{now['generation'] if now else 'none'}): run clpcfctrl again")
 
 
 def _ok(**data: Any) -> dict[str, Any]:

@@ -153,3 +153,21 @@ def test_a_server_without_configuration_serves_only_the_push(tmp_path: Path, ser
     assert t.stage_all(["server2"], 3, files, digest(files))["server2"].ok
     assert t.commit_all(["server2"])["server2"].ok and commits == [True]
     assert root.config_file.read_text() == "cluster: {name: new}\n"
+
+
+def test_a_push_planned_before_another_committed_is_refused(tmp_path: Path, servers: Servers,
+                                                            port: int) -> None:
+    """Two pushes read generation 0; the first commits; the second's plan is stale: refused,
+    so one generation number never names two configurations."""
+    root = make_root(tmp_path / "server1", "cluster: {name: old}\n")
+    servers.serve(root, "127.0.0.1")
+    one = {"server1": ["127.0.0.1"]}
+    first, second = (Transfer("cluster", "server1", KEY, one, port, timeout=5) for _ in "12")
+    bases = {"server1": first.call("server1", {"action": "generation"}).data["generation"]}
+    files = new_files(tmp_path)
+    assert first.stage_all(["server1"], 1, files, digest(files), bases)["server1"].ok
+    assert first.commit_all(["server1"])["server1"].ok
+    answer = second.stage_all(["server1"], 1, files, digest(files), bases)["server1"]
+    assert not answer.ok and answer.code == 128 and "changed since" in answer.message
+    assert ConfigStore(root.config_dir).staged() == []
+    assert ConfigStore(root.config_dir).current().number == 1
