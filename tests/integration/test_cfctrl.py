@@ -226,6 +226,16 @@ def test_restore_a_reinstalled_server_from_another(tmp_path):
         wait_for("server2's clusterpro_trn to answer on its restored addresses",
                  lambda: lab.exec("server1", ["clpstat", "-h", "server2"]).returncode == 0, 60)
 
+        # a backup of another server's configuration, through its clusterpro_trn
+        (lab.root_of("server1") / "work" / "backup-s2").mkdir()
+        r = cfctrl(lab, "server1", "--pull", "-x", f"{BACKUP}-s2", "-h", "server2")
+        assert r.returncode == 0, r.stdout + r.stderr
+        pulled = lab.root_of("server1") / "work" / "backup-s2"
+        assert (pulled / "clp.conf").read_text() == (host / "clp.conf").read_text()
+        assert json.loads((pulled / "generation.json").read_text())["generation"] == 1
+        r = cfctrl(lab, "server1", "--pull", "-x", f"{BACKUP}-s2")  # it holds one: refused
+        assert r.returncode == 2 and "exists" in r.stderr, r.stdout + r.stderr
+
         # and the chapter 9 restore of the whole cluster from the backup
         r = cfctrl(lab, "server1", "--push", "-w", "-x", inside)
         assert r.returncode == 0, r.stdout + r.stderr
