@@ -228,6 +228,11 @@ def push(root: InstallRoot, directory: Path | None, host: str | None, port: int 
         after = the_plan.steps()[the_plan.steps().index("clpcfctrl --push -x <dir>") + 1:]
         if after:
             click.echo("Now: " + "; ".join(after), err=True)
+    running = sorted(s for s, d in statuses.items() if d is not None)
+    if running and the_plan is not None and the_plan.changes:
+        click.echo(f"Note: the cluster service on {', '.join(running)} keeps the configuration "
+                   f"it loaded; the new one is in force for it at its next start (alert "
+                   f"settings: at once). See docs/design-notes.md.", err=True)
     finish(Code.SUCCESS, product=SUCCEEDED)
 
 

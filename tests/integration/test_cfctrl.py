@@ -106,6 +106,7 @@ def test_push_upload_only_refuse_abort_and_bad_input(tmp_path):
         assert [c["path"] for c in plan["changes"]] == ["groups.g1.start"]
         assert "file delivery to server server2 success." in r.stdout
         assert r.stdout.endswith("Command succeeded.(code:0)\n")
+        assert "keeps the configuration it loaded" in r.stderr  # said, not hidden
         gens = [generation(lab, s) for s in lab.servers]
         assert gens[0]["generation"] == gens[1]["generation"] == 1
         assert gens[0]["hash"] == gens[1]["hash"]
