@@ -166,3 +166,30 @@ def test_an_empty_etc_gets_its_first_configuration(tmp_path: Path) -> None:
     store.stage(TXN1, 4, files, digest(files), "server1")
     assert store.commit(TXN1).number == 4
     assert visible(etc)[0] == "cluster: {name: new}\n"
+
+
+def test_clplogcc_collects_the_committed_files_through_the_links(tmp_path: Path) -> None:
+    """After a push etc/clp.conf and etc/scripts are symlinks into the generation: clplogcc
+    (which follows no link it finds inside a directory) still collects both."""
+    import tarfile
+
+    from clp.paths import InstallRoot
+    from clp.trn import logcollect
+
+    root = InstallRoot(tmp_path / "root")
+    root.ensure_dirs()
+    etc = installed(tmp_path / "root")  # the same etc/ as root.config_dir
+    assert etc == root.config_dir
+    store = ConfigStore(etc)
+    files = collect(config_dir(tmp_path / "new", conf="cluster: {name: new}\n",
+                               script="echo new\n"))
+    store.stage(TXN1, 1, files, digest(files), "server1")
+    store.commit(TXN1)
+    out = tmp_path / "server1-20260101000000.tar.gz"
+    logcollect.collect(root, "server1", "type1", 2, out, 60.0)
+    with tarfile.open(out) as tar:
+        got = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    p = "server1-20260101000000/etc/"
+    assert b"name: new" in got[p + "clp.conf"]
+    assert got[p + "scripts/g1/exec1/start.sh"] == b"echo new\n"
+    assert not any(n.endswith("cluster.key") for n in got)
