@@ -210,9 +210,10 @@ def format_alert(a: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``clpalertlog``: print this server's cluster-wide alert log (``--json``: one object a
-    line, as alert.log)."""
-    p = argparse.ArgumentParser(prog="clpalertlog", description=main.__doc__)
+    """``python -m clp.alert.clusterlog``: print this server's cluster-wide alert log (``--json``:
+    one object a line, as alert.log)."""
+    p = argparse.ArgumentParser(prog="python -m clp.alert.clusterlog",
+                                description="This server's cluster-wide alert log, oldest first.")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-n", "--last", type=int, default=0, help="only the newest N alerts")
     args = p.parse_args(argv)
