@@ -292,6 +292,9 @@ class AlertService:
                     self.reload()
                 self.scan()
                 scanned = now
+            if self.sync is not None and self.sync.failed:
+                self.close()  # restarted by its supervisor: alerts wait in spool and alert.log
+                return 1
         self.close()
         return 0
 

@@ -77,6 +77,7 @@ class AlertSync:
         self._wanted: tuple[Topology, bytes] | None = None
         self._said = ""  # the last configuration problem logged (said once)
         self._stop = threading.Event()
+        self.failed = False  # the thread ended on a bug
         self._thread: threading.Thread | None = None
         self.topo: Topology | None = None
         self.key = b""
@@ -185,9 +186,9 @@ class AlertSync:
                     last_tick = now
                     self._bind()
                     self._send(self.node.tick())
-        except Exception:  # a bug: said, and the service's supervisor restarts the whole
-            log.exception("cluster-wide alert log: the shipping thread failed")
-            raise
+        except Exception:  # a bug: said, and the alert service exits for its supervisor to
+            log.exception("cluster-wide alert log: the shipping thread failed")  # restart it
+            self.failed = True
 
     def _poll_local(self) -> None:
         if self.node is None or self.tail is None:

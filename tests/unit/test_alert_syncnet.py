@@ -86,3 +86,25 @@ def test_an_alert_reaches_the_peer_and_forged_datagrams_do_not(pair: tuple) -> N
     append_alert(root2, "server2", "after")
     wait("the next alert", lambda: messages(root1) == ["real", "after"])
     assert messages(root2) == ["real", "after"]
+
+
+def test_a_bug_in_the_shipping_thread_ends_the_service_for_its_supervisor(
+        tmp_path: Path) -> None:
+    from clp.alert.service import AlertService
+
+    root = InstallRoot(tmp_path)
+    root.ensure_dirs()
+    svc = AlertService(root, "server1", sync=True)
+    assert svc.sync is not None
+    svc.spool.ensure()
+    svc._listen()
+    root.alert_log.write_text("")
+    port = free_port()
+    # a journal directory where a file must be: journalling the first alert fails
+    (root.work_dir / "alert").mkdir(parents=True, exist_ok=True)
+    (root.work_dir / "alert" / "cluster").write_text("not a directory")
+    svc.sync.start(Topology("c1", port, ((A1, ()),), ("server1",)), KEY)
+    append_alert(root, "server1", "x")
+    started = time.monotonic()
+    assert svc.run() == 1
+    assert time.monotonic() - started < 5
