@@ -12,7 +12,7 @@ nothing: alerts are kept once by their seq, and an old ack only causes a resend.
 The thread reads the local alert.log every :data:`POLL` seconds (:mod:`clp.alert.tail`), and
 acknowledges and resends every :data:`clp.alert.sync.ACK_EVERY` (:class:`clp.alert.sync.SyncNode`).
 It starts when clp.conf and the cluster key load, and takes a changed clp.conf (servers,
-addresses, port) without a restart.
+addresses, port) and a changed key file without a restart.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class AlertSync:
         self._said = ""  # the last configuration problem logged (said once)
         self._stop = threading.Event()
         self.failed = False  # the thread ended on a bug
+        self.key_stamp: tuple[int, int, int] | None = None  # the key file's, when read from it
         self._thread: threading.Thread | None = None
         self.topo: Topology | None = None
         self.key = b""
@@ -91,13 +92,36 @@ class AlertSync:
         if self.me not in config.server_names:
             self._say(f"cluster-wide alert log: this server ({self.me}) is not in clp.conf")
             return
+        stamp = self._key_stamp()
         try:
             key = load_key(self.root.key_file)
         except KeyFileError as e:
             self._say(f"cluster-wide alert log: {e}")
             return
         self._said = ""
+        self.key_stamp = stamp
         self.start(topology(config, self.me), key)
+
+    def _key_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.root.key_file.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _reload_key(self) -> None:
+        """A cluster key changed on disk (a new one distributed) is used from the next tick; one
+        that does not load leaves the key in force (said once)."""
+        stamp = self._key_stamp()
+        if self.key_stamp is None or stamp == self.key_stamp:
+            return
+        self.key_stamp = stamp
+        try:
+            self.key = load_key(self.root.key_file)
+        except KeyFileError as e:
+            log.error("cluster-wide alert log: %s; the key in force stays", e)
+            return
+        log.info("cluster-wide alert log: the cluster key changed; using the new one")
 
     def start(self, topo: Topology, key: bytes) -> None:
         """Ship and take alerts as ``topo`` says (again: a changed topology is taken at once)."""
@@ -185,6 +209,7 @@ class AlertSync:
                 if now - last_tick >= ACK_EVERY and self.node is not None:
                     last_tick = now
                     self._bind()
+                    self._reload_key()
                     self._send(self.node.tick())
         except Exception:  # a bug: said, and the alert service exits for its supervisor to
             log.exception("cluster-wide alert log: the shipping thread failed")  # restart it

@@ -108,3 +108,35 @@ def test_a_bug_in_the_shipping_thread_ends_the_service_for_its_supervisor(
     started = time.monotonic()
     assert svc.run() == 1
     assert time.monotonic() - started < 5
+
+
+def test_from_clp_conf_and_a_new_cluster_key_taken_without_a_restart(tmp_path: Path) -> None:
+    from clp.config import load_config
+    from clp.keys import write_new_key
+
+    port = free_port()
+    roots = InstallRoot(tmp_path / "s1"), InstallRoot(tmp_path / "s2")
+    syncs = AlertSync(roots[0], "server1"), AlertSync(roots[1], "server2")
+    for r in roots:
+        r.ensure_dirs()
+        r.config_file.write_text(
+            f"cluster: {{name: c1, ports: {{alertsync: {port}}}}}\n"
+            "servers: {server1: {}, server2: {}}\n"
+            f"interconnects:\n- type: lan\n  addresses: {{server1: {A1}, server2: {A2}}}\n")
+        r.key_file.write_bytes(KEY.hex().encode() + b"\n")
+        r.key_file.chmod(0o600)
+    try:
+        for r, s in zip(roots, syncs, strict=True):
+            s.configure(load_config(r.config_dir))
+        append_alert(roots[1], "server2", "one")
+        wait("the first alert", lambda: messages(roots[0]) == ["one"])
+        write_new_key(roots[1].key_file)  # server2 has a new key, server1 not yet
+        wait("refused acks", lambda: syncs[0].dropped["authentication failed"] > 0)
+        append_alert(roots[1], "server2", "two")
+        time.sleep(1.5)  # a send, and a resend
+        assert messages(roots[0]) == ["one"] and messages(roots[1]) == ["one", "two"]
+        roots[0].key_file.write_bytes(roots[1].key_file.read_bytes())
+        wait("the second alert", lambda: messages(roots[0]) == ["one", "two"])
+    finally:
+        for s in syncs:
+            s.stop()
