@@ -160,9 +160,8 @@ class Journal:
         os.replace(tmp, self.path)
 
 
-def content_key(a: dict[str, Any]) -> tuple[Any, ...]:
-    return (a["server"], round((timestamp(a) or 0.0) * 1000), a["module"], a["event_id"],
-            a["level"], a["message"])
+def content_key(a: dict[str, Any], ts: float) -> tuple[Any, ...]:
+    return (a["server"], round(ts * 1000), a["module"], a["event_id"], a["level"], a["message"])
 
 
 def merge(journals: Iterable[tuple[str, Iterable[Entry]]]) -> list[dict[str, Any]]:
@@ -173,13 +172,13 @@ def merge(journals: Iterable[tuple[str, Iterable[Entry]]]) -> list[dict[str, Any
     for origin, entries in journals:
         for e in entries:
             ident = (origin, e.epoch, e.seq)
-            key = content_key(e.alert)
+            ts = timestamp(e.alert) or 0.0
+            key = content_key(e.alert, ts)
             if ident in seen_ids or key in seen:
                 continue
             seen_ids.add(ident)
             seen.add(key)
-            rows.append(((timestamp(e.alert) or 0.0, e.alert["server"], origin, e.epoch, e.seq),
-                         e.alert))
+            rows.append(((ts, e.alert["server"], origin, e.epoch, e.seq), e.alert))
     rows.sort(key=lambda r: r[0])
     return [a for _, a in rows]
 
