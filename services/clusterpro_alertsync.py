@@ -1,9 +1,10 @@
-"""``clusterpro_alertsync``: the alert service (mail reports and SNMP traps of alerts).
+"""``clusterpro_alertsync``: the alert service and the cluster-wide alert log.
 
 Reads the alerts ``clusterpro_evt`` spools (:mod:`clp.alert.spool`) and delivers them as the
-``alert`` section of clp.conf says (:mod:`clp.alert.service`). Stopping or restarting it never
-touches the cluster: alerts wait in the spool meanwhile. Shipping alerts between the servers (one
-cluster-wide alert log, the other half of the product's service) is not built yet.
+``alert`` section of clp.conf says (:mod:`clp.alert.service`); ships this server's alerts
+(``log/alert.log``) to every other server and keeps theirs, so that every server holds the whole
+cluster's alert log (:mod:`clp.alert.syncnet`, read with :mod:`clp.alert.clusterlog`). Stopping
+or restarting it never touches the cluster: alerts wait in the spool and in alert.log meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main() -> None:
     root = InstallRoot.from_env()
     root.ensure_dirs()
     setup_logging(root, "alertsync")
-    service = AlertService(root, os.environ.get("CLP_SERVER") or short_hostname())
+    service = AlertService(root, os.environ.get("CLP_SERVER") or short_hostname(), sync=True)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, service.on_signal)
     try:

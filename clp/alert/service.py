@@ -26,6 +26,7 @@ from clp.alert import mail
 from clp.alert.delivery import Backoff, Outcome, Sender, Target
 from clp.alert.settings import MAIL_MODULE, TRAP_MODULE, AlertSettings, channels, from_raw
 from clp.alert.spool import Entry, Spool, SpoolError, wake_socket
+from clp.alert.syncnet import AlertSync
 from clp.alert.trap import TrapSender, engine_id
 from clp.config import ConfigError, load_config
 from clp.evt.records import Record
@@ -54,7 +55,7 @@ def _module(target: str) -> str:
 
 
 class AlertService:
-    def __init__(self, root: InstallRoot, server: str) -> None:
+    def __init__(self, root: InstallRoot, server: str, sync: bool = False) -> None:
         self.root = root
         self.server = server
         self.spool = Spool(root)
@@ -72,6 +73,7 @@ class AlertService:
         os.set_blocking(self._pipe_w, False)
         self.outcomes = _Outcomes(self._pipe_w)
         self.sock: socket.socket | None = None
+        self.sync = AlertSync(root, server) if sync else None  # the cluster-wide alert log
 
     # configuration
     def _config_stamp(self) -> tuple[int, int, int] | None:
@@ -101,6 +103,8 @@ class AlertService:
             why = f"{type(e).__name__}: {e}"
         else:
             self._apply(from_raw(config.raw), config.name)
+            if self.sync is not None:
+                self.sync.configure(config)
             return
         log.error("%s is not valid, the alert settings in force stay: %s",
                   self.root.config_file, why, extra={"alert": True})
@@ -288,10 +292,15 @@ class AlertService:
                     self.reload()
                 self.scan()
                 scanned = now
+            if self.sync is not None and self.sync.failed:
+                self.close()  # restarted by its supervisor: alerts wait in spool and alert.log
+                return 1
         self.close()
         return 0
 
     def close(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
         for target in self.targets.values():
             target.stop()
         if self.sock is not None:
