@@ -120,8 +120,13 @@ def check_data(
 def load_config(path: Path) -> ClusterConfig:
     """Load and validate the configuration directory ``path``; raise ``ConfigError`` on errors."""
     path = Path(path)
-    data, issues = check_data(_read(path), path)
-    if not (path / "scripts").is_dir():
+    # a pushed configuration (clpcfctrl) is a generation behind the `current` symlink: read
+    # clp.conf and check scripts/ through one resolution of it, so a commit between the two
+    # reads cannot pair one generation's clp.conf with another's scripts
+    current = path / "current"
+    files = current.resolve() if current.is_symlink() and current.is_dir() else path
+    data, issues = check_data(_read(files), files)
+    if not (files / "scripts").is_dir():
         issues.append(
             ConfigIssue(
                 "",

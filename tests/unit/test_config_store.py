@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,21 @@ def test_clplogcc_collects_the_committed_files_through_the_links(tmp_path: Path)
     assert b"name: new" in got[p + "clp.conf"]
     assert got[p + "scripts/g1/exec1/start.sh"] == b"echo new\n"
     assert not any(n.endswith("cluster.key") for n in got)
+
+
+def test_the_loader_reads_one_generation_through_current(tmp_path: Path) -> None:
+    """clp.conf and scripts/ come from the generation `current` names, resolved once."""
+    from clp.config import load_config
+
+    sample = Path(__file__).parents[2] / "clp" / "samples" / "lab2"
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copytree(sample, etc / ".gen-2-a")
+    (etc / "current").symlink_to(".gen-2-a")
+    # links of a commit half seen: clp.conf still points at an older, broken generation
+    (etc / ".gen-1-b").mkdir()
+    (etc / ".gen-1-b" / "clp.conf").write_text("cluster: [broken\n")
+    (etc / "clp.conf").symlink_to(".gen-1-b/clp.conf")
+    (etc / "scripts").symlink_to("current/scripts")
+    config = load_config(etc)
+    assert config.name == "cluster" and config.directory == etc
