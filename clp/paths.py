@@ -104,3 +104,17 @@ class InstallRoot:
         for d in (self.config_dir, self.log_dir, self.run_dir, self.work_dir):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
+
+
+Stamp = tuple[int, int, int]
+
+
+def file_stamp(path: Path) -> Stamp | None:
+    """What tells a file changed (inode, modification time, size), following symlinks: a
+    service that re-reads clp.conf or the key when it changes compares two of these. None when
+    the file cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

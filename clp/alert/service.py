@@ -30,7 +30,7 @@ from clp.alert.syncnet import AlertSync
 from clp.alert.trap import TrapSender, engine_id
 from clp.config import ConfigError, load_config
 from clp.evt.records import Record
-from clp.paths import InstallRoot
+from clp.paths import InstallRoot, file_stamp
 
 SCAN_SECONDS = 1.0
 EV_FAILED, EV_RECOVERED, EV_GIVEN_UP = 5, 6, 7
@@ -76,18 +76,11 @@ class AlertService:
         self.sync = AlertSync(root, server) if sync else None  # the cluster-wide alert log
 
     # configuration
-    def _config_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.root.config_file.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def reload(self) -> None:
         """Read clp.conf again when it changed. A configuration that is missing or does not
         load keeps the settings in force and the spool untouched (said once per change); only a
         configuration that loads decides, and one without an ``alert`` section sends nothing."""
-        stamp = self._config_stamp()
+        stamp = file_stamp(self.root.config_file)
         if stamp == self.stamp:
             return
         self.stamp = stamp

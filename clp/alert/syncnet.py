@@ -33,7 +33,7 @@ from clp.alert.tail import AlertLogTail
 from clp.config.model import ClusterConfig
 from clp.keys import KeyFileError, load_key
 from clp.net.frames import FrameError, frame_length, pack, unpack_body
-from clp.paths import InstallRoot
+from clp.paths import InstallRoot, file_stamp
 
 POLL = 0.2  # seconds between two reads of alert.log
 MAX_DATAGRAM = 65_507
@@ -92,7 +92,7 @@ class AlertSync:
         if self.me not in config.server_names:
             self._say(f"cluster-wide alert log: this server ({self.me}) is not in clp.conf")
             return
-        stamp = self._key_stamp()
+        stamp = file_stamp(self.root.key_file)
         try:
             key = load_key(self.root.key_file)
         except KeyFileError as e:
@@ -102,17 +102,10 @@ class AlertSync:
         self.key_stamp = stamp
         self.start(topology(config, self.me), key)
 
-    def _key_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.root.key_file.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def _reload_key(self) -> None:
         """A cluster key changed on disk (a new one distributed) is used from the next tick; one
         that does not load leaves the key in force (said once)."""
-        stamp = self._key_stamp()
+        stamp = file_stamp(self.root.key_file)
         if self.key_stamp is None or stamp == self.key_stamp:
             return
         self.key_stamp = stamp

@@ -13,7 +13,6 @@ settings apply on upload (``x-apply: upload_only``) without restarting the servi
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 from clp.config import ConfigError, build_schema, check_data
 from clp.config.cluster_schema import SYSLOG_FACILITIES
 from clp.config.validation import fill_defaults
+from clp.paths import Stamp, file_stamp
 
 CHECK_SECONDS = 2.0
 log = logging.getLogger("clp.evt")
@@ -87,15 +87,8 @@ class SettingsWatch:
         self.clock = clock
         self.settings: SyslogSettings | None = None
         self.problem: str | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None = None
         self._next = 0.0
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.conf)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def poll(self) -> bool:
         """Re-read clp.conf if it is due and changed (or never read); True if re-read."""
@@ -103,7 +96,7 @@ class SettingsWatch:
         if self.settings is not None and now < self._next:
             return False
         self._next = now + CHECK_SECONDS
-        stamp = self._stat()  # before reading: a change during the read is seen next time
+        stamp = file_stamp(self.conf)  # before reading: a change during it is seen next time
         if self.settings is not None and stamp == self._stamp:
             return False
         self._stamp = stamp
