@@ -58,6 +58,7 @@ bench: venv
 	$(PY) benchmarks/hb_stability.py --minutes 10
 	$(PY) benchmarks/alert_latency.py
 	$(PY) benchmarks/snmpwalk_time.py
+	$(PY) benchmarks/push_time.py
 
 install:
 	$(INSTALL) install --prefix '$(PREFIX)' $(if $(DESTDIR),--destdir '$(DESTDIR)') \
