@@ -4,7 +4,8 @@ A server with its cluster key but no ``clp.conf`` (reinstalled; the seed restore
 ``clpcfctrl --push -h`` from another server) listens on every address at the default transfer
 port and serves only configuration pushes; once one is committed it exits with
 ``EX_TEMPFAIL`` and its supervisor starts it again on the new configuration. After a commit on a
-configured server it does the same only when its own listening addresses or port changed.
+configured server it does the same only when its own listening addresses or port, or the
+cluster name, changed.
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ DEFAULT_TRANSFER_PORT = 29002
 RESTART = 75  # EX_TEMPFAIL: the supervisor starts the service again (on the new files)
 
 
-def _listen_on(config: ClusterConfig) -> tuple[list[str], int]:
+def _listen_on(config: ClusterConfig) -> tuple[list[str], int, str]:
     from clp.clusterd.service import local_server_name
 
     me = local_server_name(config)
     return sorted({ic.addresses[me] for ic in config.interconnects
-                   if ic.type == "lan" and me in ic.addresses}), config.ports.transfer
+                   if ic.type == "lan" and me in ic.addresses}), config.ports.transfer, \
+        config.name
 
 
-def _changed_listen(root: InstallRoot, loaded: tuple[list[str], int] | None) -> bool:
-    """Whether the committed configuration moves this service's addresses or port."""
+def _changed_listen(root: InstallRoot, loaded: tuple[list[str], int, str] | None) -> bool:
+    """Whether the committed configuration moves this service's addresses or port, or renames
+    the cluster (requests are checked against its name)."""
     try:
         return _listen_on(load_config(root.config_dir)) != loaded
     except (ConfigError, SystemExit) as e:
@@ -50,9 +53,9 @@ async def _serve(root: InstallRoot) -> int:
     key = load_key(root.key_file)
     if root.config_file.exists():
         config = load_config(root.config_dir)
-        listen: tuple[list[str], int] | None = _listen_on(config)
+        listen: tuple[list[str], int, str] | None = _listen_on(config)
         gateway = Gateway(root, config.name, key)
-        addresses, port = listen
+        addresses, port, _name = listen
     else:
         listen, addresses, port = None, ["0.0.0.0"], DEFAULT_TRANSFER_PORT
         gateway = waiting_gateway(root, key)

@@ -15,6 +15,7 @@ the state the method needs, and otherwise delivers it to every server of the con
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -158,6 +159,7 @@ def _write_backup(directory: Path, tree: dict[str, tuple[int, bytes]],
     tmp = Path(tempfile.mkdtemp(prefix=".clpcfctrl-", dir=directory))
     try:
         store.write_tree(tmp / "c", tree)
+        os.chmod(tmp / "c" / store.CONFIG_FILE, 0o600)  # it may hold SMTP and SNMPv3 secrets
         (tmp / "c" / store.GENERATION_FILE).write_text(json.dumps(generation, indent=2) + "\n")
         for name in (store.SCRIPTS, store.CONFIG_FILE, store.GENERATION_FILE):
             (tmp / "c" / name).rename(directory / name)

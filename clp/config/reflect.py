@@ -3,21 +3,25 @@
 Every parameter of the schema records how a change to it is applied (``x-apply``, one of
 :data:`clp.config.registry.APPLY_METHODS`, least to most disruptive). :func:`plan` compares two
 validated, defaults-filled configurations (``ClusterConfig.raw``), lists every change with the
-method it needs, and takes the strongest as the method of the whole upload, with what the
-operator does first (the seed's table, chapter 7 "クラスタ構成情報を反映する"), and, for the
-methods that stop part of the cluster, which groups or resources.
+method it needs (secrets masked), and takes the strongest as the method of the whole upload,
+with what the operator does first (the seed's table, chapter 7 "クラスタ構成情報を反映する"),
+and, for the methods that stop part of the cluster, which groups or resources.
 
 Pure: no I/O, no clock. ``clpcfctrl`` and the WebUI show its result before anything is applied.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from clp.config.issues import join_path
 from clp.config.registry import APPLY_METHODS, apply_method
+
+SECRET_KEY = re.compile(r"password|passphrase|passwd|secret|community|token|credential", re.I)
+MASK = "********"
 
 # the seed's names of the methods, and what the operator does around the upload
 LABELS = {
@@ -92,6 +96,18 @@ class Plan:
         return [*before, "clpcfctrl --push -x <dir>", *after]
 
 
+def masked(value: Any, key: str = "") -> Any:
+    """``value`` with every secret (SMTP and SNMPv3 pass phrases, communities) replaced: what
+    a plan shows ends up in terminals and logs."""
+    if isinstance(value, Mapping):
+        return {k: masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, key) for v in value]
+    if value is not None and SECRET_KEY.search(key):
+        return MASK
+    return value
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -147,7 +163,8 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any]) -> Plan:
     changes = []
     for path, kind, before, after in _walk(old, new, ""):
         method = apply_method(path, old if kind == "removed" else new)
-        changes.append(Change(path, kind, before, after, method))
+        key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+        changes.append(Change(path, kind, masked(before, key), masked(after, key), method))
     if not changes:
         return Plan("upload_only", notes=("nothing changed",))
     method = max((c.method for c in changes), key=APPLY_METHODS.index)

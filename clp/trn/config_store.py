@@ -224,8 +224,11 @@ class ConfigStore:
         out = []
         now = time.time()
         for p in self.etc.glob(STAGED_PREFIX + "*"):
+            txn = p.name[len(STAGED_PREFIX):]
+            if not TXN.fullmatch(txn):  # not a stage of ours (a hand-made copy): not a lock
+                continue
             try:
-                out.append((p.name[len(STAGED_PREFIX):], now - p.lstat().st_mtime))
+                out.append((txn, now - p.lstat().st_mtime))
             except FileNotFoundError:
                 continue
         return out
@@ -244,12 +247,16 @@ class ConfigStore:
             raise StoreError("the configuration's digest does not match its content")
         for other, age in self.staged():
             if other == txn:
+                doc = _read_json(target / GENERATION_FILE)
+                if doc is not None and doc.get("hash") == expected:
+                    return  # the same stage asked again (a reply lost): already done
                 raise StoreError(f"transaction {txn} is already staged")
             if age < STAGE_TTL:
                 raise Busy(f"another configuration push (transaction {other}) is in progress")
             self.abort(other)
-        if not isinstance(number, int) or number < 1:
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             raise StoreError(f"invalid generation {number!r}")
+        self._adoptable()
         tmp = self.etc / f".partial-{txn}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
@@ -273,14 +280,28 @@ class ConfigStore:
     def commit(self, txn: str) -> Generation:
         """Make the staged configuration the current one: one rename of ``current``."""
         staged = self._staged_dir(txn)
+        done = sorted(self.etc.glob(f"{GEN_PREFIX}*-{txn}"))
+        if not staged.is_dir() and done:  # committed before (a reply lost, a crash midway)
+            final = done[0]
+            doc = json.loads((final / GENERATION_FILE).read_text())
+            if self._current_dir() != final:
+                self._switch(final, txn)
+            return Generation(int(doc["generation"]), str(doc["hash"]), doc["committed"],
+                              str(doc.get("from", "")))
         if not staged.is_dir():
             raise StoreError(f"transaction {txn} is not staged here (aborted, or too old)")
         doc = json.loads((staged / GENERATION_FILE).read_text())
         doc["committed"] = time.time()
-        (staged / GENERATION_FILE).write_text(json.dumps(doc) + "\n")
+        _write_json(staged / GENERATION_FILE, doc)
         self._adopt_layout()
         final = self.etc / f"{GEN_PREFIX}{doc['generation']}-{txn}"
         os.rename(staged, final)
+        self._switch(final, txn)
+        return Generation(int(doc["generation"]), str(doc["hash"]), doc["committed"],
+                          str(doc.get("from", "")))
+
+    def _switch(self, final: Path, txn: str) -> None:
+        """Point ``current`` at ``final``: the commit point."""
         link = self.etc / f".current-{txn}"
         link.unlink(missing_ok=True)
         os.symlink(final.name, link)
@@ -288,8 +309,18 @@ class ConfigStore:
         os.replace(link, self.etc / CURRENT)  # the commit point
         _fsync_dir(self.etc)
         self._prune(keep={final.name, previous.name if previous else ""})
-        return Generation(int(doc["generation"]), str(doc["hash"]), doc["committed"],
-                          str(doc.get("from", "")))
+
+    def _adoptable(self) -> dict[str, Any]:
+        """The files a first push keeps as generation 0 (none on a server without clp.conf).
+        Files that cannot be kept whole (a symlink in scripts/, an unreadable file) refuse the
+        push: a server must never be left with a clp.conf or scripts it had not."""
+        if (self.etc / CURRENT).is_symlink() or not (self.etc / CONFIG_FILE).is_file():
+            return {}
+        try:
+            return decoded(collect(self.etc))
+        except StoreError as e:
+            raise StoreError(f"the configuration files in {self.etc} cannot be kept as its "
+                             f"generation 0 ({e}): fix them, then push again") from None
 
     def _current_dir(self) -> Path | None:
         cur = self.etc / CURRENT
@@ -308,11 +339,7 @@ class ConfigStore:
         if not gen0.exists():
             tmp = self.etc / ".partial-install"
             shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                tree = decoded(collect(self.etc)) if (self.etc / CONFIG_FILE).is_file() \
-                    else {}
-            except StoreError:
-                tree = {}  # unreadable or unsafe old files: generation 0 is then empty
+            tree = self._adoptable()  # raises, before anything moved, if they cannot be kept
             write_tree(tmp, tree)
             os.rename(tmp, gen0)
         if not (self.etc / CURRENT).is_symlink():
@@ -338,6 +365,24 @@ class ConfigStore:
         for p in self.etc.glob(GEN_PREFIX + "*"):
             if p.name not in keep:
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Whole or not at all, also across a power loss."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(doc) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def read_generation(etc: Path) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from clp.trn import logcollect
 log = logging.getLogger("clp.trn")
 
 CHUNK = 96 * 1024  # raw bytes per frame: base64 makes 128 KiB, under frames.MAX_FRAME
+MAX_ARCHIVE = 4 << 30  # bytes one server's archive may take on the caller's disk
 PROGRESS_EVERY = 2.0
 MAX_BUDGET = 3600.0  # the longest collection a request may ask for
 _busy = threading.Lock()  # one collection at a time on this server
@@ -192,6 +193,8 @@ def _receive(sock: socket.socket, key: bytes, request: dict[str, Any], part: Pat
                 if obj.get("seq") != seq:
                     raise frames.FrameError(f"chunk {obj.get('seq')} where {seq} was due")
                 data = base64.b64decode(obj["chunk"], validate=True)
+                if size + len(data) > MAX_ARCHIVE:
+                    raise frames.FrameError(f"archive larger than {MAX_ARCHIVE >> 20} MiB")
                 f.write(data)
                 h.update(data)
                 size, seq = size + len(data), seq + 1
@@ -208,7 +211,7 @@ def _receive(sock: socket.socket, key: bytes, request: dict[str, Any], part: Pat
         raise frames.FrameError(f"unexpected archive name {name!r}")
     logcollect.check_archive(part)
     final = part.parent / name
-    os.replace(part, final)
+    os.link(part, final)  # never over a file already there (an older collection, anything)
     return final, reply
 
 

@@ -128,6 +128,10 @@ def test_a_second_push_is_refused_while_one_is_staged(tmp_path: Path) -> None:
     with pytest.raises(Busy, match=f"transaction {TXN1}"):
         store.stage(TXN2, 1, files, digest(files), "server2")
     assert [t for t, _ in store.staged()] == [TXN1]
+    store.stage(TXN1, 1, files, digest(files), "server1")  # asked again (a reply lost): fine
+    other = collect(config_dir(tmp_path / "other", conf="cluster: {name: x}\n"))
+    with pytest.raises(StoreError, match="already staged"):
+        store.stage(TXN1, 1, other, digest(other), "server1")
 
 
 def test_an_abandoned_stage_does_not_lock_for_ever(tmp_path: Path) -> None:
@@ -212,3 +216,40 @@ def test_the_loader_reads_one_generation_through_current(tmp_path: Path) -> None
     (etc / "scripts").symlink_to("current/scripts")
     config = load_config(etc)
     assert config.name == "cluster" and config.directory == etc
+
+
+def test_a_commit_done_before_is_answered_again_not_refused(tmp_path: Path) -> None:
+    """A reply lost after the commit: the same commit asked again (another address, a retry)
+    answers with the generation, and a crash between the rename and the switch is finished."""
+    etc = installed(tmp_path)
+    store = ConfigStore(etc)
+    files = collect(config_dir(tmp_path / "new", conf="cluster: {name: new}\n"))
+    store.stage(TXN1, 1, files, digest(files), "server1")
+    first = store.commit(TXN1)
+    assert store.commit(TXN1) == first
+    # the switch undone by hand, as a crash right after the rename would leave it
+    os.replace(etc / "current", etc / ".cur-save")
+    (etc / "current").symlink_to(".gen-0-install")
+    assert visible(etc)[0] == "cluster: {name: old}\n"
+    assert store.commit(TXN1) == first and visible(etc)[0] == "cluster: {name: new}\n"
+
+
+def test_files_that_cannot_be_kept_refuse_the_first_push_and_change_nothing(
+        tmp_path: Path) -> None:
+    etc = installed(tmp_path)
+    (etc / "scripts" / "g1" / "exec1" / "stop.sh").symlink_to("/bin/true")
+    store = ConfigStore(etc)
+    files = collect(config_dir(tmp_path / "new", conf="cluster: {name: new}\n"))
+    with pytest.raises(StoreError, match="cannot be kept as its generation 0"):
+        store.stage(TXN1, 1, files, digest(files), "server1")
+    assert visible(etc) == ("cluster: {name: old}\n", "echo old\n")
+    assert not (etc / "clp.conf").is_symlink() and store.staged() == []
+
+
+def test_a_directory_that_is_not_a_stage_of_ours_is_no_lock(tmp_path: Path) -> None:
+    etc = installed(tmp_path)
+    (etc / ".staged-by-hand").mkdir()
+    store = ConfigStore(etc)
+    files = collect(config_dir(tmp_path / "new", conf="cluster: {name: new}\n"))
+    store.stage(TXN1, 1, files, digest(files), "server1")
+    assert store.commit(TXN1).number == 1

@@ -150,3 +150,16 @@ def test_a_list_of_values_is_one_change_and_a_changed_type_one_item() -> None:
 def test_methods_are_ordered_as_the_seed_lists_them() -> None:
     assert list(LABELS) == list(APPLY_METHODS)
     assert copy.deepcopy(APPLY_METHODS)[0] == "upload_only"
+
+
+def test_a_plan_never_shows_a_secret() -> None:
+    def mail(password: str) -> Callable[[dict[str, Any]], None]:
+        return set_path("alert", value={"mail": {"to": ["a@b"], "smtp": [
+            {"host": "m", "port": 587, "security": "starttls", "user": "u",
+             "password": password}]}})
+
+    added = plan(raw(), raw(mail("first-secret")))
+    changed = plan(raw(mail("first-secret")), raw(mail("second-secret")))
+    shown = " ".join(c.describe() for p in (added, changed) for c in p.changes)
+    assert "secret" not in shown and "********" in shown
+    assert [c.path for c in changed.changes] == ["alert.mail.smtp[0].password"]
