@@ -12,16 +12,13 @@ Pure: no I/O, no clock. ``clpcfctrl`` and the WebUI show its result before anyth
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from clp.config.issues import join_path
 from clp.config.registry import APPLY_METHODS, apply_method
-
-SECRET_KEY = re.compile(r"password|passphrase|passwd|secret|community|token|credential", re.I)
-MASK = "********"
+from clp.config.secrets import mask_secrets
 
 # the seed's names of the methods, and what the operator does around the upload
 LABELS = {
@@ -96,18 +93,6 @@ class Plan:
         return [*before, "clpcfctrl --push -x <dir>", *after]
 
 
-def masked(value: Any, key: str = "") -> Any:
-    """``value`` with every secret (SMTP and SNMPv3 pass phrases, communities) replaced: what
-    a plan shows ends up in terminals and logs."""
-    if isinstance(value, Mapping):
-        return {k: masked(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v, key) for v in value]
-    if value is not None and SECRET_KEY.search(key):
-        return MASK
-    return value
-
-
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -164,7 +149,8 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any]) -> Plan:
     for path, kind, before, after in _walk(old, new, ""):
         method = apply_method(path, old if kind == "removed" else new)
         key = path.rsplit(".", 1)[-1].split("[", 1)[0]
-        changes.append(Change(path, kind, masked(before, key), masked(after, key), method))
+        changes.append(Change(path, kind, mask_secrets(before, key),
+                              mask_secrets(after, key), method))
     if not changes:
         return Plan("upload_only", notes=("nothing changed",))
     method = max((c.method for c in changes), key=APPLY_METHODS.index)

@@ -55,6 +55,7 @@ from typing import Any
 
 import yaml
 
+from clp.config.secrets import mask_secrets
 from clp.paths import InstallRoot
 
 TYPES = ("type1", "type2", "type3")
@@ -62,11 +63,6 @@ DEFAULT_TYPE = "type1"
 ITEM_TIMEOUT = 20.0  # seconds one command may take
 MAX_FILE = 64 * 1024 * 1024  # bytes of one file (or command output) kept: its tail
 DEFAULT_SYSLOG = 2
-MASK = "********"
-# a key whose value is a secret, wherever it is in clp.conf (alert: smtp password, SNMPv3 pass
-# phrases, the v2c community; any later monitor's password too)
-SECRET_KEY = re.compile(r"(password|passphrase|passwd|secret|community|token|credential)",
-                        re.IGNORECASE)
 ROTATED = re.compile(r"\.\d+(\.gz)?$")
 SYSLOG_NAMES = ("syslog", "messages")
 SYSLOG_DIR = Path("/var/log")
@@ -143,34 +139,19 @@ def plan(collect_type: str) -> list[Item]:
 
 
 def mask_config(text: str) -> tuple[str, list[str]]:
-    """clp.conf with every secret replaced by ``MASK``, and the dotted paths masked. A file that
-    is not YAML is not copied at all (it could hold a secret we cannot find)."""
+    """clp.conf with every secret replaced by ``MASK`` (:mod:`clp.config.secrets`), and the
+    dotted paths masked. A file that is not YAML is not copied at all (it could hold a secret
+    we cannot find)."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise CollectError(f"clp.conf is not valid YAML, not copied: {e}") from None
     masked: list[str] = []
-    doc = _mask(doc, "", masked)
+    doc = mask_secrets(doc, found=masked)
     note = ("# clp.conf as collected by clplogcc: secrets replaced by ********"
             + (f" ({', '.join(masked)})" if masked else " (none found)")
             + "; comments and layout are not kept\n")
     return note + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), masked
-
-
-def _mask(node: Any, path: str, masked: list[str]) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if SECRET_KEY.search(str(key)) and not isinstance(value, dict):  # a list too
-                out[key] = MASK
-                masked.append(where)
-            else:
-                out[key] = _mask(value, where, masked)
-        return out
-    if isinstance(node, list):
-        return [_mask(v, f"{path}[{i}]", masked) for i, v in enumerate(node)]
-    return node
 
 
 def safe_name(name: str) -> str:

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from clp.config.secrets import MASK
 from clp.paths import InstallRoot
 from clp.trn import logcollect
-from clp.trn.logcollect import MASK, CollectError, check_archive, mask_config, plan, safe_name
+from clp.trn.logcollect import CollectError, check_archive, mask_config, plan, safe_name
 
 CONF = """\
 cluster:
