@@ -25,18 +25,13 @@ from aiosmtpd.smtp import AuthResult
 
 from clp.alert.trap import engine_id
 from clp.paths import InstallRoot
+from tests.netutil import free_port
 from tests.unit.conftest import remove_ipc
 
 SAMPLE = Path(__file__).parents[2] / "clp" / "samples" / "lab2"
 BIN = Path(sys.executable).parent
 V3 = {"user": "clpuser", "auth_password": "authpass123", "security_level": "authPriv",
       "priv_password": "privpass123"}
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 10.0) -> object:

@@ -24,17 +24,12 @@ from clp.heartbeat.base import Outgoing, PathContext
 from clp.heartbeat.packet import Heartbeat
 from clp.heartbeat.witnesshb import WitnessHeartbeat
 from clp.witness.wire import decode_entries
+from tests.netutil import free_port
 
 INTERVAL = 0.1
 KEY = b"w" * 32
 SERVERS = ("server1", "server2")
 BIN = Path(sys.executable).parent / "clpwitnessd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Witness:

@@ -16,15 +16,10 @@ from clp.alert.clusterlog import read_cluster_log
 from clp.alert.syncnet import AlertSync, Topology
 from clp.net.frames import pack
 from clp.paths import InstallRoot
+from tests.netutil import free_port
 
 KEY = bytes(range(32))
 A1, A2 = "127.0.0.1", "127.0.0.2"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((A1, 0))
-        return int(s.getsockname()[1])
 
 
 def wait(what: str, probe: Callable[[], object], timeout: float = 10.0) -> None:
@@ -45,7 +40,7 @@ def append_alert(root: InstallRoot, server: str, message: str) -> None:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[InstallRoot, InstallRoot, AlertSync, int]]:
-    port = free_port()
+    port = free_port(socket.SOCK_DGRAM, A1)
     roots = InstallRoot(tmp_path / "s1"), InstallRoot(tmp_path / "s2")
     for r in roots:
         r.ensure_dirs()
@@ -99,7 +94,7 @@ def test_a_bug_in_the_shipping_thread_ends_the_service_for_its_supervisor(
     svc.spool.ensure()
     svc._listen()
     root.alert_log.write_text("")
-    port = free_port()
+    port = free_port(socket.SOCK_DGRAM, A1)
     # a journal directory where a file must be: journalling the first alert fails
     (root.work_dir / "alert").mkdir(parents=True, exist_ok=True)
     (root.work_dir / "alert" / "cluster").write_text("not a directory")
@@ -114,7 +109,7 @@ def test_from_clp_conf_and_a_new_cluster_key_taken_without_a_restart(tmp_path: P
     from clp.config import load_config
     from clp.keys import write_new_key
 
-    port = free_port()
+    port = free_port(socket.SOCK_DGRAM, A1)
     roots = InstallRoot(tmp_path / "s1"), InstallRoot(tmp_path / "s2")
     syncs = AlertSync(roots[0], "server1"), AlertSync(roots[1], "server2")
     for r in roots:

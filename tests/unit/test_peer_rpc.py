@@ -14,14 +14,9 @@ import pytest
 
 from clp.clusterd import peer as rpc
 from clp.config import ClusterConfig, load_config
+from tests.netutil import free_port
 
 KEY = b"r" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

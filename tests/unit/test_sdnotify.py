@@ -19,6 +19,7 @@ import pytest
 from clp.keys import write_new_key
 from clp.paths import InstallRoot
 from clp.platform import sdnotify
+from tests.netutil import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STDERR: dict[int, Path] = {}  # a daemon's pid -> where its stderr goes
@@ -77,12 +78,6 @@ def test_a_failing_socket_returns_false_and_is_logged_once(
 
 
 # --- the daemons -------------------------------------------------------------------------------
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def write_cluster(root: InstallRoot) -> int:
     """A two-server cluster on loopback of which this is server1 (server2 never comes); returns
